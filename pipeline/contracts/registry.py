@@ -1,0 +1,214 @@
+"""Load ODCS v3 contracts from ``contracts/`` into small typed views the engines use."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from open_data_contract_standard.model import OpenDataContractStandard, SchemaObject, SchemaProperty
+
+CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
+QUOTE_POLICIES = ("leadingDigit", "always", "minimal", "never")
+
+
+class ContractError(ValueError):
+    """A contract cannot be read or does not hold together."""
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a source file is written: line ends, byte-order mark and quoting."""
+
+    line_terminator: str = "\n"
+    byte_order_mark: bool = False
+    quote_header: bool = True
+    quote: str = "leadingDigit"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One property of a contract, flattened for code that generates or checks data."""
+
+    name: str
+    logical_type: str
+    physical_type: str
+    required: bool
+    description: str = ""
+    primary_key_position: int | None = None
+    unique: bool = False
+    pattern: str | None = None
+    minimum: float | str | None = None
+    maximum: float | str | None = None
+    timestamp_format: str | None = None
+    enum: tuple[Any, ...] | None = None
+    value_domain: str | None = None
+    csv_quote: str | None = None
+    references: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_key(self) -> bool:
+        return self.primary_key_position is not None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One schema object of a contract: a table or a topic."""
+
+    name: str
+    contract_id: str
+    version: str
+    physical_name: str
+    physical_type: str
+    description: str
+    columns: tuple[Column, ...]
+    path: Path
+    source_file: str | None = None
+    csv_format: CsvFormat | None = None
+    change_detection: str | None = None
+    custom: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def primary_key(self) -> list[str]:
+        keyed = [c for c in self.columns if c.is_key]
+        return [c.name for c in sorted(keyed, key=lambda c: c.primary_key_position or 0)]
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+    def custom_property(self, key: str, default: Any = None) -> Any:
+        return dict(self.custom).get(key, default)
+
+
+def _custom(props: list[Any] | None) -> dict[str, Any]:
+    return {p.property: p.value for p in props or [] if p.property}
+
+
+def _column(prop: SchemaProperty) -> Column:
+    opts = prop.logicalTypeOptions or {}
+    custom = _custom(prop.customProperties)
+    refs = []
+    for rel in prop.relationships or []:
+        targets = rel.to if isinstance(rel.to, list) else [rel.to]
+        for target in targets:
+            if not target or "." not in target:
+                raise ContractError(f"property {prop.name}: relationship target {target!r} is not table.column")
+            table, column = target.rsplit(".", 1)
+            refs.append((table, column))
+    return Column(
+        name=prop.name or "",
+        logical_type=prop.logicalType or "",
+        physical_type=prop.physicalType or "",
+        required=bool(prop.required),
+        description=prop.description or "",
+        primary_key_position=prop.primaryKeyPosition if prop.primaryKey else None,
+        unique=bool(prop.unique),
+        pattern=opts.get("pattern"),
+        minimum=opts.get("minimum"),
+        maximum=opts.get("maximum"),
+        timestamp_format=opts.get("format"),
+        enum=tuple(e.value for e in prop.enum) if prop.enum else None,
+        value_domain=custom.get("valueDomain"),
+        csv_quote=custom.get("csvQuote"),
+        references=tuple(refs),
+    )
+
+
+def _dataset(contract: OpenDataContractStandard, obj: SchemaObject, path: Path) -> Dataset:
+    custom = _custom(obj.customProperties)
+    fmt = custom.get("csvFormat")
+    csv_format = None
+    if fmt is not None:
+        csv_format = CsvFormat(
+            line_terminator={"lf": "\n", "crlf": "\r\n"}[fmt.get("lineTerminator", "lf")],
+            byte_order_mark=bool(fmt.get("byteOrderMark", False)),
+            quote_header=bool(fmt.get("quoteHeader", True)),
+            quote=fmt.get("quote", "leadingDigit"),
+        )
+    return Dataset(
+        name=obj.name or "",
+        contract_id=contract.id or "",
+        version=contract.version or "",
+        physical_name=obj.physicalName or obj.name or "",
+        physical_type=obj.physicalType or "table",
+        description=obj.description or "",
+        columns=tuple(_column(p) for p in obj.properties or []),
+        path=path,
+        source_file=custom.get("sourceFile"),
+        csv_format=csv_format,
+        change_detection=custom.get("changeDetection"),
+        custom=tuple(sorted((k, v) for k, v in custom.items() if not isinstance(v, dict | list))),
+    )
+
+
+def parse_contract(path: Path) -> OpenDataContractStandard:
+    """Read one ODCS YAML into the standard's pydantic model; errors name the file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return OpenDataContractStandard.model_validate(raw)
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ContractError(f"{path}: {first}") from exc
+
+
+def contract_files(root: Path = CONTRACTS_DIR) -> list[Path]:
+    return sorted(p for p in root.rglob("*.odcs.yaml") if "generated" not in p.parts)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """All datasets described by the contracts under one folder."""
+
+    root: Path
+    datasets: tuple[Dataset, ...]
+
+    def dataset(self, name: str) -> Dataset:
+        for ds in self.datasets:
+            if ds.name == name:
+                return ds
+        raise KeyError(f"no contract describes {name!r}")
+
+    def source_tables(self) -> list[Dataset]:
+        """The Olist CSV-backed tables, parents before children."""
+        return self.load_order([d for d in self.datasets if d.source_file])
+
+    def load_order(self, datasets: list[Dataset]) -> list[Dataset]:
+        by_name = {d.name: d for d in datasets}
+        ordered: list[Dataset] = []
+        seen: set[str] = set()
+
+        def visit(ds: Dataset, trail: tuple[str, ...]) -> None:
+            if ds.name in seen:
+                return
+            if ds.name in trail:
+                raise ContractError(f"relationship cycle: {' -> '.join((*trail, ds.name))}")
+            for col in ds.columns:
+                for table, _ in col.references:
+                    if table in by_name and table != ds.name:
+                        visit(by_name[table], (*trail, ds.name))
+            seen.add(ds.name)
+            ordered.append(ds)
+
+        for ds in sorted(datasets, key=lambda d: d.name):
+            visit(ds, ())
+        return ordered
+
+
+@functools.cache
+def load_registry(root: Path = CONTRACTS_DIR) -> Registry:
+    """Parse every ``*.odcs.yaml`` below ``root`` (cached per folder)."""
+    datasets = []
+    for path in contract_files(root):
+        contract = parse_contract(path)
+        for obj in contract.schema_ or []:
+            datasets.append(_dataset(contract, obj, path))
+    return Registry(root=root, datasets=tuple(datasets))
