@@ -1,0 +1,264 @@
+"""PostgreSQL from the machine's own packages, run as an unprivileged user on 127.0.0.1.
+
+PostgreSQL refuses to run as root, and development and CI run as root: the server then runs as
+``settings.pg_os_user`` (Debian's ``postgres``). When that user cannot reach the project folder
+(a clone under a private temporary folder, say), the cluster lives in a folder of its own under
+the system temp dir and ``.state/postgres/data`` links to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psutil
+import psycopg
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from emulation.service import Endpoint, Service, ServiceError, free_port
+from pipeline.settings import Settings
+
+# Emulation tuning: durability off (a laptop cluster rebuilt at will), logical decoding on for CDC.
+SERVER_CONF = {
+    "listen_addresses": "'{host}'",
+    "port": "{port}",
+    "unix_socket_directories": "''",
+    "wal_level": "logical",
+    "max_wal_senders": "10",
+    "max_replication_slots": "10",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_wal_size": "'4GB'",
+    "checkpoint_timeout": "'30min'",
+    "shared_buffers": "'256MB'",
+    "maintenance_work_mem": "'256MB'",
+    "log_min_messages": "warning",
+    "log_connections": "off",
+}
+
+
+def find_bin_dir(configured: Path | None) -> Path:
+    """The folder holding initdb/pg_ctl/postgres: the setting, else the newest Debian install."""
+    if configured:
+        candidates = [configured]
+    else:
+        candidates = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True
+        )
+        which = shutil.which("pg_ctl")
+        if which:
+            candidates.append(Path(which).parent)
+    for cand in candidates:
+        if (cand / "pg_ctl").exists() and (cand / "initdb").exists():
+            return cand
+    raise ServiceError(
+        "postgres: no PostgreSQL server binaries (initdb, pg_ctl) found; install Debian's "
+        "postgresql package (the nox sessions do this as root) or set OLIST_PG_BIN_DIR"
+    )
+
+
+class PostgresService(Service):
+    """A PostgreSQL cluster with ``wal_level=logical`` and the project's database."""
+
+    name = "postgres"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.state_dir)
+        self.settings = settings
+        self.run_as = settings.pg_os_user if os.geteuid() == 0 else None
+
+    # -- paths ---------------------------------------------------------------------------------
+    @property
+    def runtime_dir(self) -> Path:
+        if self.run_as is None or self._reachable_by_run_as(self.state_dir):
+            return self.state_dir
+        digest = hashlib.sha1(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"olist-postgres-{digest}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.runtime_dir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.runtime_dir / "postgres.log"
+
+    @property
+    def _endpoint_file(self) -> Path:
+        return self.state_dir / "endpoint.json"
+
+    def _reachable_by_run_as(self, path: Path) -> bool:
+        """Can the service user traverse every folder down to ``path`` (which root then gives it)?"""
+        path.mkdir(parents=True, exist_ok=True)
+        return subprocess.run(["test", "-x", str(path)], user=self.run_as).returncode == 0
+
+    # -- process helpers -----------------------------------------------------------------------
+    def _run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [str(a) for a in args]
+        proc = subprocess.run(
+            cmd, user=self.run_as, capture_output=True, text=True, cwd="/", env=self._env(), check=False
+        )
+        if check and proc.returncode != 0:
+            out = (proc.stderr or proc.stdout).strip()
+            raise self.fail(f"{Path(cmd[0]).name} exited {proc.returncode}: {out}")
+        return proc
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C.UTF-8"
+        if self.run_as:
+            env["HOME"] = pwd.getpwnam(self.run_as).pw_dir
+        return env
+
+    def _own(self, path: Path) -> None:
+        if self.run_as:
+            entry = pwd.getpwnam(self.run_as)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    # -- credentials ---------------------------------------------------------------------------
+    def _password(self) -> str:
+        if self.settings.pg_password:
+            return self.settings.pg_password
+        path = self.state_dir / "password"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(18))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    # -- Service interface ---------------------------------------------------------------------
+    def endpoint(self) -> Endpoint | None:
+        if not self._endpoint_file.exists():
+            return None
+        saved = json.loads(self._endpoint_file.read_text())
+        extra = {"dbname": self.settings.pg_database, "user": self.settings.pg_user,
+                 "password": self._password()}
+        return Endpoint(saved["host"], int(saved["port"]), extra)
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        ep = self.endpoint()
+        if ep is None:
+            raise ServiceError("postgres: not started yet (run `olist up`)")
+        return psycopg.conninfo.make_conninfo(
+            host=ep.host, port=ep.port, dbname=dbname or ep.extra["dbname"], user=ep.extra["user"],
+            password=ep.extra["password"], connect_timeout=5, application_name="olist",
+        )
+
+    def pid(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        with contextlib.suppress(psutil.Error):
+            if "postgres" in psutil.Process(pid).name():
+                return pid
+        return None
+
+    def health(self) -> bool:
+        try:
+            with psycopg.connect(self.conninfo("postgres")) as conn:
+                return conn.execute("select 1").fetchone() == (1,)
+        except (psycopg.Error, ServiceError):
+            return False
+
+    def start(self) -> Endpoint:
+        if self.pid() is not None and self.health():
+            ep = self.endpoint()
+            assert ep is not None
+            return ep
+        bin_dir = find_bin_dir(self.settings.pg_bin_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        runtime = self.runtime_dir
+        runtime.mkdir(parents=True, exist_ok=True)
+        self._own(runtime)
+        if runtime != self.state_dir:
+            link = self.state_dir / "data"
+            if not link.is_symlink():
+                link.symlink_to(self.data_dir)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb(bin_dir)
+        port = self._choose_port()
+        conf = {k: v.format(host=self.settings.bind_host, port=port) for k, v in SERVER_CONF.items()}
+        (self.data_dir / "olist.conf").write_text("".join(f"{k} = {v}\n" for k, v in conf.items()))
+        self._own(self.data_dir / "olist.conf")
+        self._endpoint_file.write_text(json.dumps({"host": self.settings.bind_host, "port": port}))
+        timeout = str(int(self.settings.service_start_timeout))
+        proc = self._run(bin_dir / "pg_ctl", "-D", self.data_dir, "-l", self.log_path, "-w", "-t", timeout,
+                         "start", check=False)
+        if proc.returncode != 0:
+            raise self.fail(f"pg_ctl start exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()}")
+        self._wait_healthy()
+        self._ensure_database()
+        ep = self.endpoint()
+        assert ep is not None
+        return ep
+
+    def stop(self) -> None:
+        if self.pid() is None:
+            return
+        bin_dir = find_bin_dir(self.settings.pg_bin_dir)
+        self._run(bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "fast", "-w", "-t", "60", "stop")
+
+    def destroy(self) -> None:
+        """Stop and delete the cluster and its state (used by tests and `olist down --purge`)."""
+        self.stop()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _initdb(self, bin_dir: Path) -> None:
+        pwfile = self.runtime_dir / ".pwfile"
+        pwfile.write_text(self._password() + "\n")
+        pwfile.chmod(0o600)
+        self._own(pwfile)
+        try:
+            self._run(bin_dir / "initdb", "-D", self.data_dir, "-U", self.settings.pg_user,
+                      f"--pwfile={pwfile}", "--auth-local=peer", "--auth-host=scram-sha-256",
+                      "--encoding=UTF8", "--locale=C.UTF-8")
+        finally:
+            pwfile.unlink(missing_ok=True)
+        main_conf = self.data_dir / "postgresql.conf"
+        main_conf.write_text(main_conf.read_text() + "\ninclude_if_exists = 'olist.conf'\n")
+
+    def _choose_port(self) -> int:
+        if self.settings.pg_port:
+            return self.settings.pg_port
+        if self._endpoint_file.exists():
+            saved = int(json.loads(self._endpoint_file.read_text())["port"])
+            with contextlib.suppress(OSError):
+                import socket
+
+                with socket.socket() as sock:
+                    sock.bind((self.settings.bind_host, saved))
+                    return saved
+        return free_port(self.settings.bind_host)
+
+    def _wait_healthy(self) -> None:
+        @retry(stop=stop_after_delay(self.settings.service_start_timeout), wait=wait_fixed(0.2),
+               retry=retry_if_exception_type(psycopg.OperationalError), reraise=True)
+        def ping() -> None:
+            with psycopg.connect(self.conninfo("postgres")) as conn:
+                conn.execute("select 1")
+
+        try:
+            ping()
+        except psycopg.OperationalError as exc:
+            raise self.fail(f"not answering on {self.endpoint()}: {exc}") from exc
+
+    def _ensure_database(self) -> None:
+        with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_database where datname = %s",
+                                  (self.settings.pg_database,)).fetchone()
+            if not exists:
+                conn.execute(psycopg.sql.SQL("create database {}").format(
+                    psycopg.sql.Identifier(self.settings.pg_database)))

@@ -1,0 +1,95 @@
+"""The one interface every emulated engine implements."""
+
+from __future__ import annotations
+
+import abc
+import socket
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A service failed to start, stop or answer; the message says why and shows its log tail."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How clients reach a running service."""
+
+    host: str
+    port: int
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    running: bool
+    healthy: bool
+    endpoint: Endpoint | None
+    pid: int | None
+    detail: str = ""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file, or a note that it does not exist."""
+    if not path.exists():
+        return f"(no log at {path})"
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        return "".join(deque(fh, maxlen=lines))
+
+
+class Service(abc.ABC):
+    """Start, stop and inspect one local engine; state lives under ``state_dir/<name>``."""
+
+    name: str = "service"
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir / self.name
+
+    @abc.abstractmethod
+    def start(self) -> Endpoint:
+        """Start (or adopt the already running) service and wait until it is healthy."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop cleanly; a stopped service stays stopped."""
+
+    @abc.abstractmethod
+    def endpoint(self) -> Endpoint | None:
+        """Where clients reach the service, or None before its first start."""
+
+    @abc.abstractmethod
+    def pid(self) -> int | None:
+        """The running server's process id, or None."""
+
+    @abc.abstractmethod
+    def health(self) -> bool:
+        """True when the service answers a real request."""
+
+    @property
+    @abc.abstractmethod
+    def log_path(self) -> Path: ...
+
+    def logs(self, lines: int = 30) -> str:
+        return tail(self.log_path, lines)
+
+    def status(self) -> ServiceStatus:
+        pid = self.pid()
+        healthy = pid is not None and self.health()
+        return ServiceStatus(self.name, pid is not None, healthy, self.endpoint(), pid)
+
+    def fail(self, why: str) -> ServiceError:
+        return ServiceError(f"{self.name}: {why}\n--- last lines of {self.log_path} ---\n{self.logs()}")

@@ -1,0 +1,97 @@
+"""Every entry point: `nox -s demo` runs the platform, `nox -s tests` runs every check CI runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["tests"]
+
+PYTHON = "3.11"
+ROOT = Path(__file__).parent
+# Debian packages the engines need, by the binary that proves they are there.
+SYSTEM_PACKAGES = {"postgresql": ["/usr/lib/postgresql/*/bin/pg_ctl"]}
+
+
+def ensure_system_packages(session: nox.Session) -> None:
+    """Install missing Debian packages (as root, the way CI and a fresh machine run)."""
+    missing = [pkg for pkg, globs in SYSTEM_PACKAGES.items()
+               if not any(any(Path("/").glob(g.lstrip("/"))) for g in globs)]
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.error(f"missing system packages {missing}: install them with your package manager")
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, external=True,
+                env={"DEBIAN_FRONTEND": "noninteractive"})
+
+
+def install(session: nox.Session, *extras: str) -> None:
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", spec)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff, then the contracts: lint and generated-artifact drift."""
+    install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("olist", "contracts", "lint")
+    session.run("olist", "contracts", "check")
+
+
+def pytest(session: nox.Session, *paths: str) -> None:
+    install(session, "test")
+    ensure_system_packages(session)
+    session.run("pytest", *paths, *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """Unit and property tests: no engine needed."""
+    pytest(session, "tests/unit")
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """Tests against real engines started by emulation/."""
+    pytest(session, "tests/integration")
+
+
+@nox.session(python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """Whole lanes end to end."""
+    pytest(session, "tests/e2e")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Everything CI runs: lint, contract checks, unit, integration and end-to-end tests."""
+    install(session, "test", "lint")
+    ensure_system_packages(session)
+    session.run("ruff", "check", ".")
+    session.run("olist", "contracts", "lint")
+    session.run("olist", "contracts", "check")
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The platform on its embedded defaults (services stay up; `olist down` stops them)."""
+    install(session)
+    ensure_system_packages(session)
+    session.run("olist", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: each prints ratios against a baseline run in the same process."""
+    install(session, "test")
+    ensure_system_packages(session)
+    session.run("python", "tests/bench/bench_load.py", *session.posargs)

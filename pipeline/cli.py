@@ -1,0 +1,238 @@
+"""The ``olist`` command: generate, load, run services, check contracts, run the demo."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from emulation import ServiceError, all_services, get_service
+from emulation.postgres import PostgresService
+from pipeline.console import console, err_console, human_bytes, progress_bar
+from pipeline.contracts.registry import ContractError
+from pipeline.loader import LoadError, LoadSummary, load_directory
+from pipeline.settings import get_settings
+
+app = typer.Typer(help="Olist lambda data platform on local cloud emulation.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+contracts_app = typer.Typer(help="Lint, generate, check and diff the data contracts.", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+
+EXIT_QUARANTINED = 3
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+# -- data ----------------------------------------------------------------------------------------
+@app.command()
+def generate(
+    scale: Annotated[float | None, typer.Option(help="1.0 = the full data set's row counts. [OLIST_SCALE]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Same seed, same bytes. [OLIST_SEED]")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for the nine CSV files. [OLIST_DATA_DIR]")] = None,
+) -> None:
+    """Write the nine Olist CSV files, faithful in format, keys and shape."""
+    from pipeline.generator import generate as run_generate
+
+    settings = get_settings()
+    scale = settings.scale if scale is None else scale
+    seed = settings.seed if seed is None else seed
+    out = out or settings.data_dir
+
+    with progress_bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def on_progress(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=total)
+            bar.update(tasks[table], completed=done)
+
+        result = run_generate(scale=scale, seed=seed, out_dir=out, progress=on_progress)
+    table = Table(title=f"Generated scale {scale} seed {seed} into {out}")
+    for col in ("file", "rows", "size"):
+        table.add_column(col, justify="left" if col == "file" else "right")
+    for name, stats in result.files.items():
+        table.add_row(name, f"{stats.rows:,}", human_bytes(stats.bytes))
+    console.print(table)
+    console.print(f"{result.total_rows:,} rows in {result.seconds:.1f} s "
+                  f"({result.total_rows / max(result.seconds, 1e-9):,.0f} rows/s)")
+
+
+def print_load_summary(summary: LoadSummary) -> None:
+    table = Table(title=f"Load run {summary.run_id[:8]}")
+    for col in ("table", "file", "read", "loaded", "inserted", "updated", "quarantined", "seconds"):
+        table.add_column(col, justify="left" if col in ("table", "file") else "right")
+    for r in summary.results:
+        style = "yellow" if r.quarantined else None
+        table.add_row(r.table, r.source_file, f"{r.read:,}", f"{r.loaded:,}", f"{r.inserted:,}",
+                      f"{r.updated:,}", f"{r.quarantined:,}", f"{r.seconds:.2f}", style=style)
+    console.print(table)
+    console.print(f"{summary.read:,} records read, {summary.loaded:,} loaded, "
+                  f"{summary.quarantined:,} quarantined in {summary.seconds:.1f} s")
+    shown = 0
+    for r in summary.results:
+        for bad in r.bad[: max(0, 10 - shown)]:
+            console.print(f"  [yellow]quarantined[/] {r.source_file}:{bad.line}: {bad.reason}", highlight=False)
+            shown += 1
+    if summary.quarantined > shown:
+        console.print(f"  ... {summary.quarantined - shown:,} more in table {get_settings().pg_schema}.load_quarantine")
+
+
+def run_load(data_dir: Path) -> LoadSummary:
+    settings = get_settings()
+    pg = PostgresService(settings)
+    if pg.pid() is None:
+        raise ServiceError("postgres is not running: start it with `olist up`")
+    with progress_bar() as bar:
+        task = bar.add_task("loading", total=9)
+
+        def on_progress(table: str, stage: str) -> None:
+            bar.update(task, description=f"{stage} {table}", advance=1 if stage == "done" else 0)
+
+        summary = load_directory(data_dir, pg.conninfo(), settings.pg_schema, progress=on_progress)
+    print_load_summary(summary)
+    return summary
+
+
+@app.command()
+def load(
+    data_dir: Annotated[Path | None, typer.Option(help="Folder of the nine CSV files. [OLIST_DATA_DIR]")] = None,
+) -> None:
+    """Load the CSV files into PostgreSQL (COPY), quarantining bad rows. Exit 3 when any were quarantined."""
+    try:
+        summary = run_load(data_dir or get_settings().data_dir)
+    except (LoadError, ServiceError, ContractError) as exc:
+        raise fail(str(exc)) from None
+    if summary.quarantined:
+        raise typer.Exit(EXIT_QUARANTINED)
+
+
+# -- services ------------------------------------------------------------------------------------
+@app.command()
+def up(services: Annotated[list[str] | None, typer.Argument(help="Services to start (default: all).")] = None) -> None:
+    """Start the local engines and wait until each is healthy."""
+    try:
+        chosen = [get_service(n) for n in services] if services else list(all_services().values())
+        for svc in chosen:
+            with console.status(f"starting {svc.name}"):
+                t0 = time.perf_counter()
+                ep = svc.start()
+            console.print(f"[green]✔[/] {svc.name} on {ep.address} ({time.perf_counter() - t0:.1f} s)")
+    except (ServiceError, KeyError) as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def down(purge: Annotated[bool, typer.Option(help="Also delete the services' data.")] = False) -> None:
+    """Stop every local engine (and with --purge delete its state)."""
+    try:
+        for svc in reversed(list(all_services().values())):
+            if purge and hasattr(svc, "destroy"):
+                svc.destroy()
+            else:
+                svc.stop()
+            console.print(f"[green]✔[/] {svc.name} stopped" + (" and purged" if purge else ""))
+    except ServiceError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def status() -> None:
+    """Show each service: running, healthy, endpoint, pid."""
+    table = Table(title="Services")
+    for col in ("service", "state", "endpoint", "pid", "log"):
+        table.add_column(col)
+    for svc in all_services().values():
+        st = svc.status()
+        state = "[green]healthy" if st.healthy else "[yellow]not answering" if st.running else "[dim]stopped"
+        table.add_row(st.name, state, st.endpoint.address if st.endpoint else "-", str(st.pid or "-"),
+                      str(svc.log_path))
+    console.print(table)
+
+
+# -- contracts -----------------------------------------------------------------------------------
+@contracts_app.command("lint")
+def contracts_lint() -> None:
+    """Validate every contract: ODCS JSON Schema, cross-references, keys and enums."""
+    from pipeline.contracts.lint import lint
+
+    issues = lint()
+    for issue in issues:
+        err_console.print(f"[red]✘[/] {issue}", highlight=False, soft_wrap=True)
+    if issues:
+        raise typer.Exit(1)
+    from pipeline.contracts.registry import load_registry
+
+    console.print(f"[green]✔[/] {len(load_registry().datasets)} contracts are sound")
+
+
+@contracts_app.command("generate")
+def contracts_generate() -> None:
+    """(Re)write every artifact generated from the contracts."""
+    from pipeline.contracts.artifacts import render_all, write_all
+
+    written = write_all()
+    for rel in written:
+        console.print(f"wrote {rel}")
+    console.print(f"[green]✔[/] {len(render_all())} artifacts current ({len(written)} rewritten)")
+
+
+@contracts_app.command("check")
+def contracts_check() -> None:
+    """Fail when a generated artifact differs from what the contracts generate now."""
+    from pipeline.contracts.artifacts import render_all, stale
+
+    out = stale()
+    for rel in out:
+        err_console.print(f"[red]✘[/] {rel} is stale: run `olist contracts generate`", highlight=False)
+    if out:
+        raise typer.Exit(1)
+    console.print(f"[green]✔[/] {len(render_all())} generated artifacts match the contracts")
+
+
+@contracts_app.command("diff")
+def contracts_diff(ref: Annotated[str, typer.Argument(help="Git ref to compare with, e.g. main or HEAD~1.")]) -> None:
+    """List changes since REF; exit 1 when any is breaking."""
+    from pipeline.contracts.diff import diff, registry_at_ref
+    from pipeline.contracts.registry import load_registry
+
+    try:
+        changes = diff(registry_at_ref(ref), load_registry())
+    except ContractError as exc:
+        raise fail(str(exc)) from None
+    for change in changes:
+        style = "red" if change.breaking else "green"
+        console.print(f"[{style}]{change}", highlight=False)
+    breaking = [c for c in changes if c.breaking]
+    console.print(f"{len(changes)} changes since {ref}, {len(breaking)} breaking")
+    if breaking:
+        raise typer.Exit(1)
+
+
+# -- demo ----------------------------------------------------------------------------------------
+@app.command()
+def demo() -> None:
+    """The whole platform on the embedded defaults: start PostgreSQL, generate the sample, load it."""
+    settings = get_settings()
+    console.rule("[bold]Olist lambda platform demo")
+    try:
+        up(["postgres"])
+        generate(scale=settings.scale, seed=settings.seed, out=settings.data_dir)
+        summary = run_load(settings.data_dir)
+    except (LoadError, ServiceError, ContractError) as exc:
+        raise fail(str(exc)) from None
+    pg = PostgresService(settings)
+    ep = pg.endpoint()
+    console.rule("[bold]Summary")
+    where = f"{ep.address if ep else '-'}  database {settings.pg_database}, schema {settings.pg_schema}"
+    console.print(f"PostgreSQL   {where}")
+    console.print(f"Loaded       {summary.loaded:,} rows from {len(summary.results)} files; "
+                  f"{summary.quarantined:,} quarantined")
+    console.print("Next         `olist status` to inspect, `olist down` to stop")
+    if summary.quarantined:
+        raise typer.Exit(EXIT_QUARANTINED)

@@ -1,0 +1,69 @@
+"""PostgreSQL DDL generated from the contracts: tables, keys, checks and comments."""
+
+from __future__ import annotations
+
+from pipeline.contracts.registry import Column, Dataset, Registry
+
+HEADER = "-- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.\n"
+CHANGE_COLUMN = "_changed_at"
+
+
+def quote_literal(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def column_checks(col: Column) -> list[str]:
+    """CHECK expressions for one column's enum, range and pattern."""
+    checks = []
+    if col.enum:
+        checks.append(f"{col.name} IN ({', '.join(quote_literal(v) for v in col.enum)})")
+    if col.minimum is not None:
+        bound = quote_literal(col.minimum) if col.logical_type in ("timestamp", "date") else col.minimum
+        checks.append(f"{col.name} >= {bound}")
+    if col.maximum is not None:
+        bound = quote_literal(col.maximum) if col.logical_type in ("timestamp", "date") else col.maximum
+        checks.append(f"{col.name} <= {bound}")
+    if col.pattern:
+        checks.append(f"{col.name} ~ {quote_literal(col.pattern)}")
+    return checks
+
+
+def table_ddl(ds: Dataset, schema: str) -> str:
+    """CREATE TABLE for one dataset, with the loader's change-tracking column."""
+    lines = []
+    for col in ds.columns:
+        line = f"    {col.name} {col.physical_type}"
+        if col.required:
+            line += " NOT NULL"
+        checks = column_checks(col)
+        if checks:
+            line += " CHECK (" + " AND ".join(checks) + ")"
+        lines.append(line)
+    if ds.source_file:
+        lines.append(f"    {CHANGE_COLUMN} timestamptz NOT NULL DEFAULT now()")
+    if ds.primary_key:
+        lines.append(f"    PRIMARY KEY ({', '.join(ds.primary_key)})")
+    out = [f"CREATE TABLE IF NOT EXISTS {schema}.{ds.physical_name} (\n" + ",\n".join(lines) + "\n);"]
+    if ds.source_file:
+        out.append(f"CREATE INDEX IF NOT EXISTS {ds.physical_name}_{CHANGE_COLUMN}_idx "
+                   f"ON {schema}.{ds.physical_name} ({CHANGE_COLUMN});")
+    out.append(f"COMMENT ON TABLE {schema}.{ds.physical_name} IS {quote_literal(ds.description)};")
+    for col in ds.columns:
+        if col.description:
+            out.append(f"COMMENT ON COLUMN {schema}.{ds.physical_name}.{col.name} "
+                       f"IS {quote_literal(col.description)};")
+    return "\n".join(out) + "\n"
+
+
+def postgres_tables(registry: Registry) -> list[Dataset]:
+    """The datasets that are PostgreSQL tables (sources and operational tables)."""
+    return [d for d in registry.datasets if d.custom_property("engine", "postgres") == "postgres"
+            and d.physical_type == "table"]
+
+
+def render_schema(registry: Registry, schema: str = "olist") -> str:
+    """The whole DDL script: idempotent, parents before children."""
+    parts = [HEADER, f"CREATE SCHEMA IF NOT EXISTS {schema};\n"]
+    for ds in registry.load_order(postgres_tables(registry)):
+        parts.append("\n" + table_ddl(ds, schema))
+    return "".join(parts)

@@ -1,0 +1,171 @@
+"""Read an Olist CSV file by header name into Arrow string columns, keeping line numbers.
+
+Parsing is Arrow's (multi-threaded C++); a record that cannot be split into the header's number of
+fields is kept as a :class:`BadRecord`, never dropped. Line numbers are physical lines (the header is
+line 1) and account for line breaks inside quoted values.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from pipeline.contracts import Dataset
+
+
+class LoadError(Exception):
+    """A file cannot be loaded at all; the message is one line naming the file and the column."""
+
+
+@dataclass
+class BadRecord:
+    """A source record refused before or during validation."""
+
+    line: int
+    reason: str
+    record: str
+    column: str | None = None
+
+
+@dataclass
+class SourceRead:
+    """The string columns of one file, in contract order, with the line each record starts on."""
+
+    table: pa.Table
+    lines: np.ndarray
+    bad: list[BadRecord] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return self.table.num_rows + len(self.bad)
+
+
+def read_header(path: Path) -> list[str]:
+    """The header's field names, without a UTF-8 byte-order mark or quotes."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        try:
+            return [name.strip() for name in next(csv.reader(fh))]
+        except StopIteration:
+            raise LoadError(f"{path.name}: the file is empty (no header line)") from None
+
+
+def check_header(path: Path, header: list[str], ds: Dataset) -> None:
+    expected = ds.column_names
+    for name in header:
+        if header.count(name) > 1:
+            raise LoadError(f"{path.name}: column '{name}' appears more than once in the header")
+    for name in expected:
+        if name not in header:
+            raise LoadError(f"{path.name}: missing column '{name}' (table {ds.name})")
+    for name in header:
+        if name not in expected:
+            raise LoadError(f"{path.name}: unknown column '{name}' (not in the contract of {ds.name})")
+
+
+def _decode(table: pa.Table) -> tuple[pa.Table, dict[int, list[str]]]:
+    """Binary columns to UTF-8 strings; rows with broken encoding are reported by index."""
+    broken: dict[int, list[str]] = {}
+    columns = []
+    for name in table.column_names:
+        col = table.column(name)
+        try:
+            columns.append(pc.cast(col, pa.string()))
+            continue
+        except pa.ArrowInvalid:
+            pass
+        values = []
+        for i, raw in enumerate(col.to_pylist()):
+            try:
+                values.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                broken.setdefault(i, []).append(f"{name}: not valid UTF-8")
+                values.append(raw.decode("utf-8", errors="replace"))
+        columns.append(pa.chunked_array([pa.array(values, pa.string())]))
+    return pa.table(columns, names=table.column_names), broken
+
+
+def _python_line_numbers(path: Path, width: int, skip_first: bool = True) -> tuple[list[int], list[int]]:
+    """Exact start lines of well-formed and malformed records (slow path, only when needed)."""
+    good, malformed = [], []
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        reader = csv.reader(fh)
+        if skip_first:
+            next(reader, None)
+        while True:
+            start = reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            if not fields:
+                continue
+            (good if len(fields) == width else malformed).append(start)
+    return good, malformed
+
+
+def read_source(path: Path, ds: Dataset) -> SourceRead:
+    """Parse one source file into string columns named and ordered as the contract says."""
+    if not path.exists():
+        raise LoadError(f"{path}: missing file for table {ds.name}")
+    header = read_header(path)
+    check_header(path, header, ds)
+    malformed: list[tuple[str, int]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        malformed.append((row.text, row.actual_columns))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=8 << 20),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.binary() for name in header}, strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise LoadError(f"{path.name}: cannot be parsed as CSV: {str(exc).splitlines()[0]}") from exc
+
+    if malformed:
+        good, bad_lines = _python_line_numbers(path, len(header))
+        if len(good) != table.num_rows or len(bad_lines) != len(malformed):
+            raise LoadError(f"{path.name}: record boundaries are ambiguous (unbalanced quotes?)")
+        lines = np.asarray(good, dtype=np.int64)
+    else:
+        breaks = np.zeros(table.num_rows, dtype=np.int64)
+        for name in header:
+            counts = pc.count_substring(table.column(name), "\n").to_numpy(zero_copy_only=False)
+            breaks += counts.astype(np.int64)
+        lines = 2 + np.arange(table.num_rows, dtype=np.int64) + np.cumsum(breaks) - breaks
+        bad_lines = []
+
+    table, broken = _decode(table.select(ds.column_names))
+    bad = [
+        BadRecord(line, f"wrong column count: {width} fields, expected {len(header)}", text)
+        for (text, width), line in zip(malformed, bad_lines, strict=True)
+    ]
+    if broken:
+        keep = np.ones(table.num_rows, dtype=bool)
+        for i, reasons in broken.items():
+            keep[i] = False
+            record = dict(zip(table.column_names, (table.column(c)[i].as_py() for c in table.column_names),
+                              strict=True))
+            bad.append(BadRecord(int(lines[i]), "; ".join(reasons), repr(record), reasons[0].split(":")[0]))
+        table = table.filter(pa.array(keep))
+        lines = lines[keep]
+    return SourceRead(table=table, lines=lines, bad=bad)
+
+
+def to_csv_bytes(table: pa.Table) -> bytes:
+    """Arrow table to CSV for PostgreSQL COPY: strings quoted, nulls as bare empty fields."""
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return sink.getvalue()

@@ -1,0 +1,46 @@
+"""One settings model for the whole platform, fed by ``OLIST_*`` environment variables.
+
+Every default works on a fresh machine with nothing configured: services bind to 127.0.0.1 on
+free ports and keep their data under the project's ``.state`` folder.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Ports, folders, credentials and scale; override any field with ``OLIST_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="OLIST_", env_file=".env", extra="ignore")
+
+    state_dir: Path = Field(PROJECT_ROOT / ".state", description="Runtime state of local services.")
+    data_dir: Path = Field(PROJECT_ROOT / "data" / "sample", description="Where the CSV files are read.")
+    scale: float = Field(0.02, gt=0, le=5, description="Generator scale; 1.0 = the full Olist data set.")
+    seed: int = Field(42, description="Generator seed; same seed, same bytes.")
+
+    bind_host: str = Field("127.0.0.1", description="Every local service binds here only.")
+    pg_port: int = Field(0, ge=0, lt=65536, description="0 picks a free port at first start.")
+    pg_database: str = "olist"
+    pg_schema: str = "olist"
+    pg_user: str = "olist"
+    pg_password: str | None = Field(None, description="Unset: a random one is made at first start.")
+    pg_os_user: str = Field("postgres", description="Unprivileged OS user that runs PostgreSQL as root.")
+    pg_bin_dir: Path | None = Field(None, description="Unset: the newest /usr/lib/postgresql/*/bin.")
+
+    service_start_timeout: float = 60.0
+
+    @property
+    def quarantine_table(self) -> str:
+        return "load_quarantine"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()
