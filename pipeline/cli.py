@@ -77,7 +77,8 @@ def print_load_summary(summary: LoadSummary) -> None:
     shown = 0
     for r in summary.results:
         for bad in r.bad[: max(0, 10 - shown)]:
-            console.print(f"  [yellow]quarantined[/] {r.source_file}:{bad.line}: {bad.reason}", highlight=False)
+            line = f"  [yellow]quarantined[/] {r.source_file}:{bad.line}: {bad.reason}"
+            console.print(line, highlight=False, soft_wrap=True)
             shown += 1
     if summary.quarantined > shown:
         console.print(f"  ... {summary.quarantined - shown:,} more in table {get_settings().pg_schema}.load_quarantine")

@@ -87,7 +87,8 @@ def lint(root: Path = CONTRACTS_DIR) -> list[LintIssue]:
             if ds.csv_format is None:
                 issues.append(LintIssue(rel, ds.name, "a source table needs a csvFormat custom property"))
             elif ds.csv_format.quote not in QUOTE_POLICIES:
-                issues.append(LintIssue(rel, ds.name, f"csvFormat quote {ds.csv_format.quote!r} not in {QUOTE_POLICIES}"))
+                bad_quote = ds.csv_format.quote
+                issues.append(LintIssue(rel, ds.name, f"csvFormat quote {bad_quote!r} not in {QUOTE_POLICIES}"))
         positions = sorted(c.primary_key_position or 0 for c in ds.columns if c.is_key)
         if positions != list(range(1, len(positions) + 1)):
             issues.append(LintIssue(rel, ds.name, f"primaryKeyPosition must run 1..n, found {positions}"))

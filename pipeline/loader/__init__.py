@@ -102,7 +102,7 @@ def load_directory(
             validated = pending.result() if pending else _prepare(data_dir, ds, parent_keys)
             for col in ds.column_names:
                 if f"{ds.name}.{col}" in wanted:
-                    parent_keys[f"{ds.name}.{col}"] = pc.unique(validated.table.column(col)).combine_chunks()
+                    parent_keys[f"{ds.name}.{col}"] = pc.unique(validated.table.column(col))
             pending = None
             if i + 1 < len(tables):  # every parent of the next table is validated by now
                 pending = pool.submit(_prepare, data_dir, tables[i + 1], dict(parent_keys))

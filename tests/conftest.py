@@ -1,0 +1,44 @@
+"""Shared fixtures: the contract registry, the tiny data set, and (for integration) a real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.contracts import Registry, load_registry
+from pipeline.settings import PROJECT_ROOT, Settings
+from tests.fixtures.tiny import write_tiny
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return load_registry()
+
+
+@pytest.fixture
+def tiny_dir(tmp_path: Path) -> Path:
+    return write_tiny(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="session")
+def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings isolated from the demo's: own state folder, own data folder."""
+    state = PROJECT_ROOT / ".state" / f"pytest-{os.getpid()}"
+    settings = Settings(state_dir=state, data_dir=tmp_path_factory.mktemp("data"))
+    yield settings
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(test_settings: Settings):
+    """A real PostgreSQL cluster for the whole test session, destroyed at the end."""
+    from emulation.postgres import PostgresService
+
+    service = PostgresService(test_settings)
+    service.start()
+    yield service
+    service.destroy()

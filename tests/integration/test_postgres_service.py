@@ -1,0 +1,69 @@
+"""The PostgreSQL service on a real server: start, health, settings, restart, failure reporting."""
+
+from __future__ import annotations
+
+import socket
+
+import psutil
+import psycopg
+import pytest
+
+from emulation.postgres import PostgresService
+from emulation.service import ServiceError
+from pipeline.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_running_server_is_healthy_on_loopback_with_logical_wal(postgres):
+    st = postgres.status()
+    assert st.running and st.healthy
+    assert st.endpoint.host == "127.0.0.1"
+    with psycopg.connect(postgres.conninfo()) as conn:
+        settings = dict(conn.execute(
+            "select name, setting from pg_settings where name in ('wal_level', 'listen_addresses')").fetchall())
+    assert settings == {"wal_level": "logical", "listen_addresses": "127.0.0.1"}
+    assert psutil.Process(st.pid).uids().real != 0, "PostgreSQL must not run as root"
+
+
+def test_stop_then_start_keeps_data(test_settings, tmp_path):
+    settings = test_settings.model_copy(update={"state_dir": test_settings.state_dir / "restart"})
+    svc = PostgresService(settings)
+    try:
+        svc.start()
+        with psycopg.connect(svc.conninfo(), autocommit=True) as conn:
+            conn.execute("create table kept (x int); insert into kept values (42)")
+        svc.stop()
+        assert svc.status().running is False
+        assert svc.pid() is None
+        svc.stop()  # stopping a stopped service is a no-op
+        svc.start()
+        with psycopg.connect(svc.conninfo()) as conn:
+            assert conn.execute("select x from kept").fetchone() == (42,)
+        assert "database system is ready" in svc.logs(200)
+    finally:
+        svc.destroy()
+
+
+def test_a_server_that_cannot_start_says_why_with_its_log(test_settings):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = test_settings.model_copy(
+            update={"state_dir": test_settings.state_dir / "busy", "pg_port": port, "service_start_timeout": 10})
+        svc = PostgresService(settings)
+        try:
+            with pytest.raises(ServiceError) as err:
+                svc.start()
+            text = str(err.value)
+            assert text.startswith("postgres: ")
+            assert "last lines of" in text and "could not" in text.lower()
+        finally:
+            svc.destroy()
+
+
+def test_missing_binaries_give_an_actionable_error(tmp_path):
+    svc = PostgresService(Settings(state_dir=tmp_path, pg_bin_dir=tmp_path / "nowhere"))
+    with pytest.raises(ServiceError, match="no PostgreSQL server binaries"):
+        svc.start()

@@ -1,0 +1,155 @@
+"""Reading and validating source files by contract, without a database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.loader.reader import LoadError, read_source
+from pipeline.loader.validate import validate
+from tests.fixtures.tiny import C1, FILES, O1, ROWS
+
+
+def _validated(registry, folder: Path, table: str, parents=None):
+    ds = registry.dataset(table)
+    return validate(read_source(folder / ds.source_file, ds), ds, parents or {})
+
+
+@pytest.mark.parametrize("table", sorted(ROWS))
+def test_tiny_files_are_all_valid(registry, tiny_dir, table):
+    result = _validated(registry, tiny_dir, table)
+    assert result.bad == []
+    assert result.table.num_rows == ROWS[table]
+    assert result.table.column_names == registry.dataset(table).column_names
+
+
+def test_multiline_review_keeps_text_and_line_numbers(registry, tiny_dir):
+    ds = registry.dataset("order_reviews")
+    source = read_source(tiny_dir / ds.source_file, ds)
+    assert source.lines.tolist() == [2, 3]
+    assert source.table.column("review_comment_message")[1].as_py() == 'Produto "ruim",\r\nchegou quebrado 😡'
+    assert source.table.column("review_comment_title")[1].as_py() == "Não, recomendo"
+
+
+def test_empty_optional_values_become_null(registry, tiny_dir):
+    result = _validated(registry, tiny_dir, "orders")
+    assert result.table.column("order_approved_at").to_pylist()[1] is None
+
+
+BAD_ORDERS = (
+    "{header}"
+    f'{O1},"{C1}",delivered,2017-10-02 10:56:33,,,,2017-10-18 00:00:00\n'  # line 2: good
+    f'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1,"{C1}",delivered,2017-10-02 10:56:33,,,2017-10-18 00:00:00\n'  # 3: 7 fields
+    f'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2,"{C1}",shipd,2017-10-02 10:56:33,,,,2017-10-18 00:00:00\n'  # 4: enum
+    f'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa3,"{C1}",delivered,2018-02-30 10:00:00,,,,2017-10-18 00:00:00\n'  # 5: bad date
+    f'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa4,"ffffffffffffffffffffffffffffffff",shipped,2017-10-02 10:56:33,,,,'
+    "2017-10-18 00:00:00\n"  # 6: orphan customer
+    f'{O1},"{C1}",delivered,2017-10-02 10:56:33,,,,2017-10-18 00:00:00\n'  # 7: duplicate key
+    f'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa5,"{C1}",delivered,2017-10-02 10:56:33,,,,2017-10-18 00:00:00\n'  # 8: good
+)
+
+
+def test_bad_rows_are_quarantined_row_by_row_with_reasons(registry, tmp_path):
+    header = FILES["olist_orders_dataset.csv"].splitlines(keepends=True)[0]
+    path = tmp_path / "olist_orders_dataset.csv"
+    data = BAD_ORDERS.format(header=header).encode() + (
+        b'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa6,"' + C1.encode() + b'",deliv\xffred,2017-10-02 10:56:33,,,,'
+        b"2017-10-18 00:00:00\n"  # line 9: broken UTF-8
+    )
+    path.write_bytes(data)
+    import pyarrow as pa
+
+    result = _validated(registry, tmp_path, "orders", {"customers.customer_id": pa.array([C1])})
+    assert result.read == 8
+    assert result.table.num_rows == 2
+    reasons = {b.line: b.reason for b in result.bad}
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 9]
+    assert reasons[3] == "wrong column count: 7 fields, expected 8"
+    assert reasons[4] == "order_status: 'shipd' is not one of the contract's values"
+    assert reasons[5].startswith("order_purchase_timestamp: '2018-02-30 10:00:00' is not a timestamp")
+    assert reasons[6] == "customer_id: 'ffffffffffffffffffffffffffffffff' not found in customers.customer_id"
+    assert reasons[7] == f"duplicate key (order_id)=({O1}) first seen at line 2"
+    assert reasons[9] == "order_status: not valid UTF-8"
+    assert {b.column for b in result.bad if b.line in (4, 5, 6)} == {
+        "order_status", "order_purchase_timestamp", "customer_id"}
+
+
+def test_line_numbers_count_line_breaks_inside_values(registry, tmp_path):
+    text = FILES["olist_order_reviews_dataset.csv"] + (
+        f'"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","{O1}",7,,"três\r\nlinhas\r\naqui",2017-10-11 00:00:00,'
+        "2017-10-12 03:43:48\r\n"
+    )
+    (tmp_path / "olist_order_reviews_dataset.csv").write_bytes(text.encode())
+    result = _validated(registry, tmp_path, "order_reviews")
+    assert [(b.line, b.reason) for b in result.bad] == [(5, "review_score: '7' is above the maximum 5")]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (f'{O1},1,credit_card,25,10.00\n', "payment_installments: '25' is above the maximum 24"),
+        (f'{O1},1,credit_card,2,-1.00\n', "payment_value: '-1.00' is below the minimum 0"),
+        (f'{O1},1,credit_card,2,abc\n', "payment_value: 'abc' is not a number"),
+        (f'{O1},1,credit_card,2,12345678901.00\n', "payment_value: '12345678901.00' has more than 10 integer digits"),
+        (f'{O1},x,credit_card,2,1.00\n', "payment_sequential: 'x' is not an integer"),
+        (f'{O1},1,pix,2,1.00\n', "payment_type: 'pix' is not one of the contract's values"),
+        (f'{O1},1,,2,1.00\n', "payment_type: required value is empty"),
+    ],
+)
+def test_each_contract_rule_names_field_and_value(registry, tmp_path, row, reason):
+    header = FILES["olist_order_payments_dataset.csv"].splitlines(keepends=True)[0]
+    (tmp_path / "olist_order_payments_dataset.csv").write_text(header + row)
+    result = _validated(registry, tmp_path, "order_payments")
+    assert [(b.line, b.reason) for b in result.bad] == [(2, reason)]
+    assert result.table.num_rows == 0
+
+
+def test_common_reexport_reads_like_the_original(registry, tiny_dir, tmp_path):
+    """Minimal quoting, LF only, unquoted header, no BOM and another column order."""
+    import csv
+
+    for ds in registry.source_tables():
+        with (tiny_dir / ds.source_file).open(encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        names = list(reversed(ds.column_names))
+        with (tmp_path / ds.source_file).open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, names, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        original = _validated(registry, tiny_dir, ds.name).table
+        reexport = _validated(registry, tmp_path, ds.name).table
+        assert reexport.equals(original), ds.name
+
+
+def test_float_written_integers_are_accepted(registry, tiny_dir):
+    path = tiny_dir / "olist_products_dataset.csv"
+    path.write_text(path.read_text().replace(",40,268,4,500,19,8,13", ",40.0,268.0,4.0,500.0,19.0,8.0,13.0"))
+    result = _validated(registry, tiny_dir, "products")
+    assert result.bad == []
+    assert result.table.column("product_weight_g").to_pylist() == ["500"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda t: t.replace('"order_status",', ""), "olist_orders_dataset.csv: missing column 'order_status'"),
+        (lambda t: t.replace('"order_id",', '"order_id","order_note",', 1),
+         "olist_orders_dataset.csv: unknown column 'order_note'"),
+        (lambda t: t.replace('"customer_id",', '"order_id",', 1),
+         "olist_orders_dataset.csv: column 'order_id' appears more than once in the header"),
+        (lambda t: "", "olist_orders_dataset.csv: the file is empty (no header line)"),
+    ],
+)
+def test_header_problems_are_one_clear_line(registry, tiny_dir, mutate, message):
+    path = tiny_dir / "olist_orders_dataset.csv"
+    path.write_text(mutate(path.read_text()))
+    with pytest.raises(LoadError) as err:
+        read_source(path, registry.dataset("orders"))
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file_names_it(registry, tmp_path):
+    with pytest.raises(LoadError, match=r"olist_orders_dataset.csv: missing file for table orders"):
+        read_source(tmp_path / "olist_orders_dataset.csv", registry.dataset("orders"))
