@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import queue
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,8 @@ import pyarrow.compute as pc
 from pipeline.contracts import Dataset, Registry, load_registry
 from pipeline.contracts.render_postgres import render_schema
 from pipeline.loader.postgres import write_quarantine, write_table
-from pipeline.loader.reader import BadRecord, LoadError, read_source
-from pipeline.loader.validate import Validated, validate
+from pipeline.loader.reader import BadRecord, LoadError, read_source, to_csv_bytes
+from pipeline.loader.validate import validate_chunks
 
 __all__ = ["FileResult", "LoadError", "LoadSummary", "apply_schema", "load_directory"]
 
@@ -61,11 +62,6 @@ def apply_schema(conn: psycopg.Connection, registry: Registry, schema: str) -> N
     conn.execute(render_schema(registry, schema))
 
 
-def _prepare(data_dir: Path, ds: Dataset, parent_keys: dict[str, pa.Array]) -> Validated:
-    source = read_source(data_dir / (ds.source_file or ""), ds)
-    return validate(source, ds, parent_keys)
-
-
 def _referenced_columns(tables: list[Dataset]) -> set[str]:
     return {f"{t}.{c}" for ds in tables for col in ds.columns for t, c in col.references}
 
@@ -79,8 +75,8 @@ def load_directory(
 ) -> LoadSummary:
     """Load every source table found in the contracts from ``data_dir``; one transaction per file.
 
-    Files are read and validated one ahead of the COPY that is running, so parsing (Arrow, C++) and
-    PostgreSQL's COPY overlap on two cores. Missing files fail fast with one line before anything loads.
+    The next file is parsed (Arrow, C++) and each file is validated chunk by chunk in worker threads while
+    PostgreSQL COPYs the chunk before, so both cores work. Missing files fail before anything loads.
     """
     registry = registry or load_registry()
     tables = registry.source_tables()
@@ -92,30 +88,60 @@ def load_directory(
     wanted = _referenced_columns(tables)
     parent_keys: dict[str, pa.Array] = {}
     results: list[FileResult] = []
-    with psycopg.connect(conninfo) as conn, ThreadPoolExecutor(max_workers=1) as pool:
+    with psycopg.connect(conninfo) as conn, ThreadPoolExecutor(max_workers=2) as pool:
         apply_schema(conn, registry, schema)
         conn.commit()
+        reads = {tables[0].name: pool.submit(read_source, data_dir / (tables[0].source_file or ""), tables[0])}
         # Tables come parents first: a child is validated against its parents' valid keys.
-        pending = None
         for i, ds in enumerate(tables):
             t0 = time.perf_counter()
-            validated = pending.result() if pending else _prepare(data_dir, ds, parent_keys)
+            source = reads.pop(ds.name).result()
+            if i + 1 < len(tables):
+                nxt = tables[i + 1]
+                reads[nxt.name] = pool.submit(read_source, data_dir / (nxt.source_file or ""), nxt)
+            if progress:
+                progress(ds.name, "load")
+            stream = _ValidatedStream(pool, source, ds, dict(parent_keys))
+            with conn.transaction():
+                inserted, updated = write_table(conn, schema, ds, stream)
+                write_quarantine(conn, schema, QUARANTINE_TABLE, ds.source_file or ds.name, run_id, stream.bad)
             for col in ds.column_names:
                 if f"{ds.name}.{col}" in wanted:
-                    parent_keys[f"{ds.name}.{col}"] = pc.unique(validated.table.column(col))
-            pending = None
-            if i + 1 < len(tables):  # every parent of the next table is validated by now
-                pending = pool.submit(_prepare, data_dir, tables[i + 1], dict(parent_keys))
-            if progress:
-                progress(ds.name, "copy")
-            with conn.transaction():
-                inserted, updated = write_table(conn, schema, ds, validated.table)
-                write_quarantine(conn, schema, QUARANTINE_TABLE, ds.source_file or ds.name, run_id,
-                                 validated.bad)
+                    parent_keys[f"{ds.name}.{col}"] = pc.unique(pa.chunked_array(stream.keys[col], pa.string()))
             results.append(FileResult(
-                table=ds.name, source_file=ds.source_file or "", read=validated.read,
-                loaded=validated.table.num_rows, inserted=inserted, updated=updated,
-                quarantined=len(validated.bad), seconds=time.perf_counter() - t0, bad=validated.bad))
+                table=ds.name, source_file=ds.source_file or "", read=source.records, loaded=stream.loaded,
+                inserted=stream.loaded if inserted < 0 else inserted, updated=updated,
+                quarantined=len(stream.bad), seconds=time.perf_counter() - t0,
+                bad=sorted(stream.bad, key=lambda b: b.line)))
             if progress:
                 progress(ds.name, "done")
     return LoadSummary(run_id, results, time.perf_counter() - started)
+
+
+class _ValidatedStream:
+    """CSV chunks of valid rows, validated in a worker thread one chunk ahead of the COPY reading them."""
+
+    def __init__(self, pool: ThreadPoolExecutor, source, ds: Dataset, parent_keys: dict[str, pa.Array]) -> None:
+        self.bad: list[BadRecord] = []
+        self.loaded = 0
+        self.keys: dict[str, list[pa.Array]] = {c: [] for c in ds.column_names}
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._future = pool.submit(self._produce, source, ds, parent_keys)
+
+    def _produce(self, source, ds: Dataset, parent_keys: dict[str, pa.Array]) -> None:
+        try:
+            for part in validate_chunks(source, ds, parent_keys):
+                self._queue.put((part, to_csv_bytes(part.table) if part.table.num_rows else b""))
+        finally:
+            self._queue.put(None)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (item := self._queue.get()) is not None:
+            part, data = item
+            self.bad.extend(part.bad)
+            self.loaded += part.table.num_rows
+            for col in self.keys:
+                self.keys[col].extend(part.table.column(col).chunks)
+            if data:
+                yield data
+        self._future.result()  # re-raise a failure of the producer

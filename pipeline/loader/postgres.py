@@ -4,48 +4,43 @@ upsert (only rows that changed get a new ``_changed_at``) into a loaded one."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable
 
 import psycopg
-import pyarrow as pa
 from psycopg import sql
 
 from pipeline.contracts import Dataset
 from pipeline.contracts.render_postgres import CHANGE_COLUMN
-from pipeline.loader.reader import BadRecord, to_csv_bytes
-
-CHUNK_ROWS = 100_000
+from pipeline.loader.reader import BadRecord
 
 
-def csv_chunks(table: pa.Table) -> Iterator[bytes]:
-    for offset in range(0, table.num_rows, CHUNK_ROWS):
-        yield to_csv_bytes(table.slice(offset, CHUNK_ROWS))
-
-
-def copy_rows(cur: psycopg.Cursor, target: sql.Composable, columns: list[str], table: pa.Table) -> None:
+def copy_rows(cur: psycopg.Cursor, target: sql.Composable, columns: list[str], chunks: Iterable[bytes]) -> None:
+    """COPY CSV chunks (as ``reader.to_csv_bytes`` writes them) into ``target``."""
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
         target, sql.SQL(", ").join(map(sql.Identifier, columns)))
     with cur.copy(stmt) as copy:
-        for chunk in csv_chunks(table):
+        for chunk in chunks:
             copy.write(chunk)
 
 
-def write_table(conn: psycopg.Connection, schema: str, ds: Dataset, table: pa.Table) -> tuple[int, int]:
-    """Load rows into ``schema.table``; returns (inserted, updated). Caller holds the transaction."""
+def write_table(conn: psycopg.Connection, schema: str, ds: Dataset, chunks: Iterable[bytes]) -> tuple[int, int]:
+    """Load CSV chunks into ``schema.table``; returns (inserted, updated), inserted -1 meaning "all".
+
+    Caller holds the transaction."""
     target = sql.Identifier(schema, ds.physical_name)
     cols = ds.column_names
     cur = conn.cursor()
     has_rows = cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(target)).fetchone()[0]
     if not has_rows:
-        copy_rows(cur, target, cols, table)
-        return table.num_rows, 0
+        copy_rows(cur, target, cols, chunks)
+        return -1, 0
     if not ds.primary_key:
         cur.execute(sql.SQL("TRUNCATE {}").format(target))
-        copy_rows(cur, target, cols, table)
-        return table.num_rows, 0
+        copy_rows(cur, target, cols, chunks)
+        return -1, 0
     staging = sql.Identifier(f"_stage_{ds.physical_name}")
     cur.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(staging, target))
-    copy_rows(cur, staging, cols, table)
+    copy_rows(cur, staging, cols, chunks)
     ident = lambda names: sql.SQL(", ").join(map(sql.Identifier, names))  # noqa: E731
     non_key = [c for c in cols if c not in ds.primary_key]
     updates = sql.SQL(", ").join(

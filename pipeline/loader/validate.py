@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,11 +156,10 @@ class Validated:
     read: int
 
 
-def validate(source: SourceRead, ds: Dataset, parent_keys: dict[str, pa.Array]) -> Validated:
-    """Split rows into valid ones and quarantined ones with every reason."""
-    table, lines = source.table, source.lines
+def _chunk(table: pa.Table, lines: np.ndarray, ds: Dataset, parent_keys: dict[str, pa.Array],
+           duplicate: np.ndarray, dup_reasons: dict[int, str], offset: int) -> Validated:
+    """Check one slice of rows; ``duplicate``/``dup_reasons`` are for the whole file, by row index."""
     n = table.num_rows
-    failing = np.zeros(n, dtype=bool)
     checks: list[Check] = []
     for col in ds.columns:
         arr = table.column(col.name)
@@ -171,17 +171,10 @@ def validate(source: SourceRead, ds: Dataset, parent_keys: dict[str, pa.Array]) 
                                  pc.invert(pc.is_in(arr, value_set=parents)))
                 checks.append(Check(col.name, orphan, f"{{value}} not found in {ref_table}.{ref_col}"))
     masks = [_as_bool(c.failing) for c in checks]
+    failing = duplicate[offset:offset + n].copy()
     for m in masks:
         failing |= m
-    dup_reasons: dict[int, str] = {}
-    if ds.primary_key:
-        clean = table.filter(pa.array(~failing))
-        dup, dup_clean = duplicate_check(clean, ds.primary_key, lines[~failing])
-        positions = np.flatnonzero(~failing)
-        dup_reasons = {int(positions[i]): reason for i, reason in dup_clean.items()}
-        failing[positions[dup]] = True
-
-    bad = list(source.bad)
+    bad = []
     for i in np.flatnonzero(failing):
         reasons, first_col = [], None
         for check, mask in zip(checks, masks, strict=True):
@@ -189,12 +182,11 @@ def validate(source: SourceRead, ds: Dataset, parent_keys: dict[str, pa.Array]) 
                 value = table.column(check.column)[int(i)].as_py()
                 reasons.append(f"{check.column}: " + check.reason.format(value=repr(value)))
                 first_col = first_col or check.column
-        if int(i) in dup_reasons:
-            reasons.append(dup_reasons[int(i)])
+        if offset + int(i) in dup_reasons:
+            reasons.append(dup_reasons[offset + int(i)])
         record = {c: table.column(c)[int(i)].as_py() for c in table.column_names}
         bad.append(BadRecord(int(lines[i]), "; ".join(reasons), json.dumps(record, ensure_ascii=False),
                              first_col))
-
     good = table.filter(pa.array(~failing))
     columns = []
     for col in ds.columns:
@@ -204,5 +196,29 @@ def validate(source: SourceRead, ds: Dataset, parent_keys: dict[str, pa.Array]) 
         if not col.required:
             arr = pc.if_else(pc.equal(pc.utf8_length(arr), 0), pa.scalar(None, pa.string()), arr)
         columns.append(arr)
-    bad.sort(key=lambda b: b.line)
-    return Validated(pa.table(columns, names=ds.column_names), bad, source.records)
+    return Validated(pa.table(columns, names=ds.column_names), bad, n)
+
+
+def validate_chunks(source: SourceRead, ds: Dataset, parent_keys: dict[str, pa.Array],
+                    chunk_rows: int = 250_000) -> Iterator[Validated]:
+    """Validate a file slice by slice, so COPY of one slice overlaps the checks of the next.
+
+    Primary-key duplicates are found over the whole file first: the first occurrence is kept and every
+    later one is quarantined with the line of the first. Records refused while reading come first.
+    """
+    table, lines = source.table, source.lines
+    duplicate = np.zeros(table.num_rows, dtype=bool)
+    dup_reasons: dict[int, str] = {}
+    if ds.primary_key and table.num_rows:
+        duplicate, dup_reasons = duplicate_check(table, ds.primary_key, lines)
+    yield Validated(table.slice(0, 0), list(source.bad), len(source.bad))
+    for offset in range(0, table.num_rows, chunk_rows):
+        yield _chunk(table.slice(offset, chunk_rows), lines[offset:offset + chunk_rows], ds, parent_keys,
+                     duplicate, dup_reasons, offset)
+
+
+def validate(source: SourceRead, ds: Dataset, parent_keys: dict[str, pa.Array]) -> Validated:
+    """Split a whole file into valid rows and quarantined ones with every reason."""
+    parts = list(validate_chunks(source, ds, parent_keys))
+    bad = sorted((b for p in parts for b in p.bad), key=lambda b: b.line)
+    return Validated(pa.concat_tables([p.table for p in parts]), bad, sum(p.read for p in parts))
