@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.table import Table
 
@@ -56,20 +57,20 @@ def generate(
     table = Table(title=f"Generated scale {scale} seed {seed} into {out}")
     for col in ("file", "rows", "size"):
         table.add_column(col, justify="left" if col == "file" else "right")
-    for name, stats in result.files.items():
-        table.add_row(name, f"{stats.rows:,}", human_bytes(stats.bytes))
+    for stats in result.files.values():
+        table.add_row(stats.path.name, f"{stats.rows:,}", human_bytes(stats.bytes))
     console.print(table)
-    console.print(f"{result.total_rows:,} rows in {result.seconds:.1f} s "
-                  f"({result.total_rows / max(result.seconds, 1e-9):,.0f} rows/s)")
+    console.print(f"{result.total_rows:,} rows in {result.elapsed_seconds:.1f} s "
+                  f"({result.rows_per_second:,.0f} rows/s)")
 
 
 def print_load_summary(summary: LoadSummary) -> None:
     table = Table(title=f"Load run {summary.run_id[:8]}")
-    for col in ("table", "file", "read", "loaded", "inserted", "updated", "quarantined", "seconds"):
-        table.add_column(col, justify="left" if col in ("table", "file") else "right")
+    for col in ("table", "read", "loaded", "inserted", "updated", "quarantined", "seconds"):
+        table.add_column(col, justify="left" if col == "table" else "right")
     for r in summary.results:
         style = "yellow" if r.quarantined else None
-        table.add_row(r.table, r.source_file, f"{r.read:,}", f"{r.loaded:,}", f"{r.inserted:,}",
+        table.add_row(r.table, f"{r.read:,}", f"{r.loaded:,}", f"{r.inserted:,}",
                       f"{r.updated:,}", f"{r.quarantined:,}", f"{r.seconds:.2f}", style=style)
     console.print(table)
     console.print(f"{summary.read:,} records read, {summary.loaded:,} loaded, "
@@ -229,11 +230,20 @@ def demo() -> None:
         raise fail(str(exc)) from None
     pg = PostgresService(settings)
     ep = pg.endpoint()
+    with psycopg.connect(pg.conninfo()) as conn:
+        orders, delivered, first, last = conn.execute(
+            f"select count(*), count(*) filter (where order_status = 'delivered'), "
+            f"min(order_purchase_timestamp)::date, max(order_purchase_timestamp)::date "
+            f"from {settings.pg_schema}.orders").fetchone()
+        paid = conn.execute(f"select coalesce(sum(payment_value), 0) from {settings.pg_schema}.order_payments"
+                            ).fetchone()[0]
     console.rule("[bold]Summary")
     where = f"{ep.address if ep else '-'}  database {settings.pg_database}, schema {settings.pg_schema}"
     console.print(f"PostgreSQL   {where}")
     console.print(f"Loaded       {summary.loaded:,} rows from {len(summary.results)} files; "
                   f"{summary.quarantined:,} quarantined")
+    console.print(f"Orders       {orders:,} ({delivered / max(orders, 1):.1%} delivered), purchased {first} .. {last}; "
+                  f"payments R$ {paid:,.2f}")
     console.print("Next         `olist status` to inspect, `olist down` to stop")
     if summary.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)

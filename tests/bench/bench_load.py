@@ -56,8 +56,8 @@ def main() -> None:
     settings = Settings(state_dir=state, data_dir=state / f"data-{args.scale}-{args.seed}")
     console.rule(f"[bold]Generator, scale {args.scale}")
     gen = generate(scale=args.scale, seed=args.seed, out_dir=settings.data_dir)
-    gen_rate = gen.total_rows / gen.seconds
-    console.print(f"generated {gen.total_rows:,} rows in {gen.seconds:.2f} s = {gen_rate:,.0f} rows/s")
+    gen_rate = gen.rows_per_second
+    console.print(f"generated {gen.total_rows:,} rows in {gen.elapsed_seconds:.2f} s = {gen_rate:,.0f} rows/s")
 
     pg = PostgresService(settings)
     pg.start()
@@ -83,7 +83,7 @@ def main() -> None:
         table.add_column(col, justify="right" if col != "run" else "left")
     table.add_row("floor: psql \\copy", f"{floor:.2f}", f"{rows / floor:,.0f}", "1.00x")
     table.add_row("olist load", f"{ours:.2f}", f"{rows / ours:,.0f}", f"{ours / floor:.2f}x")
-    table.add_row("olist generate", f"{gen.seconds:.2f}", f"{gen_rate:,.0f}", "-")
+    table.add_row("olist generate", f"{gen.elapsed_seconds:.2f}", f"{gen_rate:,.0f}", "-")
     console.print(table)
     verdict = "within" if ours / floor <= 1.3 else "over"
     console.print(f"load ratio {ours / floor:.2f}x the floor's time ({verdict} the 1.3x target)")
