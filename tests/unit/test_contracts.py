@@ -164,3 +164,13 @@ def test_diff_against_a_git_ref(contracts_copy):
 
 def test_render_all_lists_the_postgres_ddl():
     assert Path("contracts/generated/postgres/olist.sql") in render_all()
+
+
+def test_check_reports_a_hand_edited_artifact(tmp_path):
+    for rel, content in render_all().items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(content)
+    assert stale(tmp_path) == []
+    target = tmp_path / "contracts/generated/postgres/olist.sql"
+    target.write_text(target.read_text().replace("varchar(32)", "text", 1))
+    assert stale(tmp_path) == [Path("contracts/generated/postgres/olist.sql")]

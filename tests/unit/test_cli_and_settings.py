@@ -1,0 +1,58 @@
+"""The CLI's surface and the settings model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.settings import Settings
+
+COMMANDS = [[], ["generate"], ["load"], ["up"], ["down"], ["status"], ["demo"], ["contracts"],
+            ["contracts", "lint"], ["contracts", "generate"], ["contracts", "check"], ["contracts", "diff"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "olist")
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_contracts_commands_pass_on_the_repository():
+    runner = CliRunner()
+    assert runner.invoke(app, ["contracts", "lint"]).exit_code == 0
+    assert runner.invoke(app, ["contracts", "check"]).exit_code == 0
+
+
+def test_contracts_diff_unknown_ref_is_one_line():
+    result = CliRunner().invoke(app, ["contracts", "diff", "no-such-ref-xyz"])
+    assert result.exit_code == 1
+    assert "git ref 'no-such-ref-xyz'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_settings_defaults_need_nothing(monkeypatch):
+    for key in list(__import__("os").environ):
+        if key.startswith("OLIST_"):
+            monkeypatch.delenv(key)
+    s = Settings()
+    assert s.bind_host == "127.0.0.1"
+    assert s.pg_port == 0 and s.pg_password is None
+    assert s.state_dir.name == ".state"
+
+
+def test_settings_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("OLIST_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("OLIST_PG_PORT", "6543")
+    monkeypatch.setenv("OLIST_SCALE", "0.5")
+    s = Settings()
+    assert (s.state_dir, s.pg_port, s.scale) == (Path(tmp_path), 6543, 0.5)
+
+
+def test_bad_setting_names_the_field(monkeypatch):
+    monkeypatch.setenv("OLIST_PG_PORT", "seventy")
+    with pytest.raises(ValueError, match="pg_port"):
+        Settings()
