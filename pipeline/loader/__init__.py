@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 import uuid
@@ -75,8 +76,10 @@ def load_directory(
 ) -> LoadSummary:
     """Load every source table found in the contracts from ``data_dir``; one transaction per file.
 
-    The next file is parsed (Arrow, C++) and each file is validated chunk by chunk in worker threads while
-    PostgreSQL COPYs the chunk before, so both cores work. Missing files fail before anything loads.
+    A worker thread reads (Arrow, C++) and validates the files chunk by chunk, running ahead of the COPY
+    that streams the chunks into PostgreSQL, so parsing, checks and the server's COPY use both cores.
+    Tables come parents first: a child is validated against its parents' valid keys, known as soon as
+    the parent is validated. Missing files fail before anything loads.
     """
     registry = registry or load_registry()
     tables = registry.source_tables()
@@ -85,63 +88,80 @@ def load_directory(
             raise LoadError(f"{data_dir / (ds.source_file or '')}: missing file for table {ds.name}")
     run_id = uuid.uuid4().hex
     started = time.perf_counter()
-    wanted = _referenced_columns(tables)
-    parent_keys: dict[str, pa.Array] = {}
     results: list[FileResult] = []
-    with psycopg.connect(conninfo) as conn, ThreadPoolExecutor(max_workers=2) as pool:
+    with psycopg.connect(conninfo) as conn:
         apply_schema(conn, registry, schema)
         conn.commit()
-        reads = {tables[0].name: pool.submit(read_source, data_dir / (tables[0].source_file or ""), tables[0])}
-        # Tables come parents first: a child is validated against its parents' valid keys.
-        for i, ds in enumerate(tables):
-            t0 = time.perf_counter()
-            source = reads.pop(ds.name).result()
-            if i + 1 < len(tables):
-                nxt = tables[i + 1]
-                reads[nxt.name] = pool.submit(read_source, data_dir / (nxt.source_file or ""), nxt)
-            if progress:
-                progress(ds.name, "load")
-            stream = _ValidatedStream(pool, source, ds, dict(parent_keys))
-            with conn.transaction():
-                inserted, updated = write_table(conn, schema, ds, stream)
-                write_quarantine(conn, schema, QUARANTINE_TABLE, ds.source_file or ds.name, run_id, stream.bad)
-            for col in ds.column_names:
-                if f"{ds.name}.{col}" in wanted:
-                    parent_keys[f"{ds.name}.{col}"] = pc.unique(pa.chunked_array(stream.keys[col], pa.string()))
-            results.append(FileResult(
-                table=ds.name, source_file=ds.source_file or "", read=source.records, loaded=stream.loaded,
-                inserted=stream.loaded if inserted < 0 else inserted, updated=updated,
-                quarantined=len(stream.bad), seconds=time.perf_counter() - t0,
-                bad=sorted(stream.bad, key=lambda b: b.line)))
-            if progress:
-                progress(ds.name, "done")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            feed: queue.Queue = queue.Queue(maxsize=8)
+            producer = pool.submit(_validate_all, data_dir, tables, feed)
+            try:
+                for ds in tables:
+                    t0 = time.perf_counter()
+                    if progress:
+                        progress(ds.name, "load")
+                    stream = _TableStream(feed, ds)
+                    with conn.transaction():
+                        inserted, updated = write_table(conn, schema, ds, stream)
+                        write_quarantine(conn, schema, QUARANTINE_TABLE, ds.source_file or ds.name, run_id,
+                                         stream.bad)
+                    results.append(FileResult(
+                        table=ds.name, source_file=ds.source_file or "", read=stream.read, loaded=stream.loaded,
+                        inserted=stream.loaded if inserted < 0 else inserted, updated=updated,
+                        quarantined=len(stream.bad), seconds=time.perf_counter() - t0,
+                        bad=sorted(stream.bad, key=lambda b: b.line)))
+                    if progress:
+                        progress(ds.name, "done")
+            finally:
+                _drain(feed, producer)
     return LoadSummary(run_id, results, time.perf_counter() - started)
 
 
-class _ValidatedStream:
-    """CSV chunks of valid rows, validated in a worker thread one chunk ahead of the COPY reading them."""
+_END = object()
 
-    def __init__(self, pool: ThreadPoolExecutor, source, ds: Dataset, parent_keys: dict[str, pa.Array]) -> None:
+
+def _validate_all(data_dir: Path, tables: list[Dataset], feed: queue.Queue) -> None:
+    """Producer: for each table, its validated chunks (with their CSV bytes), then an end marker."""
+    wanted = _referenced_columns(tables)
+    parent_keys: dict[str, pa.Array] = {}
+    try:
+        for ds in tables:
+            source = read_source(data_dir / (ds.source_file or ""), ds)
+            keys = {c: [] for c in ds.column_names if f"{ds.name}.{c}" in wanted}
+            for part in validate_chunks(source, ds, parent_keys):
+                feed.put((part, to_csv_bytes(part.table) if part.table.num_rows else b""))
+                for col, chunks in keys.items():
+                    chunks.extend(part.table.column(col).chunks)
+            for col, chunks in keys.items():
+                parent_keys[f"{ds.name}.{col}"] = pc.unique(pa.chunked_array(chunks, pa.string()))
+            feed.put(_END)
+    except BaseException as exc:  # handed to the consumer, which raises it
+        feed.put(exc)
+
+
+def _drain(feed: queue.Queue, producer) -> None:
+    """Unblock and finish the producer after the consumer stopped early."""
+    while not producer.done():
+        with contextlib.suppress(queue.Empty):
+            feed.get(timeout=0.1)
+
+
+class _TableStream:
+    """One table's CSV chunks from the producer, counting loaded rows and collecting refused ones."""
+
+    def __init__(self, feed: queue.Queue, ds: Dataset) -> None:
+        self.feed, self.ds = feed, ds
         self.bad: list[BadRecord] = []
         self.loaded = 0
-        self.keys: dict[str, list[pa.Array]] = {c: [] for c in ds.column_names}
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
-        self._future = pool.submit(self._produce, source, ds, parent_keys)
-
-    def _produce(self, source, ds: Dataset, parent_keys: dict[str, pa.Array]) -> None:
-        try:
-            for part in validate_chunks(source, ds, parent_keys):
-                self._queue.put((part, to_csv_bytes(part.table) if part.table.num_rows else b""))
-        finally:
-            self._queue.put(None)
+        self.read = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        while (item := self._queue.get()) is not None:
+        while (item := self.feed.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
             part, data = item
             self.bad.extend(part.bad)
             self.loaded += part.table.num_rows
-            for col in self.keys:
-                self.keys[col].extend(part.table.column(col).chunks)
+            self.read += part.read
             if data:
                 yield data
-        self._future.result()  # re-raise a failure of the producer

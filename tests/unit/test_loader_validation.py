@@ -153,3 +153,14 @@ def test_header_problems_are_one_clear_line(registry, tiny_dir, mutate, message)
 def test_missing_file_names_it(registry, tmp_path):
     with pytest.raises(LoadError, match=r"olist_orders_dataset.csv: missing file for table orders"):
         read_source(tmp_path / "olist_orders_dataset.csv", registry.dataset("orders"))
+
+
+def test_csv_bytes_survive_empty_leading_chunks():
+    import pyarrow as pa
+
+    from pipeline.loader.reader import to_csv_bytes
+
+    col = pa.chunked_array([pa.array([], pa.string()), pa.array(["a,b", None, 'q"x'] * 20000)])
+    data = to_csv_bytes(pa.table({"c": col}))
+    assert data.startswith(b'"a,b"\n\n"q""x"\n')
+    assert data.count(b"\n") == 60000 and b"\x00" not in data

@@ -2,9 +2,9 @@
 CREATE SCHEMA IF NOT EXISTS olist;
 
 CREATE TABLE IF NOT EXISTS olist.customers (
-    customer_id varchar(32) NOT NULL CHECK (customer_id ~ '^[0-9a-f]{32}$'),
-    customer_unique_id varchar(32) NOT NULL CHECK (customer_unique_id ~ '^[0-9a-f]{32}$'),
-    customer_zip_code_prefix varchar(5) NOT NULL CHECK (customer_zip_code_prefix ~ '^[0-9]{5}$'),
+    customer_id varchar(32) NOT NULL,
+    customer_unique_id varchar(32) NOT NULL,
+    customer_zip_code_prefix varchar(5) NOT NULL,
     customer_city text NOT NULL,
     customer_state varchar(2) NOT NULL CHECK (customer_state IN ('AC', 'AL', 'AM', 'AP', 'BA', 'CE', 'DF', 'ES', 'GO', 'MA', 'MG', 'MS', 'MT', 'PA', 'PB', 'PE', 'PI', 'PR', 'RJ', 'RN', 'RO', 'RR', 'RS', 'SC', 'SE', 'SP', 'TO')),
     _changed_at timestamptz NOT NULL DEFAULT now(),
@@ -19,7 +19,7 @@ COMMENT ON COLUMN olist.customers.customer_city IS 'City name in lower case, as 
 COMMENT ON COLUMN olist.customers.customer_state IS 'Brazilian federative unit (UF).';
 
 CREATE TABLE IF NOT EXISTS olist.geolocation (
-    geolocation_zip_code_prefix varchar(5) NOT NULL CHECK (geolocation_zip_code_prefix ~ '^[0-9]{5}$'),
+    geolocation_zip_code_prefix varchar(5) NOT NULL,
     geolocation_lat double precision NOT NULL CHECK (geolocation_lat >= -90 AND geolocation_lat <= 90),
     geolocation_lng double precision NOT NULL CHECK (geolocation_lng >= -180 AND geolocation_lng <= 180),
     geolocation_city text NOT NULL,
@@ -54,8 +54,8 @@ COMMENT ON COLUMN olist.load_quarantine.run_id IS 'The load run that refused it.
 COMMENT ON COLUMN olist.load_quarantine.quarantined_at IS 'When it was refused.';
 
 CREATE TABLE IF NOT EXISTS olist.orders (
-    order_id varchar(32) NOT NULL CHECK (order_id ~ '^[0-9a-f]{32}$'),
-    customer_id varchar(32) NOT NULL CHECK (customer_id ~ '^[0-9a-f]{32}$'),
+    order_id varchar(32) NOT NULL,
+    customer_id varchar(32) NOT NULL,
     order_status varchar(16) NOT NULL CHECK (order_status IN ('created', 'approved', 'invoiced', 'processing', 'shipped', 'delivered', 'canceled', 'unavailable')),
     order_purchase_timestamp timestamp NOT NULL CHECK (order_purchase_timestamp >= '2016-01-01 00:00:00'),
     order_approved_at timestamp,
@@ -77,7 +77,7 @@ COMMENT ON COLUMN olist.orders.order_delivered_customer_date IS 'When the custom
 COMMENT ON COLUMN olist.orders.order_estimated_delivery_date IS 'The delivery date promised at purchase.';
 
 CREATE TABLE IF NOT EXISTS olist.products (
-    product_id varchar(32) NOT NULL CHECK (product_id ~ '^[0-9a-f]{32}$'),
+    product_id varchar(32) NOT NULL,
     product_category_name text,
     product_name_lenght integer CHECK (product_name_lenght >= 0),
     product_description_lenght integer CHECK (product_description_lenght >= 0),
@@ -102,8 +102,8 @@ COMMENT ON COLUMN olist.products.product_height_cm IS 'Height in centimetres.';
 COMMENT ON COLUMN olist.products.product_width_cm IS 'Width in centimetres.';
 
 CREATE TABLE IF NOT EXISTS olist.sellers (
-    seller_id varchar(32) NOT NULL CHECK (seller_id ~ '^[0-9a-f]{32}$'),
-    seller_zip_code_prefix varchar(5) NOT NULL CHECK (seller_zip_code_prefix ~ '^[0-9]{5}$'),
+    seller_id varchar(32) NOT NULL,
+    seller_zip_code_prefix varchar(5) NOT NULL,
     seller_city text NOT NULL,
     seller_state varchar(2) NOT NULL CHECK (seller_state IN ('AC', 'AL', 'AM', 'AP', 'BA', 'CE', 'DF', 'ES', 'GO', 'MA', 'MG', 'MS', 'MT', 'PA', 'PB', 'PE', 'PI', 'PR', 'RJ', 'RN', 'RO', 'RR', 'RS', 'SC', 'SE', 'SP', 'TO')),
     _changed_at timestamptz NOT NULL DEFAULT now(),
@@ -117,10 +117,10 @@ COMMENT ON COLUMN olist.sellers.seller_city IS 'City name in lower case, as type
 COMMENT ON COLUMN olist.sellers.seller_state IS 'Brazilian federative unit (UF).';
 
 CREATE TABLE IF NOT EXISTS olist.order_items (
-    order_id varchar(32) NOT NULL CHECK (order_id ~ '^[0-9a-f]{32}$'),
+    order_id varchar(32) NOT NULL,
     order_item_id smallint NOT NULL CHECK (order_item_id >= 1 AND order_item_id <= 99),
-    product_id varchar(32) NOT NULL CHECK (product_id ~ '^[0-9a-f]{32}$'),
-    seller_id varchar(32) NOT NULL CHECK (seller_id ~ '^[0-9a-f]{32}$'),
+    product_id varchar(32) NOT NULL,
+    seller_id varchar(32) NOT NULL,
     shipping_limit_date timestamp NOT NULL,
     price numeric(12,2) NOT NULL CHECK (price >= 0),
     freight_value numeric(12,2) NOT NULL CHECK (freight_value >= 0),
@@ -138,7 +138,7 @@ COMMENT ON COLUMN olist.order_items.price IS 'Item price in BRL.';
 COMMENT ON COLUMN olist.order_items.freight_value IS 'Freight charged for the item in BRL.';
 
 CREATE TABLE IF NOT EXISTS olist.order_payments (
-    order_id varchar(32) NOT NULL CHECK (order_id ~ '^[0-9a-f]{32}$'),
+    order_id varchar(32) NOT NULL,
     payment_sequential smallint NOT NULL CHECK (payment_sequential >= 1 AND payment_sequential <= 99),
     payment_type varchar(16) NOT NULL CHECK (payment_type IN ('credit_card', 'boleto', 'voucher', 'debit_card', 'not_defined')),
     payment_installments smallint NOT NULL CHECK (payment_installments >= 0 AND payment_installments <= 24),
@@ -155,8 +155,8 @@ COMMENT ON COLUMN olist.order_payments.payment_installments IS 'Number of instal
 COMMENT ON COLUMN olist.order_payments.payment_value IS 'Amount paid in BRL.';
 
 CREATE TABLE IF NOT EXISTS olist.order_reviews (
-    review_id varchar(32) NOT NULL CHECK (review_id ~ '^[0-9a-f]{32}$'),
-    order_id varchar(32) NOT NULL CHECK (order_id ~ '^[0-9a-f]{32}$'),
+    review_id varchar(32) NOT NULL,
+    order_id varchar(32) NOT NULL,
     review_score smallint NOT NULL CHECK (review_score >= 1 AND review_score <= 5),
     review_comment_title text,
     review_comment_message text,
