@@ -140,9 +140,10 @@ def read_source(path: Path, ds: Dataset) -> SourceRead:
         lines = np.asarray(good, dtype=np.int64)
     else:
         breaks = np.zeros(table.num_rows, dtype=np.int64)
-        for name in header:
-            counts = pc.count_substring(table.column(name), "\n").to_numpy(zero_copy_only=False)
-            breaks += counts.astype(np.int64)
+        for name in header:  # a line break is LF, CRLF or a lone CR, as Python's csv module counts them
+            col = table.column(name)
+            for pattern, sign in (("\n", 1), ("\r", 1), ("\r\n", -1)):
+                breaks += sign * pc.count_substring(col, pattern).to_numpy(zero_copy_only=False).astype(np.int64)
         lines = 2 + np.arange(table.num_rows, dtype=np.int64) + np.cumsum(breaks) - breaks
         bad_lines = []
 
