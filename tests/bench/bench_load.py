@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import time
 
@@ -49,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=2, help="best of N for each loader")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each loader, alternating")
     args = parser.parse_args()
 
     state = PROJECT_ROOT / ".state" / "bench"
@@ -77,8 +78,10 @@ def main() -> None:
                           f"{summary.loaded:,} loaded, {summary.quarantined:,} quarantined")
     finally:
         pg.stop()
-    floor, ours = min(floor_times), min(ours_times)
-    table = Table(title=f"Load benchmark, scale {args.scale} ({rows:,} rows), best of {args.rounds}")
+    floor, ours = statistics.median(floor_times), statistics.median(ours_times)
+    console.print("rounds (s): floor " + ", ".join(f"{t:.2f}" for t in floor_times)
+                  + "; olist load " + ", ".join(f"{t:.2f}" for t in ours_times))
+    table = Table(title=f"Load benchmark, scale {args.scale} ({rows:,} rows), median of {args.rounds} rounds")
     for col in ("run", "seconds", "rows/s", "ratio to floor"):
         table.add_column(col, justify="right" if col != "run" else "left")
     table.add_row("floor: psql \\copy", f"{floor:.2f}", f"{rows / floor:,.0f}", "1.00x")
