@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from emulation.postgres import PostgresService
+from emulation.s3 import S3Service
 from emulation.service import Service
 from pipeline.settings import Settings, get_settings
 
 
 def all_services(settings: Settings | None = None) -> dict[str, Service]:
     settings = settings or get_settings()
-    return {"postgres": PostgresService(settings)}
+    services: dict[str, Service] = {"postgres": PostgresService(settings)}
+    if settings.s3_endpoint_url is None:
+        services["s3"] = S3Service(settings)
+    return services
 
 
 def get_service(name: str, settings: Settings | None = None) -> Service:

@@ -114,6 +114,46 @@ def load(
         raise typer.Exit(EXIT_QUARANTINED)
 
 
+@app.command()
+def ingest(
+    table: Annotated[list[str] | None, typer.Option(help="Only these tables (repeatable).")] = None,
+) -> None:
+    """Copy new rows from PostgreSQL to S3 as Parquet (bronze), commit by manifest, reconcile counts."""
+    try:
+        results = run_ingest(table)
+    except (ServiceError, ContractError) as exc:
+        raise fail(str(exc)) from None
+    if not all(r.reconciled for r in results):
+        raise typer.Exit(1)
+
+
+def run_ingest(tables: list[str] | None = None):
+    from pipeline.ingest import ingest as run
+    from pipeline.storage import s3_location
+
+    settings = get_settings()
+    pg = PostgresService(settings)
+    if pg.pid() is None:
+        raise ServiceError("postgres is not running: start it with `olist up`")
+    loc = s3_location(settings)
+    with progress_bar() as bar:
+        task = bar.add_task("ingesting", total=len(tables) if tables else 9)
+        results = run(pg.conninfo(), loc, settings.pg_schema, settings.bronze_prefix, tables,
+                      progress=lambda name: bar.update(task, description=f"ingest {name}", advance=1))
+    out = Table(title=f"Ingested to {loc.uri(settings.bronze_prefix)}/")
+    for col in ("table", "mode", "copied", "files", "size", "postgres rows", "bronze rows", "reconciled", "seconds"):
+        out.add_column(col, justify="left" if col in ("table", "mode") else "right")
+    for r in results:
+        ok = "[green]yes" if r.reconciled else "[red]NO"
+        out.add_row(r.table, r.skipped or r.mode, f"{r.copied:,}", str(r.files), human_bytes(r.bytes),
+                    f"{r.source_rows:,}", f"{r.bronze_rows:,}", ok, f"{r.seconds:.2f}")
+    console.print(out)
+    removed = sum(r.orphans_removed for r in results)
+    console.print(f"{sum(r.copied for r in results):,} rows copied in {sum(r.seconds for r in results):.1f} s"
+                  + (f"; {removed} uncommitted files of an interrupted run removed" if removed else ""))
+    return results
+
+
 # -- services ------------------------------------------------------------------------------------
 @app.command()
 def up(services: Annotated[list[str] | None, typer.Argument(help="Services to start (default: all).")] = None) -> None:

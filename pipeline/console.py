@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-console = Console()
-err_console = Console(stderr=True)
+# Wide enough for the summary tables when output goes to a file or CI log rather than a terminal.
+console = Console(width=None if sys.stdout.isatty() else 130)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 130)
 
 
 def progress_bar() -> Progress:

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     pg_os_user: str = Field("postgres", description="Unprivileged OS user that runs PostgreSQL as root.")
     pg_bin_dir: Path | None = Field(None, description="Unset: the newest /usr/lib/postgresql/*/bin.")
 
+    s3_endpoint_url: str | None = Field(None, description="Unset: the local moto server (olist up s3).")
+    s3_port: int = Field(0, ge=0, lt=65536, description="Local S3 port; 0 picks a free one.")
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "olist-lake"
+    # The local emulator accepts any key; set real ones (or leave unset for AWS's own chain) elsewhere.
+    s3_access_key_id: str = "emulation"
+    s3_secret_access_key: str = "emulation"
+    bronze_prefix: str = "bronze"
+
     service_start_timeout: float = 60.0
 
     @property

@@ -42,3 +42,21 @@ def postgres(test_settings: Settings):
     service.start()
     yield service
     service.destroy()
+
+
+@pytest.fixture(scope="session")
+def s3(test_settings: Settings):
+    """A real S3 endpoint (moto's server) for the whole test session."""
+    from emulation.s3 import S3Service
+
+    service = S3Service(test_settings)
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def s3_location(s3, test_settings: Settings):
+    from pipeline.storage import s3_location
+
+    return s3_location(test_settings)

@@ -6,6 +6,15 @@ from pipeline.contracts.registry import Column, Dataset, Registry
 
 HEADER = "-- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.\n"
 CHANGE_COLUMN = "_changed_at"
+# Every writer (the loader, the simulator, a person with psql) moves the change timestamp on update, so
+# incremental ingestion sees every change.
+TOUCH_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION {{schema}}.touch_changed_at() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.{CHANGE_COLUMN} := now();
+    RETURN NEW;
+END $$;
+"""
 
 
 def quote_literal(value: object) -> str:
@@ -47,6 +56,8 @@ def table_ddl(ds: Dataset, schema: str) -> str:
     if ds.source_file:
         out.append(f"CREATE INDEX IF NOT EXISTS {ds.physical_name}_{CHANGE_COLUMN}_idx "
                    f"ON {schema}.{ds.physical_name} ({CHANGE_COLUMN});")
+        out.append(f"CREATE OR REPLACE TRIGGER {ds.physical_name}_touch BEFORE UPDATE ON {schema}.{ds.physical_name} "
+                   f"FOR EACH ROW EXECUTE FUNCTION {schema}.touch_changed_at();")
     out.append(f"COMMENT ON TABLE {schema}.{ds.physical_name} IS {quote_literal(ds.description)};")
     for col in ds.columns:
         if col.description:
@@ -63,7 +74,7 @@ def postgres_tables(registry: Registry) -> list[Dataset]:
 
 def render_schema(registry: Registry, schema: str = "olist") -> str:
     """The whole DDL script: idempotent, parents before children."""
-    parts = [HEADER, f"CREATE SCHEMA IF NOT EXISTS {schema};\n"]
+    parts = [HEADER, f"CREATE SCHEMA IF NOT EXISTS {schema};\n", TOUCH_FUNCTION.format(schema=schema)]
     for ds in registry.load_order(postgres_tables(registry)):
         parts.append("\n" + table_ddl(ds, schema))
     return "".join(parts)

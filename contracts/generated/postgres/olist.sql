@@ -1,6 +1,12 @@
 -- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.
 CREATE SCHEMA IF NOT EXISTS olist;
 
+CREATE OR REPLACE FUNCTION olist.touch_changed_at() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW._changed_at := now();
+    RETURN NEW;
+END $$;
+
 CREATE TABLE IF NOT EXISTS olist.customers (
     customer_id varchar(32) NOT NULL,
     customer_unique_id varchar(32) NOT NULL,
@@ -11,6 +17,7 @@ CREATE TABLE IF NOT EXISTS olist.customers (
     PRIMARY KEY (customer_id)
 );
 CREATE INDEX IF NOT EXISTS customers__changed_at_idx ON olist.customers (_changed_at);
+CREATE OR REPLACE TRIGGER customers_touch BEFORE UPDATE ON olist.customers FOR EACH ROW EXECUTE FUNCTION olist.touch_changed_at();
 COMMENT ON TABLE olist.customers IS 'One row per order''s customer record (99,441 in the full data set).';
 COMMENT ON COLUMN olist.customers.customer_id IS 'Key of the customer record of one order.';
 COMMENT ON COLUMN olist.customers.customer_unique_id IS 'The person behind the customer record; repeats across orders.';
@@ -27,6 +34,7 @@ CREATE TABLE IF NOT EXISTS olist.geolocation (
     _changed_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS geolocation__changed_at_idx ON olist.geolocation (_changed_at);
+CREATE OR REPLACE TRIGGER geolocation_touch BEFORE UPDATE ON olist.geolocation FOR EACH ROW EXECUTE FUNCTION olist.touch_changed_at();
 COMMENT ON TABLE olist.geolocation IS 'Zip prefix to lat/lng points (1,000,163 rows, 19,015 prefixes in the full data set). No key.';
 COMMENT ON COLUMN olist.geolocation.geolocation_zip_code_prefix IS 'First five digits of the postcode, kept as text (leading zeros).';
 COMMENT ON COLUMN olist.geolocation.geolocation_lat IS 'Latitude in decimal degrees.';
@@ -66,6 +74,7 @@ CREATE TABLE IF NOT EXISTS olist.orders (
     PRIMARY KEY (order_id)
 );
 CREATE INDEX IF NOT EXISTS orders__changed_at_idx ON olist.orders (_changed_at);
+CREATE OR REPLACE TRIGGER orders_touch BEFORE UPDATE ON olist.orders FOR EACH ROW EXECUTE FUNCTION olist.touch_changed_at();
 COMMENT ON TABLE olist.orders IS 'One row per order (99,441 in the full data set), purchases 2016-09-04 .. 2018-10-17.';
 COMMENT ON COLUMN olist.orders.order_id IS 'Key of the order.';
 COMMENT ON COLUMN olist.orders.customer_id IS 'The order''s customer record (one per order).';
@@ -90,6 +99,7 @@ CREATE TABLE IF NOT EXISTS olist.products (
     PRIMARY KEY (product_id)
 );
 CREATE INDEX IF NOT EXISTS products__changed_at_idx ON olist.products (_changed_at);
+CREATE OR REPLACE TRIGGER products_touch BEFORE UPDATE ON olist.products FOR EACH ROW EXECUTE FUNCTION olist.touch_changed_at();
 COMMENT ON TABLE olist.products IS 'One row per product (32,951 in the full data set).';
 COMMENT ON COLUMN olist.products.product_id IS 'Key of the product.';
 COMMENT ON COLUMN olist.products.product_category_name IS 'Category in Portuguese; null for about 2% of products.';
@@ -110,6 +120,7 @@ CREATE TABLE IF NOT EXISTS olist.sellers (
     PRIMARY KEY (seller_id)
 );
 CREATE INDEX IF NOT EXISTS sellers__changed_at_idx ON olist.sellers (_changed_at);
+CREATE OR REPLACE TRIGGER sellers_touch BEFORE UPDATE ON olist.sellers FOR EACH ROW EXECUTE FUNCTION olist.touch_changed_at();
 COMMENT ON TABLE olist.sellers IS 'One row per seller (3,095 in the full data set).';
 COMMENT ON COLUMN olist.sellers.seller_id IS 'Key of the seller.';
 COMMENT ON COLUMN olist.sellers.seller_zip_code_prefix IS 'First five digits of the postcode, kept as text (leading zeros).';
@@ -128,6 +139,7 @@ CREATE TABLE IF NOT EXISTS olist.order_items (
     PRIMARY KEY (order_id, order_item_id)
 );
 CREATE INDEX IF NOT EXISTS order_items__changed_at_idx ON olist.order_items (_changed_at);
+CREATE OR REPLACE TRIGGER order_items_touch BEFORE UPDATE ON olist.order_items FOR EACH ROW EXECUTE FUNCTION olist.touch_changed_at();
 COMMENT ON TABLE olist.order_items IS 'One row per order item (112,650 in the full data set).';
 COMMENT ON COLUMN olist.order_items.order_id IS 'The order the item belongs to.';
 COMMENT ON COLUMN olist.order_items.order_item_id IS 'Position of the item within its order, from 1.';
@@ -147,6 +159,7 @@ CREATE TABLE IF NOT EXISTS olist.order_payments (
     PRIMARY KEY (order_id, payment_sequential)
 );
 CREATE INDEX IF NOT EXISTS order_payments__changed_at_idx ON olist.order_payments (_changed_at);
+CREATE OR REPLACE TRIGGER order_payments_touch BEFORE UPDATE ON olist.order_payments FOR EACH ROW EXECUTE FUNCTION olist.touch_changed_at();
 COMMENT ON TABLE olist.order_payments IS 'One row per payment (103,886 in the full data set).';
 COMMENT ON COLUMN olist.order_payments.order_id IS 'The order paid.';
 COMMENT ON COLUMN olist.order_payments.payment_sequential IS 'Position of the payment within its order, from 1.';
@@ -166,6 +179,7 @@ CREATE TABLE IF NOT EXISTS olist.order_reviews (
     PRIMARY KEY (review_id, order_id)
 );
 CREATE INDEX IF NOT EXISTS order_reviews__changed_at_idx ON olist.order_reviews (_changed_at);
+CREATE OR REPLACE TRIGGER order_reviews_touch BEFORE UPDATE ON olist.order_reviews FOR EACH ROW EXECUTE FUNCTION olist.touch_changed_at();
 COMMENT ON TABLE olist.order_reviews IS 'One row per review and order (99,224 in the full data set).';
 COMMENT ON COLUMN olist.order_reviews.review_id IS 'The review; the same id can cover several orders.';
 COMMENT ON COLUMN olist.order_reviews.order_id IS 'The order reviewed.';
@@ -182,6 +196,7 @@ CREATE TABLE IF NOT EXISTS olist.product_category_name_translation (
     PRIMARY KEY (product_category_name)
 );
 CREATE INDEX IF NOT EXISTS product_category_name_translation__changed_at_idx ON olist.product_category_name_translation (_changed_at);
+CREATE OR REPLACE TRIGGER product_category_name_translation_touch BEFORE UPDATE ON olist.product_category_name_translation FOR EACH ROW EXECUTE FUNCTION olist.touch_changed_at();
 COMMENT ON TABLE olist.product_category_name_translation IS 'One row per category (71).';
 COMMENT ON COLUMN olist.product_category_name_translation.product_category_name IS 'Category in Portuguese.';
 COMMENT ON COLUMN olist.product_category_name_translation.product_category_name_english IS 'Category in English (original spellings kept).';

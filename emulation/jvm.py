@@ -1,0 +1,277 @@
+"""JVM engines: their jars fetched once from Maven into a cache, and Java main classes run as background processes.
+
+The jars come from ``emulation/jvm/pom.xml`` (one Maven profile per classpath) and are copied into
+``<jvm_cache_dir>/<hash of the pom and version overrides>``: outside the work tree, shared by every clone,
+test state folder and ``olist down --purge``, so a second fetch finds the ``.complete`` marker and runs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from emulation.service import ServiceError, tail
+
+POM = Path(__file__).resolve().parent / "jvm" / "pom.xml"
+PROFILES = ("kafka", "connect", "debezium-postgres")
+MARKER = ".complete"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "olist-lambda" / "jvm"
+
+
+class JvmSettings(BaseSettings):
+    """Settings of the JVM engines (``OLIST_*``); candidates to move into ``pipeline.settings.Settings``."""
+
+    model_config = SettingsConfigDict(env_prefix="OLIST_", env_file=".env", extra="ignore")
+
+    jvm_cache_dir: Path = Field(default_factory=default_cache_dir, description="Jars fetched by Maven.")
+    java_bin: str = Field("java", description="The java launcher (Java 17+).")
+    mvn_bin: str = Field("mvn", description="The Maven launcher used to fetch the jars once.")
+    kafka_version: str | None = Field(None, description="Unset: the pom's pin (4.3.1).")
+    debezium_version: str | None = Field(None, description="Unset: the pom's pin (3.6.1.Final).")
+    jvm_fetch_timeout: float = Field(1200.0, description="Seconds a cold Maven fetch may take.")
+
+    kafka_port: int = Field(0, ge=0, lt=65536, description="Broker listener; 0 picks a free port at first start.")
+    kafka_controller_port: int = Field(0, ge=0, lt=65536, description="KRaft controller; 0 picks a free port.")
+    kafka_heap_mb: int = Field(384, ge=128, description="Broker heap (-Xms/-Xmx).")
+    kafka_retention_ms: int = Field(6 * 3600 * 1000, ge=60_000, description="Default topic retention.")
+    connect_port: int = Field(0, ge=0, lt=65536, description="Connect REST port; 0 picks a free port.")
+    connect_heap_mb: int = Field(512, ge=128, description="Connect worker heap (-Xms/-Xmx).")
+    jvm_start_timeout: float = Field(120.0, description="Seconds a JVM engine may take to become healthy.")
+    jvm_opts: str = Field("-XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+                          description="Extra JVM options for every engine (fast startup, small footprint).")
+
+
+# -- fetching ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JvmArtifacts:
+    """A completed fetch: one folder of jars per pom profile."""
+
+    root: Path
+
+    def lib(self, profile: str) -> Path:
+        return self.root / profile
+
+    def classpath(self, profile: str) -> str:
+        jars = sorted(self.lib(profile).glob("*.jar"))
+        if not jars:
+            raise ServiceError(f"jvm: no jars for profile {profile!r} under {self.root}")
+        return os.pathsep.join(str(j) for j in jars)
+
+    @property
+    def plugin_path(self) -> Path:
+        """Connect's ``plugin.path``: one sub-folder per connector plugin."""
+        return self.root / "plugins"
+
+
+def _overrides(settings: JvmSettings) -> dict[str, str]:
+    props = {"kafka.version": settings.kafka_version, "debezium.version": settings.debezium_version}
+    return {k: v for k, v in props.items() if v}
+
+
+def cache_key(pom: Path = POM, overrides: Mapping[str, str] | None = None) -> str:
+    digest = hashlib.sha256(pom.read_bytes())
+    digest.update(json.dumps(dict(sorted((overrides or {}).items()))).encode())
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _destination(root: Path, profile: str) -> Path:
+    # Connectors go to plugin.path in a folder of their own; engines get a flat folder of jars.
+    return root / "plugins" / "debezium-connector-postgres" if profile == "debezium-postgres" else root / profile
+
+
+def fetch(settings: JvmSettings | None = None, pom: Path = POM) -> JvmArtifacts:
+    """The jars of every profile of ``pom``, copied by Maven on first call and reused after (idempotent)."""
+    settings = settings or JvmSettings()
+    overrides = _overrides(settings)
+    root = settings.jvm_cache_dir / cache_key(pom, overrides)
+    if (root / MARKER).exists():
+        return JvmArtifacts(root)
+    with _locked(settings.jvm_cache_dir / f"{root.name}.lock"):
+        if (root / MARKER).exists():  # another process finished it while we waited
+            return JvmArtifacts(root)
+        mvn = shutil.which(settings.mvn_bin)
+        if mvn is None:
+            raise ServiceError(f"jvm: Maven ({settings.mvn_bin!r}) is not on PATH; install Debian's maven package")
+        work = root.with_name(f"{root.name}.partial")
+        shutil.rmtree(work, ignore_errors=True)
+        started = time.monotonic()
+        for profile in PROFILES:
+            cmd = [mvn, "-q", "-B", "-f", str(pom), "-P", profile, "dependency:copy-dependencies",
+                   f"-DoutputDirectory={_destination(work, profile)}", *(f"-D{k}={v}" for k, v in overrides.items())]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=settings.jvm_fetch_timeout,
+                                      stdin=subprocess.DEVNULL, check=False)
+            except subprocess.TimeoutExpired as exc:
+                raise ServiceError(f"jvm: Maven fetch of profile {profile!r} took over {exc.timeout:.0f}s") from exc
+            if proc.returncode != 0:
+                out = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+                raise ServiceError(f"jvm: Maven could not fetch profile {profile!r} of {pom} "
+                                   f"(exit {proc.returncode}):\n{out}")
+        info = {"pom": str(pom), "overrides": overrides, "seconds": round(time.monotonic() - started, 1),
+                "jars": {p: len(list(_destination(work, p).glob("*.jar"))) for p in PROFILES}}
+        (work / MARKER).write_text(json.dumps(info, indent=2) + "\n")
+        shutil.rmtree(root, ignore_errors=True)
+        work.rename(root)
+    return JvmArtifacts(root)
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+def write_log4j2(path: Path, levels: Mapping[str, str] | None = None, root_level: str = "INFO") -> Path:
+    """A log4j2 config sending every line to stdout (which JavaProcess sends to the log file)."""
+    lines = [
+        "status = warn",
+        "appender.out.type = Console",
+        "appender.out.name = OUT",
+        "appender.out.target = SYSTEM_OUT",
+        "appender.out.layout.type = PatternLayout",
+        "appender.out.layout.pattern = [%d{ISO8601}] %p %m (%c{1})%n",
+        f"rootLogger.level = {root_level}",
+        "rootLogger.appenderRef.out.ref = OUT",
+    ]
+    for i, (logger, level) in enumerate(sorted((levels or {}).items())):
+        lines += [f"logger.l{i}.name = {logger}", f"logger.l{i}.level = {level}"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def java_command(main_class: str, classpath: str, args: Sequence[str] = (), *, heap_mb: int = 256,
+                 settings: JvmSettings | None = None, log4j2: Path | None = None,
+                 tmp_dir: Path | None = None, props: Mapping[str, str] | None = None) -> list[str]:
+    """The ``java`` command line for ``main_class`` with a small fixed heap and loopback-only networking."""
+    settings = settings or JvmSettings()
+    java = shutil.which(settings.java_bin)
+    if java is None:
+        raise ServiceError(f"jvm: java ({settings.java_bin!r}) is not on PATH; install a Java 17+ runtime")
+    system = {"java.awt.headless": "true", "java.net.preferIPv4Stack": "true", **(props or {})}
+    if log4j2:
+        system["log4j2.configurationFile"] = str(log4j2)
+    if tmp_dir:
+        system["java.io.tmpdir"] = str(tmp_dir)
+    return [java, f"-Xms{max(64, heap_mb // 2)}m", f"-Xmx{heap_mb}m", *settings.jvm_opts.split(),
+            *(f"-D{k}={v}" for k, v in system.items()), "-cp", classpath, main_class, *args]
+
+
+class JavaProcess:
+    """One background JVM: started in its own session, output to ``log_path``, found again by its pid file.
+
+    The pid file records the pid, the process's start time and its main class, so a reused pid is never
+    mistaken for the engine.
+    """
+
+    def __init__(self, pid_file: Path, log_path: Path) -> None:
+        self.pid_file = pid_file
+        self.log_path = log_path
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, cmd: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
+        if self.pid() is not None:
+            raise ServiceError(f"jvm: already running (pid {self.pid()}, {self.pid_file})")
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        main = _main_class(cmd)
+        with self.log_path.open("ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {main}\n".encode())
+            log.flush()
+            self._popen = subprocess.Popen(
+                list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=cwd or self.pid_file.parent, env={**os.environ, **(env or {})},
+            )
+        created = psutil.Process(self._popen.pid).create_time()
+        self.pid_file.write_text(json.dumps({"pid": self._popen.pid, "created": created, "main": main}))
+        return self._popen.pid
+
+    def pid(self) -> int | None:
+        """The pid while the recorded JVM still runs, else None (and a dead child is reaped)."""
+        if self._popen is not None and self._popen.poll() is not None:
+            return None
+        try:
+            saved = json.loads(self.pid_file.read_text())
+            proc = psutil.Process(int(saved["pid"]))
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(proc.pid, os.WNOHANG)
+                return None
+            if abs(proc.create_time() - float(saved["created"])) < 1 and saved["main"] in proc.cmdline():
+                return proc.pid
+        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+            pass
+        return None
+
+    def exit_code(self) -> int | None:
+        """The exit code of a JVM this object started and that has ended, else None."""
+        return None if self._popen is None else self._popen.poll()
+
+    def rss_mb(self) -> float | None:
+        pid = self.pid()
+        with contextlib.suppress(psutil.Error):
+            return psutil.Process(pid).memory_info().rss / 2**20 if pid else None
+        return None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (the JVM runs its shutdown hooks), wait up to ``timeout``, then SIGKILL."""
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc = psutil.Process(pid)
+                proc.send_signal(signal.SIGTERM)
+                _, alive = psutil.wait_procs([proc], timeout=timeout)
+                for left in alive:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        left.kill()
+                psutil.wait_procs(alive, timeout=10)
+        if self._popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(timeout=1)
+        self.pid_file.unlink(missing_ok=True)
+
+    def logs(self, lines: int = 30) -> str:
+        return tail(self.log_path, lines)
+
+
+def _main_class(cmd: Sequence[str]) -> str:
+    """The main class of a ``java ... -cp CP Main args`` command line."""
+    args = list(cmd)
+    for i, arg in enumerate(args[:-1]):
+        if arg in ("-cp", "-classpath", "--class-path"):
+            return args[i + 2] if i + 2 < len(args) else args[-1]
+    return args[-1]
+
+
+def run_java(cmd: Sequence[str], timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """Run a short-lived Java tool in the foreground (e.g. Kafka's storage format)."""
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
