@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.contracts.registry import CONTRACTS_DIR, Registry, load_registry
+from pipeline.contracts.render_dbt import render_dbt
 from pipeline.contracts.render_postgres import render_schema
 
 GENERATED_DIR = CONTRACTS_DIR / "generated"
@@ -15,6 +16,7 @@ def render_all(registry: Registry | None = None) -> dict[Path, str]:
     registry = registry or load_registry()
     return {
         Path("contracts/generated/postgres/olist.sql"): render_schema(registry, "olist"),
+        **render_dbt(registry),
     }
 
 

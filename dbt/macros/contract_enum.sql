@@ -1,0 +1,5 @@
+{# Generated from contracts/ by `olist contracts generate`. Do not edit by hand. #}
+{% macro contract_enum(table, column) %}
+  {% set enums = {"customers.customer_state": ["AC", "AL", "AM", "AP", "BA", "CE", "DF", "ES", "GO", "MA", "MG", "MS", "MT", "PA", "PB", "PE", "PI", "PR", "RJ", "RN", "RO", "RR", "RS", "SC", "SE", "SP", "TO"], "geolocation.geolocation_state": ["AC", "AL", "AM", "AP", "BA", "CE", "DF", "ES", "GO", "MA", "MG", "MS", "MT", "PA", "PB", "PE", "PI", "PR", "RJ", "RN", "RO", "RR", "RS", "SC", "SE", "SP", "TO"], "order_payments.payment_type": ["credit_card", "boleto", "voucher", "debit_card", "not_defined"], "orders.order_status": ["created", "approved", "invoiced", "processing", "shipped", "delivered", "canceled", "unavailable"], "sellers.seller_state": ["AC", "AL", "AM", "AP", "BA", "CE", "DF", "ES", "GO", "MA", "MG", "MS", "MT", "PA", "PB", "PE", "PI", "PR", "RJ", "RN", "RO", "RR", "RS", "SC", "SE", "SP", "TO"]} %}
+  {{ return(enums[table ~ '.' ~ column]) }}
+{% endmacro %}
