@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import psycopg
 import typer
 from rich.table import Table
 
@@ -154,6 +153,62 @@ def run_ingest(tables: list[str] | None = None):
     return results
 
 
+@app.command()
+def transform(
+    target: Annotated[str, typer.Option(help="dbt target: duckdb (local) or snowflake.")] = "duckdb",
+    select: Annotated[str | None, typer.Option(help="dbt node selection, e.g. marts.")] = None,
+    docs: Annotated[bool, typer.Option(help="Also generate the dbt docs (lineage).")] = True,
+) -> None:
+    """Refresh bronze from S3, then `dbt build` bronze -> silver -> gold (models and tests) and the docs."""
+    try:
+        run = run_transform(target, select, docs)
+    except (ServiceError, ContractError) as exc:
+        raise fail(str(exc)) from None
+    if not run.success:
+        raise typer.Exit(1)
+
+
+def run_transform(target: str = "duckdb", select: str | None = None, docs: bool = True):
+    from pipeline.transform import DBT_DIR, refresh_bronze, run_dbt, warehouse_path
+
+    settings = get_settings()
+    if target == "duckdb":
+        with console.status("refreshing bronze from S3"):
+            counts = refresh_bronze(settings)
+        console.print(f"[green]✔[/] bronze refreshed from S3: {sum(counts.values()):,} rows in {len(counts)} tables")
+    command = ["--quiet", "build", *(["--select", select] if select else [])]
+    t0 = time.perf_counter()
+    with progress_bar() as bar:
+        task = bar.add_task("dbt build", total=None)
+        failures: list[str] = []
+
+        def on_node(name: str, status: str) -> None:
+            bar.update(task, advance=1, description=f"dbt {name.split('.')[-1][:30]}")
+            if status not in ("success", "pass", "skipped"):
+                failures.append(f"{name}: {status}")
+
+        run = run_dbt(command, settings, target, on_node)
+        bar.update(task, total=len(run.results), completed=len(run.results))
+    seconds = time.perf_counter() - t0
+    models = sum(1 for r in run.results if r[0].startswith("model."))
+    tests = sum(1 for r in run.results if r[0].startswith(("test.", "unit_test.")))
+    failed = [r for r in run.results if r[1] not in ("success", "pass", "skipped")]
+    console.print(f"dbt build on {target}: {models} models, {tests} tests in {seconds:.1f} s; "
+                  + ("[green]all passed" if run.success else f"[red]{len(failed)} failed"))
+    for node, status, _, message in failed[:10]:
+        console.print(f"  [red]{status}[/] {node}: {message.splitlines()[0] if message else ''}", soft_wrap=True)
+    if run.error:
+        console.print(f"  [red]{run.error}", soft_wrap=True)
+    if docs and run.success:
+        doc = run_dbt(["--quiet", "docs", "generate"], settings, target)
+        if doc.success:
+            console.print(f"lineage docs: {DBT_DIR / 'target' / 'index.html'} (serve with "
+                          "`dbt docs serve --project-dir dbt --profiles-dir dbt`)")
+    if target == "duckdb":
+        console.print(f"warehouse: {warehouse_path(settings)}")
+    return run
+
+
 # -- services ------------------------------------------------------------------------------------
 @app.command()
 def up(services: Annotated[list[str] | None, typer.Argument(help="Services to start (default: all).")] = None) -> None:
@@ -259,31 +314,46 @@ def contracts_diff(ref: Annotated[str, typer.Argument(help="Git ref to compare w
 # -- demo ----------------------------------------------------------------------------------------
 @app.command()
 def demo() -> None:
-    """The whole platform on the embedded defaults: start PostgreSQL, generate the sample, load it."""
+    """The whole platform on the embedded defaults: services, sample data, load, ingest, dbt build, KPIs."""
     settings = get_settings()
     console.rule("[bold]Olist lambda platform demo")
     try:
-        up(["postgres"])
+        up(None)
         generate(scale=settings.scale, seed=settings.seed, out=settings.data_dir)
         summary = run_load(settings.data_dir)
+        console.rule("[bold]Batch lane: PostgreSQL -> S3 bronze")
+        ingested = run_ingest()
+        console.rule("[bold]Batch lane: dbt bronze -> silver -> gold")
+        run = run_transform()
     except (LoadError, ServiceError, ContractError) as exc:
         raise fail(str(exc)) from None
+    if not run.success or not all(r.reconciled for r in ingested):
+        raise fail("the batch lane did not finish cleanly (see above)")
+    from pipeline.transform import warehouse_path
+
     pg = PostgresService(settings)
     ep = pg.endpoint()
-    with psycopg.connect(pg.conninfo()) as conn:
-        orders, delivered, first, last = conn.execute(
-            f"select count(*), count(*) filter (where order_status = 'delivered'), "
-            f"min(order_purchase_timestamp)::date, max(order_purchase_timestamp)::date "
-            f"from {settings.pg_schema}.orders").fetchone()
-        paid = conn.execute(f"select coalesce(sum(payment_value), 0) from {settings.pg_schema}.order_payments"
-                            ).fetchone()[0]
+    kpis = headline_kpis(warehouse_path(settings))
     console.rule("[bold]Summary")
     where = f"{ep.address if ep else '-'}  database {settings.pg_database}, schema {settings.pg_schema}"
     console.print(f"PostgreSQL   {where}")
     console.print(f"Loaded       {summary.loaded:,} rows from {len(summary.results)} files; "
                   f"{summary.quarantined:,} quarantined")
-    console.print(f"Orders       {orders:,} ({delivered / max(orders, 1):.1%} delivered), purchased {first} .. {last}; "
-                  f"payments R$ {paid:,.2f}")
+    console.print(f"Bronze       {sum(r.bronze_rows for r in ingested):,} rows reconciled in "
+                  f"s3://{settings.s3_bucket}/{settings.bronze_prefix}/")
+    console.print(f"Gold KPIs    {kpis['orders']:,} orders, {kpis['order_items']:,} items, "
+                  f"{kpis['products']:,} products, sales R$ {kpis['total_sales']:,.2f}, "
+                  f"freight R$ {kpis['total_freight']:,.2f}, on time {kpis['on_time_rate']:.1%}")
     console.print("Next         `olist status` to inspect, `olist down` to stop")
     if summary.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)
+
+
+def headline_kpis(path: Path) -> dict:
+    import duckdb
+
+    # dbt, run in this process, may still hold the file open: connect with the same (default) settings.
+    with duckdb.connect(str(path)) as con:
+        cur = con.execute("select * from gold.mart_headline_kpis")
+        names = [d[0] for d in cur.description]
+        return dict(zip(names, cur.fetchone(), strict=True))
