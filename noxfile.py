@@ -46,8 +46,8 @@ def lint(session: nox.Session) -> None:
     session.run("olist", "contracts", "check")
 
 
-def pytest(session: nox.Session, *paths: str) -> None:
-    install(session, "test")
+def pytest(session: nox.Session, *paths: str, extras: tuple[str, ...] = ("test",)) -> None:
+    install(session, *extras)
     ensure_system_packages(session)
     session.run("pytest", *paths, *session.posargs)
 
@@ -67,18 +67,31 @@ def integration(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
     """Whole lanes end to end."""
-    pytest(session, "tests/e2e")
+    pytest(session, "tests/e2e", extras=("test", "snowflake"))
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Everything CI runs: lint, contract checks, unit, integration and end-to-end tests."""
-    install(session, "test", "lint")
+    install(session, "test", "lint", "snowflake")
     ensure_system_packages(session)
     session.run("ruff", "check", ".")
     session.run("olist", "contracts", "lint")
     session.run("olist", "contracts", "check")
     session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def promote(session: nox.Session) -> None:
+    """Rehearse the Snowflake promotion offline: the batch lane on DuckDB, then the same dbt models on
+    fakesnow (or on the account in SNOWFLAKE_* when set), every gold table compared."""
+    install(session, "snowflake")
+    ensure_system_packages(session)
+    session.run("olist", "demo")
+    try:
+        session.run("olist", "promote")
+    finally:
+        session.run("olist", "down")
 
 
 @nox.session(python=PYTHON)

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,7 +25,7 @@ import psutil
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from emulation.service import ServiceError, tail
+from emulation.service import Service, ServiceError, tail
 
 POM = Path(__file__).resolve().parent / "jvm" / "pom.xml"
 PROFILES = ("kafka", "connect", "debezium-postgres")
@@ -55,8 +56,8 @@ class JvmSettings(BaseSettings):
     connect_port: int = Field(0, ge=0, lt=65536, description="Connect REST port; 0 picks a free port.")
     connect_heap_mb: int = Field(512, ge=128, description="Connect worker heap (-Xms/-Xmx).")
     jvm_start_timeout: float = Field(120.0, description="Seconds a JVM engine may take to become healthy.")
-    jvm_opts: str = Field("-XX:+UseSerialGC -XX:TieredStopAtLevel=1",
-                          description="Extra JVM options for every engine (fast startup, small footprint).")
+    jvm_opts: str = Field("-XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError",
+                          description="Extra JVM options for every engine (small footprint; die rather than limp).")
 
 
 # -- fetching ------------------------------------------------------------------------------------
@@ -178,7 +179,8 @@ def java_command(main_class: str, classpath: str, args: Sequence[str] = (), *, h
         raise ServiceError(f"jvm: java ({settings.java_bin!r}) is not on PATH; install a Java 17+ runtime")
     system = {"java.awt.headless": "true", "java.net.preferIPv4Stack": "true", **(props or {})}
     if log4j2:
-        system["log4j2.configurationFile"] = str(log4j2)
+        # Keep logging while the engine's own shutdown hooks run (log4j2's hook would stop it first).
+        system |= {"log4j2.configurationFile": str(log4j2), "log4j2.shutdownHookEnabled": "false"}
     if tmp_dir:
         system["java.io.tmpdir"] = str(tmp_dir)
     return [java, f"-Xms{max(64, heap_mb // 2)}m", f"-Xmx{heap_mb}m", *settings.jvm_opts.split(),
@@ -225,7 +227,8 @@ class JavaProcess:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(proc.pid, os.WNOHANG)
                 return None
-            if abs(proc.create_time() - float(saved["created"])) < 1 and saved["main"] in proc.cmdline():
+            cmdline = proc.cmdline()  # briefly empty while the java launcher re-executes itself
+            if abs(proc.create_time() - float(saved["created"])) < 1 and (not cmdline or saved["main"] in cmdline):
                 return proc.pid
         except (OSError, ValueError, KeyError, TypeError, psutil.Error):
             pass
@@ -271,7 +274,46 @@ def _main_class(cmd: Sequence[str]) -> str:
     return args[-1]
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (so a kept port can be reused)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no obstacle
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def run_java(cmd: Sequence[str], timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run a short-lived Java tool in the foreground (e.g. Kafka's storage format)."""
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, check=False)
+
+
+def wait_healthy(service: Service, process: JavaProcess, started: float, timeout: float, what: str) -> None:
+    """Poll ``service.health()`` until it answers; fail fast with the log tail when the JVM exits."""
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if process.pid() is None:
+            code = process.exit_code()
+            cause = root_cause(process.log_path)
+            raise service.fail(f"the JVM exited{'' if code is None else f' with code {code}'} while starting"
+                               + (f" ({cause})" if cause else ""))
+        if service.health():
+            return
+        time.sleep(0.3)
+    raise service.fail(f"not answering on {what} after {timeout:.0f}s")
+
+
+def root_cause(log_path: Path) -> str:
+    """The innermost ``Caused by:`` (else the first ERROR line) logged since the JVM's last start, or ''."""
+    if not log_path.exists():
+        return ""
+    text = log_path.read_text(errors="replace")
+    lines = text[text.rfind("\n=== "):].splitlines()
+    causes = [ln.strip().removeprefix("Caused by: ") for ln in lines if ln.startswith("Caused by: ")]
+    errors = [ln.strip() for ln in lines if " ERROR " in ln or " FATAL " in ln]
+    if causes:
+        return causes[-1][:300]
+    return errors[0][:300] if errors else ""

@@ -8,16 +8,22 @@ from emulation.service import Service
 from pipeline.settings import Settings, get_settings
 
 
-def all_services(settings: Settings | None = None) -> dict[str, Service]:
+def all_services(settings: Settings | None = None, on_demand: bool = False) -> dict[str, Service]:
+    """The services `olist up` starts; with ``on_demand`` also those started by the command needing them
+    (the Snowflake stand-in, started by `olist promote`), so `down` and `status` cover them too."""
     settings = settings or get_settings()
     services: dict[str, Service] = {"postgres": PostgresService(settings)}
     if settings.s3_endpoint_url is None:
         services["s3"] = S3Service(settings)
+    if on_demand:
+        from emulation.snowflake import FakesnowService
+
+        services["snowflake"] = FakesnowService(settings)
     return services
 
 
 def get_service(name: str, settings: Settings | None = None) -> Service:
-    services = all_services(settings)
+    services = all_services(settings, on_demand=True)
     if name not in services:
         raise KeyError(f"unknown service {name!r}; known: {', '.join(services)}")
     return services[name]

@@ -78,11 +78,17 @@ class DbtRun:
 
 
 def run_dbt(command: list[str], settings: Settings, target: str = "duckdb",
-            on_node: Callable[[str, str], None] | None = None) -> DbtRun:
-    """``dbt <command>`` in-process against ``target``; ``on_node(name, status)`` after each node."""
+            on_node: Callable[[str, str], None] | None = None, timeout: float = 1800) -> DbtRun:
+    """``dbt <command>`` against ``target``; ``on_node(name, status)`` after each node.
+
+    DuckDB runs in-process. Snowflake runs in a child process under ``timeout``: the connector retries
+    a failing endpoint for ever.
+    """
     from dbt.cli.main import dbtRunner
 
     warehouse_path(settings).parent.mkdir(parents=True, exist_ok=True)
+    if target != "duckdb":
+        return _run_dbt_process(command, settings, target, timeout)
 
     def callback(event) -> None:
         if on_node and event.info.name == "NodeFinished":
@@ -96,4 +102,26 @@ def run_dbt(command: list[str], settings: Settings, target: str = "duckdb",
     run = DbtRun(success=bool(res.success), error=str(res.exception or ""))
     for r in getattr(res.result, "results", None) or []:
         run.results.append((r.node.unique_id, str(r.status), float(r.execution_time or 0), r.message or ""))
+    return run
+
+
+def _run_dbt_process(command: list[str], settings: Settings, target: str, timeout: float) -> DbtRun:
+    import json
+    import subprocess
+    import sys
+
+    target_path = DBT_DIR / f"target-{target}"
+    dbt = Path(sys.executable).parent / "dbt"
+    args = [str(dbt), *command, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target", target,
+            "--log-path", str(settings.state_dir / "dbt-logs"), "--target-path", str(target_path)]
+    try:
+        proc = subprocess.run(args, env={**os.environ, **dbt_env(settings, target)}, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return DbtRun(False, error=f"dbt on {target} did not finish within {timeout:.0f} s")
+    run = DbtRun(success=proc.returncode == 0, error="" if proc.returncode == 0 else proc.stdout[-2000:])
+    results = target_path / "run_results.json"
+    if results.exists():
+        for r in json.loads(results.read_text())["results"]:
+            run.results.append((r["unique_id"], r["status"], float(r["execution_time"] or 0), r.get("message") or ""))
     return run

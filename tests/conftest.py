@@ -30,6 +30,10 @@ def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
     state = PROJECT_ROOT / ".state" / f"pytest-{os.getpid()}"
     settings = Settings(state_dir=state, data_dir=tmp_path_factory.mktemp("data"))
     yield settings
+    from emulation.registry import all_services
+
+    for service in all_services(settings, on_demand=True).values():
+        service.stop()  # whatever a test started through the CLI (e.g. fakesnow by `olist promote`)
     shutil.rmtree(state, ignore_errors=True)
 
 

@@ -24,9 +24,12 @@
 {%- endmacro %}
 
 {% macro snowflake__day_spine(first_day, last_day) -%}
-  select dateadd(day, seq4(), cast({{ first_day }} as date)) as date_day
-  from table(generator(rowcount => 4000))
-  qualify date_day <= cast({{ last_day }} as date)
+  select date_day
+  from (
+    select dateadd(day, seq4(), cast({{ first_day }} as date)) as date_day
+    from table(generator(rowcount => 4000))
+  ) as days
+  where date_day <= cast({{ last_day }} as date)
 {%- endmacro %}
 
 {% macro integer_range(n) -%}

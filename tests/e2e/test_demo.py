@@ -128,3 +128,14 @@ def test_payment_mix_equals_the_files(demo, expected):
     mix = {t: (n, v) for t, n, v in gold(
         s, "select payment_type, sum(payments), sum(payment_value) from gold.mart_payment_mix group by 1")}
     assert mix == expected["mix"]
+
+
+def test_the_same_models_promote_to_snowflake_and_match_duckdb(demo):
+    """`olist promote` on fakesnow: bronze from the manifested files, every model and data test on the
+    snowflake target, then each gold table equal to DuckDB's."""
+    result, _ = demo
+    assert result.exit_code == 0
+    promoted = CliRunner().invoke(app, ["promote"])
+    assert promoted.exit_code == 0, promoted.output
+    assert "dbt build on snowflake" in promoted.output and "all passed" in promoted.output
+    assert "21 gold tables identical on both targets" in promoted.output

@@ -1,0 +1,310 @@
+"""Kafka Connect as one distributed worker on 127.0.0.1, with the Debezium PostgreSQL connector on its plugin.path.
+
+The worker keeps connector configs, offsets and status in three Kafka topics it creates itself
+(replication factor 1), so connectors survive a worker restart. The REST API is reached with the
+standard library's urllib, with proxies disabled (the worker is on loopback).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import string
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from emulation.jvm import JavaProcess, JvmSettings, fetch, java_command, port_is_free, wait_healthy, write_log4j2
+from emulation.kafka import KafkaService
+from emulation.service import Endpoint, Service, ServiceError, free_port
+from pipeline.settings import Settings
+
+MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
+DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
+GROUP_ID = "olist-connect"
+TOPICS = {"config": f"{GROUP_ID}-configs", "offset": f"{GROUP_ID}-offsets", "status": f"{GROUP_ID}-status"}
+JSON_CONVERTER = "org.apache.kafka.connect.json.JsonConverter"
+
+WORKER_CONF = {
+    "group.id": GROUP_ID,
+    "key.converter": JSON_CONVERTER,
+    "value.converter": JSON_CONVERTER,
+    "key.converter.schemas.enable": "false",
+    "value.converter.schemas.enable": "false",
+    "config.storage.topic": TOPICS["config"],
+    "offset.storage.topic": TOPICS["offset"],
+    "status.storage.topic": TOPICS["status"],
+    "config.storage.replication.factor": "1",
+    "offset.storage.replication.factor": "1",
+    "status.storage.replication.factor": "1",
+    "offset.storage.partitions": "1",
+    "status.storage.partitions": "1",
+    "offset.flush.interval.ms": "1000",
+    "plugin.discovery": "service_load",
+    "topic.creation.enable": "true",
+}
+LOG_LEVELS = {"org.apache.kafka": "WARN", "org.reflections": "ERROR", "org.eclipse.jetty": "WARN",
+              "org.glassfish": "WARN", "org.apache.kafka.connect.runtime.Connect": "INFO",
+              "org.apache.kafka.connect.runtime.WorkerSourceTask": "INFO", "io.debezium": "INFO"}
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class _Retry(Exception):
+    """A REST answer worth retrying (rebalance in progress, worker not reachable yet)."""
+
+
+def load_connector_config(path: Path, **values: object) -> dict[str, Any]:
+    """A connector config from a JSON file whose string values hold ``${name}`` placeholders, filled in.
+
+    Connect's own ``${provider:path:key}`` references are left alone; any other unknown placeholder fails.
+    """
+    raw = json.loads(path.read_text())
+    text = {k: str(v) for k, v in values.items()}
+
+    def fill(value: Any) -> Any:
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        try:
+            return string.Template(value).substitute(text)
+        except KeyError as exc:
+            raise ServiceError(f"connect: {path.name} needs a value for ${{{exc.args[0]}}}") from exc
+        except ValueError:  # a ${provider:path:key} reference for the worker to resolve
+            return value
+
+    return {k: fill(v) for k, v in raw.items()}
+
+
+class ConnectService(Service):
+    """A Kafka Connect distributed worker; ``register`` and friends wrap its REST API."""
+
+    name = "connect"
+
+    def __init__(self, settings: Settings, jvm: JvmSettings | None = None, kafka: KafkaService | None = None) -> None:
+        super().__init__(settings.state_dir)
+        self.settings = settings
+        self.jvm = jvm or JvmSettings()
+        self.kafka = kafka or KafkaService(settings, self.jvm)
+        self.process = JavaProcess(self.state_dir / "connect.pid", self.log_path)
+
+    # -- paths ---------------------------------------------------------------------------------
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "connect.log"
+
+    @property
+    def _endpoint_file(self) -> Path:
+        return self.state_dir / "endpoint.json"
+
+    @property
+    def _config_file(self) -> Path:
+        return self.state_dir / "worker.properties"
+
+    # -- Service interface ---------------------------------------------------------------------
+    def endpoint(self) -> Endpoint | None:
+        if not self._endpoint_file.exists():
+            return None
+        saved = json.loads(self._endpoint_file.read_text())
+        url = f"http://{saved['host']}:{saved['port']}"
+        return Endpoint(saved["host"], int(saved["port"]), {"url": url, "bootstrap_servers": saved["bootstrap"]})
+
+    @property
+    def url(self) -> str:
+        ep = self.endpoint()
+        if ep is None:
+            raise ServiceError("connect: not started yet (run `olist up connect`)")
+        return ep.extra["url"]
+
+    def pid(self) -> int | None:
+        return self.process.pid()
+
+    def health(self) -> bool:
+        """GET / answers and GET /connector-plugins lists the Debezium PostgreSQL connector."""
+        if self.endpoint() is None:
+            return False
+        try:
+            code, root = self._call("GET", "/", timeout=3)
+        except (OSError, ValueError):
+            return False
+        return code == 200 and "version" in (root or {}) and DEBEZIUM_POSTGRES in self._plugin_classes()
+
+    def start(self) -> Endpoint:
+        if self.pid() is not None:
+            if not self.health():
+                wait_healthy(self, self.process, time.monotonic(), self.jvm.jvm_start_timeout, self.url)
+            return self._require_endpoint()
+        if not self.kafka.health():
+            ep = self.kafka.endpoint()
+            raise self.fail(f"Kafka is not answering{f' at {ep.address}' if ep else ''}; start it first "
+                            "(`olist up kafka`)")
+        artifacts = fetch(self.jvm)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        port = self._choose_port()
+        bootstrap = self.kafka.bootstrap_servers()
+        host = self.settings.bind_host
+        self._endpoint_file.write_text(json.dumps({"host": host, "port": port, "bootstrap": bootstrap}))
+        conf = {**WORKER_CONF, "bootstrap.servers": bootstrap, "listeners": f"http://{host}:{port}",
+                "rest.advertised.host.name": host, "rest.advertised.port": str(port),
+                "plugin.path": str(artifacts.plugin_path)}
+        self._config_file.write_text("".join(f"{k}={v}\n" for k, v in conf.items()))
+        log4j2 = write_log4j2(self.state_dir / "log4j2.properties", LOG_LEVELS)
+        tmp = self.state_dir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        cmd = java_command(MAIN, artifacts.classpath("connect"), [str(self._config_file)],
+                           heap_mb=self.jvm.connect_heap_mb, settings=self.jvm, log4j2=log4j2, tmp_dir=tmp)
+        started = time.monotonic()
+        self.process.start(cmd, cwd=self.state_dir)
+        wait_healthy(self, self.process, started, self.jvm.jvm_start_timeout, self.url)
+        return self._require_endpoint()
+
+    def stop(self) -> None:
+        self.process.stop(timeout=30)
+
+    def destroy(self) -> None:
+        """Stop, drop the worker's topics when Kafka still answers, and delete the state."""
+        self.stop()
+        if self.kafka.health():
+            self.kafka.delete_topics(TOPICS.values())
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    # -- REST helpers --------------------------------------------------------------------------
+    def plugins(self) -> list[dict[str, Any]]:
+        return self._ok("GET", "/connector-plugins")
+
+    def connectors(self) -> list[str]:
+        return self._ok("GET", "/connectors")
+
+    def validate(self, config: Mapping[str, Any], name: str = "validation") -> list[str]:
+        """Connect's validation of a connector config: one ``key: error`` line per problem (empty when valid)."""
+        body = {"name": name, **_strings(config)}
+        if "connector.class" not in body:
+            raise ServiceError("connect: a connector config needs connector.class")
+        payload = self._ok("PUT", f"/connector-plugins/{_q(body['connector.class'])}/config/validate", body)
+        return [f"{v['name']}: {err}" for c in payload.get("configs", []) if (v := c.get("value"))
+                for err in v.get("errors") or []]
+
+    def register(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or update connector ``name`` (PUT /connectors/{name}/config; idempotent).
+
+        The config is validated first: Connect 4.3 answers an invalid Debezium config with a bare HTTP 500
+        (a NullPointerException in its error report), so the reasons are taken from the validate endpoint.
+        """
+        errors = self.validate(config, name)
+        if errors:
+            raise ServiceError(f"connect: connector {name!r} config is invalid: " + "; ".join(errors))
+        return self._ok("PUT", f"/connectors/{_q(name)}/config", _strings(config), accept=(200, 201))
+
+    def connector_status(self, name: str) -> dict[str, Any] | None:
+        """The connector's status (connector and task states), or None when it does not exist."""
+        code, payload = self._retrying("GET", f"/connectors/{_q(name)}/status")
+        if code == 404:
+            return None
+        if code != 200:
+            raise self.fail(f"GET status of {name!r} answered {code}: {_message(payload)}")
+        return payload
+
+    def wait_running(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until the connector and all its tasks are RUNNING; a FAILED one raises with its trace."""
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            status = self.connector_status(name)
+            if status:
+                states = [status["connector"], *status.get("tasks", [])]
+                failed = [s for s in states if s.get("state") == "FAILED"]
+                if failed:
+                    trace = "\n".join(str(failed[0].get("trace", "")).splitlines()[:12])
+                    raise self.fail(f"connector {name!r} FAILED:\n{trace}")
+                if status.get("tasks") and all(s.get("state") == "RUNNING" for s in states):
+                    return status
+            time.sleep(0.5)
+        raise self.fail(f"connector {name!r} not RUNNING after {timeout:.0f}s: {status}")
+
+    def delete(self, name: str) -> None:
+        """Delete connector ``name``; deleting a missing one is a no-op."""
+        code, payload = self._retrying("DELETE", f"/connectors/{_q(name)}")
+        if code not in (200, 204, 404):
+            raise self.fail(f"DELETE {name!r} answered {code}: {_message(payload)}")
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _plugin_classes(self) -> set[str]:
+        try:
+            code, plugins = self._call("GET", "/connector-plugins", timeout=3)
+        except (OSError, ValueError):
+            return set()
+        return {p.get("class") for p in plugins if isinstance(p, dict)} if code == 200 else set()
+
+    def _call(self, method: str, path: str, body: object = None, timeout: float = 30) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+        try:
+            with _NO_PROXY.open(req, timeout=timeout) as resp:
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                return exc.code, json.loads(raw) if raw else None
+            except ValueError:
+                return exc.code, raw.decode(errors="replace")
+
+    def _retrying(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
+        """One REST call, retried while the worker rebalances (409) or is briefly unreachable."""
+
+        @retry(stop=stop_after_delay(60), wait=wait_fixed(0.5), retry=retry_if_exception_type(_Retry), reraise=True)
+        def attempt() -> tuple[int, Any]:
+            try:
+                code, payload = self._call(method, path, body)
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                raise _Retry(str(exc)) from exc
+            if code == 409:
+                raise _Retry(_message(payload))
+            return code, payload
+
+        try:
+            return attempt()
+        except _Retry as exc:
+            raise self.fail(f"{method} {path} kept failing: {exc}") from exc
+
+    def _ok(self, method: str, path: str, body: object = None, accept: tuple[int, ...] = (200,)) -> Any:
+        code, payload = self._retrying(method, path, body)
+        if code not in accept:
+            raise ServiceError(f"connect: {method} {path} answered {code}: {_message(payload)}")
+        return payload
+
+    def _require_endpoint(self) -> Endpoint:
+        ep = self.endpoint()
+        if ep is None:
+            raise self.fail("no endpoint file after start")
+        return ep
+
+    def _choose_port(self) -> int:
+        if self.jvm.connect_port:
+            return self.jvm.connect_port
+        host = self.settings.bind_host
+        if self._endpoint_file.exists():
+            saved = int(json.loads(self._endpoint_file.read_text())["port"])
+            if port_is_free(host, saved):
+                return saved
+        return free_port(host)
+
+
+def _q(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+def _strings(config: Mapping[str, Any]) -> dict[str, str]:
+    """Connect wants every config value as a string (booleans as ``true``/``false``)."""
+    return {k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, bool) else str(v) for k, v in config.items()}
+
+
+def _message(payload: Any) -> str:
+    if isinstance(payload, dict) and "message" in payload:
+        return str(payload["message"])
+    return str(payload)

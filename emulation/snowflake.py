@@ -1,0 +1,93 @@
+"""A Snowflake stand-in: fakesnow's HTTP server (DuckDB underneath) for offline promotion rehearsals.
+
+Only started when no real Snowflake account is configured (``SNOWFLAKE_ACCOUNT`` unset). When fakesnow
+answers an error the connector retries for ever, so every client here sets short timeouts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from emulation.process import BackgroundProcess
+from emulation.service import Endpoint, Service, free_port
+from pipeline.settings import Settings
+
+# fakesnow's fixed credentials: it accepts these and nothing else matters offline.
+FAKESNOW_LOGIN = {"account": "fakesnow", "user": "fake", "password": "snow"}
+
+
+class FakesnowService(Service):
+    name = "snowflake"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.state_dir)
+        self.settings = settings
+        self.process = BackgroundProcess(self.state_dir, "fakesnow")
+
+    @property
+    def log_path(self):
+        return self.process.log_path
+
+    @property
+    def _endpoint_file(self):
+        return self.state_dir / "endpoint.json"
+
+    def endpoint(self) -> Endpoint | None:
+        if not self._endpoint_file.exists():
+            return None
+        saved = json.loads(self._endpoint_file.read_text())
+        return Endpoint(saved["host"], int(saved["port"]), {**FAKESNOW_LOGIN, "protocol": "http"})
+
+    def pid(self) -> int | None:
+        return self.process.pid()
+
+    def env(self) -> dict[str, str]:
+        """The ``SNOWFLAKE_*`` variables dbt's profile and the loader read."""
+        ep = self.endpoint()
+        assert ep is not None
+        return {"SNOWFLAKE_ACCOUNT": ep.extra["account"], "SNOWFLAKE_USER": ep.extra["user"],
+                "SNOWFLAKE_PASSWORD": ep.extra["password"], "SNOWFLAKE_HOST": ep.host,
+                "SNOWFLAKE_PORT": str(ep.port), "SNOWFLAKE_PROTOCOL": "http"}
+
+    def health(self) -> bool:
+        import snowflake.connector
+
+        ep = self.endpoint()
+        if ep is None:
+            return False
+        try:
+            with snowflake.connector.connect(
+                account=ep.extra["account"], user=ep.extra["user"], password=ep.extra["password"],
+                host=ep.host, port=ep.port, protocol="http", login_timeout=3, network_timeout=5,
+            ) as conn:
+                return conn.cursor().execute("select 1").fetchone() == (1,)
+        except Exception:  # any failure means "not healthy yet"
+            return False
+
+    def start(self) -> Endpoint:
+        if self.pid() is None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            port = free_port(self.settings.bind_host)
+            self._endpoint_file.write_text(json.dumps({"host": self.settings.bind_host, "port": port}))
+            self.process.start([sys.executable, "-m", "fakesnow", "-s", "--host", self.settings.bind_host,
+                                "-p", str(port), "-d", str(self.state_dir / "databases")])
+
+        @retry(stop=stop_after_delay(self.settings.service_start_timeout), wait=wait_fixed(0.3),
+               retry=retry_if_exception_type(AssertionError), reraise=True)
+        def ping() -> None:
+            assert self.process.alive(), "exited"
+            assert self.health(), "not answering"
+
+        try:
+            ping()
+        except AssertionError as exc:
+            raise self.fail(f"fakesnow {exc} on {self.endpoint()}") from None
+        ep = self.endpoint()
+        assert ep is not None
+        return ep
+
+    def stop(self) -> None:
+        self.process.stop()

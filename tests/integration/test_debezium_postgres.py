@@ -1,0 +1,189 @@
+"""Debezium on Kafka Connect streams olist.order_payments from PostgreSQL (pgoutput) into the Kafka topic of the
+same name: envelopes in commit order, tombstones after deletes, and no change lost while the worker is down."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from emulation.connect import ConnectService, load_connector_config
+from emulation.kafka import KafkaService, TopicSpec
+from emulation.postgres import PostgresService
+from pipeline.settings import PROJECT_ROOT, Settings
+
+pytestmark = pytest.mark.integration
+
+CONFIG = Path(__file__).resolve().parents[2] / "emulation" / "jvm" / "debezium-order-payments.json"
+TOPIC = "olist.order_payments"
+CONNECTOR = "olist-order-payments"
+CDC_USER = "olist_cdc"
+SETUP_SQL = """
+create schema if not exists olist;
+create table olist.order_payments (
+    order_id varchar(32) not null,
+    payment_sequential smallint not null,
+    payment_type varchar(16) not null,
+    payment_installments smallint not null,
+    payment_value numeric(12,2) not null,
+    _changed_at timestamptz not null default now(),
+    primary key (order_id, payment_sequential)
+);
+alter table olist.order_payments replica identity full;
+create role {user} with login replication password {password};
+grant usage on schema olist to {user};
+grant select on olist.order_payments to {user};
+create publication olist_order_payments for table olist.order_payments;
+"""
+A, B, C = "a" * 32, "b" * 32, "c" * 32
+
+
+@pytest.fixture(scope="module")
+def settings() -> Iterator[Settings]:
+    state = PROJECT_ROOT / ".state" / f"pytest-debezium-{os.getpid()}"
+    yield Settings(state_dir=state)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pg(settings: Settings) -> Iterator[PostgresService]:
+    svc = PostgresService(settings)
+    try:
+        svc.start()
+        yield svc
+    finally:
+        svc.destroy()
+
+
+@pytest.fixture(scope="module")
+def kafka(settings: Settings) -> Iterator[KafkaService]:
+    svc = KafkaService(settings)
+    try:
+        svc.start()
+        yield svc
+    finally:
+        svc.destroy()
+
+
+@pytest.fixture(scope="module")
+def connect(settings: Settings, kafka: KafkaService) -> Iterator[ConnectService]:
+    svc = ConnectService(settings, kafka=kafka)
+    try:
+        svc.start()
+        yield svc
+    finally:
+        svc.destroy()
+
+
+@pytest.fixture(scope="module")
+def connector(pg: PostgresService, kafka: KafkaService, connect: ConnectService) -> Iterator[str]:
+    """The order_payments table, a REPLICATION + SELECT-only user, its publication, and the connector RUNNING."""
+    password = secrets.token_urlsafe(12)
+    with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL(SETUP_SQL).format(user=psycopg.sql.Identifier(CDC_USER),
+                                                       password=psycopg.sql.Literal(password)))
+    kafka.create_topics([TopicSpec(TOPIC)])
+    ep = pg.endpoint()
+    config = load_connector_config(CONFIG, host=ep.host, port=ep.port, user=CDC_USER, password=password,
+                                   dbname=ep.extra["dbname"])
+    connect.register(CONNECTOR, config)
+    connect.register(CONNECTOR, config)  # idempotent
+    try:
+        connect.wait_running(CONNECTOR, timeout=90)
+        wait_slot_active(pg, config["slot.name"])
+        yield CONNECTOR
+    finally:
+        connect.delete(CONNECTOR)
+
+
+def wait_slot_active(pg: PostgresService, slot: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("select active from pg_replication_slots where slot_name = %s", (slot,)).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"replication slot {slot} never became active")
+
+
+class TopicReader:
+    """Reads the topic from the start, one consumer for the module, keys and values decoded from JSON."""
+
+    def __init__(self, kafka: KafkaService) -> None:
+        self.consumer = Consumer(kafka.client_config(**{"group.id": "pytest-debezium", "enable.auto.commit": False}))
+        self.consumer.assign([TopicPartition(TOPIC, 0, 0)])
+
+    def read(self, count: int, timeout: float = 60) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        out = []
+        deadline = time.monotonic() + timeout
+        while len(out) < count and time.monotonic() < deadline:
+            msg = self.consumer.poll(0.5)
+            if msg is None or (msg.error() and msg.error().code() == KafkaError._PARTITION_EOF):
+                continue
+            assert not msg.error(), msg.error()
+            value = msg.value()
+            out.append((json.loads(msg.key()), None if value is None else json.loads(value)))
+        assert len(out) == count, f"expected {count} events on {TOPIC}, got {len(out)}: {out}"
+        return out
+
+
+@pytest.fixture(scope="module")
+def reader(kafka: KafkaService, connector: str) -> Iterator[TopicReader]:
+    r = TopicReader(kafka)
+    yield r
+    r.consumer.close()
+
+
+def execute(pg: PostgresService, *statements: str) -> None:
+    """Run ``statements`` in one transaction."""
+    with psycopg.connect(pg.conninfo()) as conn:
+        for sql in statements:
+            conn.execute(sql)
+
+
+def test_inserts_updates_and_deletes_arrive_in_commit_order_with_a_tombstone(pg, reader):
+    execute(pg,
+            f"insert into olist.order_payments values ('{A}', 1, 'credit_card', 3, 120.50, now())",
+            f"insert into olist.order_payments values ('{B}', 1, 'boleto', 1, 35.00, now())")
+    execute(pg, f"update olist.order_payments set payment_value = 99.90 where order_id = '{A}'")
+    execute(pg, f"delete from olist.order_payments where order_id = '{B}'")
+
+    events = reader.read(5)
+    keys = [k for k, _ in events]
+    assert keys == [{"order_id": o, "payment_sequential": 1} for o in (A, B, A, B, B)]
+    values = [v for _, v in events]
+    assert [v and v["op"] for v in values] == ["c", "c", "u", "d", None], "the delete is followed by a tombstone"
+    insert_a, insert_b, update_a, delete_b, _ = values
+    assert insert_a["before"] is None and insert_b["after"]["order_id"] == B
+    assert {k: insert_a["after"][k] for k in ("payment_type", "payment_installments", "payment_value")} == {
+        "payment_type": "credit_card", "payment_installments": 3, "payment_value": "120.50"}
+    assert update_a["before"]["payment_value"] == "120.50" and update_a["after"]["payment_value"] == "99.90"
+    assert delete_b["before"]["payment_type"] == "boleto" and delete_b["after"] is None
+    for v in values[:4]:
+        assert (v["source"]["schema"], v["source"]["table"]) == ("olist", "order_payments")
+        assert isinstance(v["ts_ms"], int) and isinstance(v["source"]["ts_ms"], int)
+    lsns = [v["source"]["lsn"] for v in values[:4]]
+    assert lsns == sorted(lsns) and len(set(lsns)) == 4, f"LSNs must follow commit order: {lsns}"
+    txids = [v["source"]["txId"] for v in values[:4]]
+    assert txids[0] == txids[1] < txids[2] < txids[3], "both inserts share one transaction"
+
+
+def test_changes_made_while_connect_is_down_arrive_after_its_restart(pg, connect, connector, reader):
+    connect.stop()
+    assert connect.pid() is None
+    execute(pg, f"insert into olist.order_payments values ('{C}', 2, 'voucher', 1, 10.00, now())")
+    connect.start()
+    connect.wait_running(connector, timeout=90)
+    [(key, value)] = reader.read(1)
+    assert key == {"order_id": C, "payment_sequential": 2}
+    assert value["op"] == "c" and value["after"]["payment_type"] == "voucher"
