@@ -105,6 +105,7 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks: each prints ratios against a baseline run in the same process."""
-    install(session, "test")
+    install(session, "test", "bench")
     ensure_system_packages(session)
     session.run("python", "tests/bench/bench_load.py", *session.posargs)
+    session.run("python", "tests/bench/bench_batch.py", *session.posargs)
