@@ -16,7 +16,11 @@ nox.options.sessions = ["tests"]
 PYTHON = "3.11"
 ROOT = Path(__file__).parent
 # Debian packages the engines need, by the binary that proves they are there.
-SYSTEM_PACKAGES = {"postgresql": ["/usr/lib/postgresql/*/bin/pg_ctl"]}
+SYSTEM_PACKAGES = {
+    "postgresql": ["/usr/lib/postgresql/*/bin/pg_ctl"],
+    "openjdk-17-jre-headless": ["/usr/bin/java"],
+    "maven": ["/usr/bin/mvn"],
+}
 
 
 def ensure_system_packages(session: nox.Session) -> None:

@@ -51,10 +51,10 @@ class JvmSettings(BaseSettings):
 
     kafka_port: int = Field(0, ge=0, lt=65536, description="Broker listener; 0 picks a free port at first start.")
     kafka_controller_port: int = Field(0, ge=0, lt=65536, description="KRaft controller; 0 picks a free port.")
-    kafka_heap_mb: int = Field(384, ge=128, description="Broker heap (-Xms/-Xmx).")
+    kafka_heap_mb: int = Field(384, ge=128, description="Broker heap, -Xmx (-Xms is half).")
     kafka_retention_ms: int = Field(6 * 3600 * 1000, ge=60_000, description="Default topic retention.")
     connect_port: int = Field(0, ge=0, lt=65536, description="Connect REST port; 0 picks a free port.")
-    connect_heap_mb: int = Field(512, ge=128, description="Connect worker heap (-Xms/-Xmx).")
+    connect_heap_mb: int = Field(512, ge=128, description="Connect worker heap, -Xmx (-Xms is half).")
     jvm_start_timeout: float = Field(120.0, description="Seconds a JVM engine may take to become healthy.")
     jvm_opts: str = Field("-XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError",
                           description="Extra JVM options for every engine (small footprint; die rather than limp).")
@@ -70,7 +70,7 @@ class JvmArtifacts:
     root: Path
 
     def lib(self, profile: str) -> Path:
-        return self.root / profile
+        return _destination(self.root, profile)
 
     def classpath(self, profile: str) -> str:
         jars = sorted(self.lib(profile).glob("*.jar"))
@@ -172,7 +172,7 @@ def write_log4j2(path: Path, levels: Mapping[str, str] | None = None, root_level
 def java_command(main_class: str, classpath: str, args: Sequence[str] = (), *, heap_mb: int = 256,
                  settings: JvmSettings | None = None, log4j2: Path | None = None,
                  tmp_dir: Path | None = None, props: Mapping[str, str] | None = None) -> list[str]:
-    """The ``java`` command line for ``main_class`` with a small fixed heap and loopback-only networking."""
+    """The ``java`` command line for ``main_class``: bounded heap, IPv4, log4j2 config and temp dir in state."""
     settings = settings or JvmSettings()
     java = shutil.which(settings.java_bin)
     if java is None:

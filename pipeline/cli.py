@@ -258,7 +258,8 @@ def promote() -> None:
 
 # -- services ------------------------------------------------------------------------------------
 @app.command()
-def up(services: Annotated[list[str] | None, typer.Argument(help="Services to start (default: all).")] = None) -> None:
+def up(services: Annotated[list[str] | None, typer.Argument(
+        help="Services to start (default: postgres and s3; also kafka, connect, snowflake).")] = None) -> None:
     """Start the local engines and wait until each is healthy."""
     try:
         chosen = [get_service(n) for n in services] if services else list(all_services().values())
