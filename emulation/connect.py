@@ -20,9 +20,10 @@ from typing import Any
 
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from emulation.jvm import JavaProcess, JvmSettings, fetch, java_command, port_is_free, wait_healthy, write_log4j2
+from emulation.jvm import JvmSettings, fetch, java_command, wait_healthy, write_log4j2
 from emulation.kafka import KafkaService
-from emulation.service import Endpoint, Service, ServiceError, free_port
+from emulation.process import BackgroundProcess
+from emulation.service import Endpoint, Service, ServiceError, free_port, port_is_free
 from pipeline.settings import Settings
 
 MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
@@ -90,16 +91,13 @@ class ConnectService(Service):
         self.settings = settings
         self.jvm = jvm or JvmSettings()
         self.kafka = kafka or KafkaService(settings, self.jvm)
-        self.process = JavaProcess(self.state_dir / "connect.pid", self.log_path)
+        self.process = BackgroundProcess(self.state_dir / "connect.pid", self.log_path)
 
     # -- paths ---------------------------------------------------------------------------------
     @property
     def log_path(self) -> Path:
         return self.state_dir / "connect.log"
 
-    @property
-    def _endpoint_file(self) -> Path:
-        return self.state_dir / "endpoint.json"
 
     @property
     def _config_file(self) -> Path:
@@ -107,9 +105,9 @@ class ConnectService(Service):
 
     # -- Service interface ---------------------------------------------------------------------
     def endpoint(self) -> Endpoint | None:
-        if not self._endpoint_file.exists():
+        saved = self._saved_endpoint()
+        if saved is None:
             return None
-        saved = json.loads(self._endpoint_file.read_text())
         url = f"http://{saved['host']}:{saved['port']}"
         return Endpoint(saved["host"], int(saved["port"]), {"url": url, "bootstrap_servers": saved["bootstrap"]})
 

@@ -13,19 +13,17 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from emulation.service import Service, ServiceError, tail
+from emulation.process import BackgroundProcess
+from emulation.service import Service, ServiceError
 
 POM = Path(__file__).resolve().parent / "jvm" / "pom.xml"
 PROFILES = ("kafka", "connect", "debezium-postgres")
@@ -151,7 +149,7 @@ def fetch(settings: JvmSettings | None = None, pom: Path = POM) -> JvmArtifacts:
 
 
 def write_log4j2(path: Path, levels: Mapping[str, str] | None = None, root_level: str = "INFO") -> Path:
-    """A log4j2 config sending every line to stdout (which JavaProcess sends to the log file)."""
+    """A log4j2 config sending every line to stdout (which BackgroundProcess sends to the log file)."""
     lines = [
         "status = warn",
         "appender.out.type = Console",
@@ -187,111 +185,13 @@ def java_command(main_class: str, classpath: str, args: Sequence[str] = (), *, h
             *(f"-D{k}={v}" for k, v in system.items()), "-cp", classpath, main_class, *args]
 
 
-class JavaProcess:
-    """One background JVM: started in its own session, output to ``log_path``, found again by its pid file.
-
-    The pid file records the pid, the process's start time and its main class, so a reused pid is never
-    mistaken for the engine.
-    """
-
-    def __init__(self, pid_file: Path, log_path: Path) -> None:
-        self.pid_file = pid_file
-        self.log_path = log_path
-        self._popen: subprocess.Popen[bytes] | None = None
-
-    def start(self, cmd: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
-        if self.pid() is not None:
-            raise ServiceError(f"jvm: already running (pid {self.pid()}, {self.pid_file})")
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        main = _main_class(cmd)
-        with self.log_path.open("ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {main}\n".encode())
-            log.flush()
-            self._popen = subprocess.Popen(
-                list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=cwd or self.pid_file.parent, env={**os.environ, **(env or {})},
-            )
-        created = psutil.Process(self._popen.pid).create_time()
-        self.pid_file.write_text(json.dumps({"pid": self._popen.pid, "created": created, "main": main}))
-        return self._popen.pid
-
-    def pid(self) -> int | None:
-        """The pid while the recorded JVM still runs, else None (and a dead child is reaped)."""
-        if self._popen is not None and self._popen.poll() is not None:
-            return None
-        try:
-            saved = json.loads(self.pid_file.read_text())
-            proc = psutil.Process(int(saved["pid"]))
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(proc.pid, os.WNOHANG)
-                return None
-            cmdline = proc.cmdline()  # briefly empty while the java launcher re-executes itself
-            if abs(proc.create_time() - float(saved["created"])) < 1 and (not cmdline or saved["main"] in cmdline):
-                return proc.pid
-        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
-            pass
-        return None
-
-    def exit_code(self) -> int | None:
-        """The exit code of a JVM this object started and that has ended, else None."""
-        return None if self._popen is None else self._popen.poll()
-
-    def rss_mb(self) -> float | None:
-        pid = self.pid()
-        with contextlib.suppress(psutil.Error):
-            return psutil.Process(pid).memory_info().rss / 2**20 if pid else None
-        return None
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM (the JVM runs its shutdown hooks), wait up to ``timeout``, then SIGKILL."""
-        pid = self.pid()
-        if pid is not None:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc = psutil.Process(pid)
-                proc.send_signal(signal.SIGTERM)
-                _, alive = psutil.wait_procs([proc], timeout=timeout)
-                for left in alive:
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        left.kill()
-                psutil.wait_procs(alive, timeout=10)
-        if self._popen is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._popen.wait(timeout=1)
-        self.pid_file.unlink(missing_ok=True)
-
-    def logs(self, lines: int = 30) -> str:
-        return tail(self.log_path, lines)
-
-
-def _main_class(cmd: Sequence[str]) -> str:
-    """The main class of a ``java ... -cp CP Main args`` command line."""
-    args = list(cmd)
-    for i, arg in enumerate(args[:-1]):
-        if arg in ("-cp", "-classpath", "--class-path"):
-            return args[i + 2] if i + 2 < len(args) else args[-1]
-    return args[-1]
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """True when nothing listens on ``host:port`` (so a kept port can be reused)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no obstacle
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
 def run_java(cmd: Sequence[str], timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run a short-lived Java tool in the foreground (e.g. Kafka's storage format)."""
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, check=False)
 
 
-def wait_healthy(service: Service, process: JavaProcess, started: float, timeout: float, what: str) -> None:
+def wait_healthy(service: Service, process: BackgroundProcess, started: float, timeout: float, what: str) -> None:
     """Poll ``service.health()`` until it answers; fail fast with the log tail when the JVM exits."""
     deadline = started + timeout
     while time.monotonic() < deadline:

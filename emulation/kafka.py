@@ -21,16 +21,15 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from emulation.jvm import (
-    JavaProcess,
     JvmSettings,
     fetch,
     java_command,
-    port_is_free,
     run_java,
     wait_healthy,
     write_log4j2,
 )
-from emulation.service import Endpoint, Service, ServiceError, free_port
+from emulation.process import BackgroundProcess
+from emulation.service import Endpoint, Service, ServiceError, free_port, port_is_free
 from pipeline.settings import Settings
 
 MAIN = "kafka.Kafka"
@@ -94,7 +93,7 @@ class KafkaService(Service):
         super().__init__(settings.state_dir)
         self.settings = settings
         self.jvm = jvm or JvmSettings()
-        self.process = JavaProcess(self.state_dir / "kafka.pid", self.log_path)
+        self.process = BackgroundProcess(self.state_dir / "kafka.pid", self.log_path)
 
     # -- paths ---------------------------------------------------------------------------------
     @property
@@ -105,9 +104,6 @@ class KafkaService(Service):
     def data_dir(self) -> Path:
         return self.state_dir / "data"
 
-    @property
-    def _endpoint_file(self) -> Path:
-        return self.state_dir / "endpoint.json"
 
     @property
     def _config_file(self) -> Path:
@@ -115,9 +111,9 @@ class KafkaService(Service):
 
     # -- Service interface ---------------------------------------------------------------------
     def endpoint(self) -> Endpoint | None:
-        if not self._endpoint_file.exists():
+        saved = self._saved_endpoint()
+        if saved is None:
             return None
-        saved = json.loads(self._endpoint_file.read_text())
         return Endpoint(saved["host"], int(saved["port"]),
                         {"controller_port": str(saved["controller_port"]), "cluster_id": self.cluster_id()})
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import pwd
 import secrets
@@ -23,7 +22,7 @@ import psutil
 import psycopg
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from emulation.service import Endpoint, Service, ServiceError, free_port
+from emulation.service import Endpoint, Service, ServiceError, free_port, port_is_free
 from pipeline.settings import Settings
 
 # Emulation tuning: durability off (a laptop cluster rebuilt at will), logical decoding on for CDC.
@@ -92,9 +91,6 @@ class PostgresService(Service):
     def log_path(self) -> Path:
         return self.runtime_dir / "postgres.log"
 
-    @property
-    def _endpoint_file(self) -> Path:
-        return self.state_dir / "endpoint.json"
 
     def _reachable_by_run_as(self, path: Path) -> bool:
         """Can the service user traverse every folder down to ``path`` (which root then gives it)?"""
@@ -137,9 +133,9 @@ class PostgresService(Service):
 
     # -- Service interface ---------------------------------------------------------------------
     def endpoint(self) -> Endpoint | None:
-        if not self._endpoint_file.exists():
+        saved = self._saved_endpoint()
+        if saved is None:
             return None
-        saved = json.loads(self._endpoint_file.read_text())
         extra = {"dbname": self.settings.pg_database, "user": self.settings.pg_user,
                  "password": self._password()}
         return Endpoint(saved["host"], int(saved["port"]), extra)
@@ -191,7 +187,7 @@ class PostgresService(Service):
         conf = {k: v.format(host=self.settings.bind_host, port=port) for k, v in SERVER_CONF.items()}
         (self.data_dir / "olist.conf").write_text("".join(f"{k} = {v}\n" for k, v in conf.items()))
         self._own(self.data_dir / "olist.conf")
-        self._endpoint_file.write_text(json.dumps({"host": self.settings.bind_host, "port": port}))
+        self._save_endpoint(host=self.settings.bind_host, port=port)
         timeout = str(int(self.settings.service_start_timeout))
         proc = self._run(bin_dir / "pg_ctl", "-D", self.data_dir, "-l", self.log_path, "-w", "-t", timeout,
                          "start", check=False)
@@ -233,14 +229,9 @@ class PostgresService(Service):
     def _choose_port(self) -> int:
         if self.settings.pg_port:
             return self.settings.pg_port
-        if self._endpoint_file.exists():
-            saved = int(json.loads(self._endpoint_file.read_text())["port"])
-            with contextlib.suppress(OSError):
-                import socket
-
-                with socket.socket() as sock:
-                    sock.bind((self.settings.bind_host, saved))
-                    return saved
+        saved = self._saved_endpoint()
+        if saved and port_is_free(self.settings.bind_host, int(saved["port"])):
+            return int(saved["port"])
         return free_port(self.settings.bind_host)
 
     def _wait_healthy(self) -> None:

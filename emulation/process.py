@@ -3,60 +3,104 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import signal
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil
 
+from emulation.service import ServiceError, tail
+
 
 class BackgroundProcess:
-    """Start a command in its own session with output to a log; find it again by its pid file."""
+    """One long-running engine process: started in its own session, output to ``log_path``, found again by
+    its pid file from any later command.
 
-    def __init__(self, state_dir: Path, name: str) -> None:
-        self.pid_file = state_dir / f"{name}.pid"
-        self.log_path = state_dir / f"{name}.log"
+    The pid file records the pid, the process's start time and what it runs (a JVM's main class, a Python
+    module), so a reused pid is never mistaken for the engine.
+    """
 
-    def start(self, cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    def __init__(self, pid_file: Path, log_path: Path) -> None:
+        self.pid_file = pid_file
+        self.log_path = log_path
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, cmd: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
+        if self.pid() is not None:
+            raise ServiceError(f"{self.pid_file.stem}: already running (pid {self.pid()}, {self.pid_file})")
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        main = _identity(cmd)
         with self.log_path.open("ab") as log:
-            proc = subprocess.Popen(
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {main}\n".encode())
+            log.flush()
+            self._popen = subprocess.Popen(
                 list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env={**os.environ, **(env or {})}, cwd=cwd,
+                start_new_session=True, cwd=cwd or self.pid_file.parent, env={**os.environ, **(env or {})},
             )
-        self.pid_file.write_text(f"{proc.pid}\n{' '.join(cmd)}\n")
-        return proc.pid
+        created = psutil.Process(self._popen.pid).create_time()
+        self.pid_file.write_text(json.dumps({"pid": self._popen.pid, "created": created, "main": main}))
+        return self._popen.pid
 
     def pid(self) -> int | None:
-        """The pid if that process still runs the recorded command, else None."""
+        """The pid while the recorded process still runs, else None (and a dead child is reaped)."""
+        if self._popen is not None and self._popen.poll() is not None:
+            return None
         try:
-            pid_text, cmd = self.pid_file.read_text().split("\n", 1)
-            proc = psutil.Process(int(pid_text))
+            saved = json.loads(self.pid_file.read_text())
+            proc = psutil.Process(int(saved["pid"]))
             if proc.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(proc.pid, os.WNOHANG)
                 return None
-            if " ".join(proc.cmdline()) == cmd.strip():
+            cmdline = proc.cmdline()  # briefly empty while a java launcher re-executes itself
+            if abs(proc.create_time() - float(saved["created"])) < 1 and (not cmdline or saved["main"] in cmdline):
                 return proc.pid
-        except (OSError, ValueError, psutil.Error):
+        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
             pass
         return None
 
-    def alive(self) -> bool:
-        return self.pid() is not None
+    def exit_code(self) -> int | None:
+        """The exit code of a process this object started and that has ended, else None."""
+        return None if self._popen is None else self._popen.poll()
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the process and its children, then SIGKILL what is left after ``timeout``."""
+    def rss_mb(self) -> float | None:
+        pid = self.pid()
+        with contextlib.suppress(psutil.Error):
+            return psutil.Process(pid).memory_info().rss / 2**20 if pid else None
+        return None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (a JVM runs its shutdown hooks), wait up to ``timeout``, then SIGKILL."""
         pid = self.pid()
         if pid is not None:
             with contextlib.suppress(psutil.NoSuchProcess):
-                parent = psutil.Process(pid)
-                procs = [*parent.children(recursive=True), parent]
-                for proc in procs:
+                proc = psutil.Process(pid)
+                proc.send_signal(signal.SIGTERM)
+                _, alive = psutil.wait_procs([proc], timeout=timeout)
+                for left in alive:
                     with contextlib.suppress(psutil.NoSuchProcess):
-                        proc.terminate()
-                _, alive = psutil.wait_procs(procs, timeout=timeout)
-                for proc in alive:
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        proc.kill()
-                psutil.wait_procs(alive, timeout=5)
+                        left.kill()
+                psutil.wait_procs(alive, timeout=10)
+        if self._popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(timeout=1)
         self.pid_file.unlink(missing_ok=True)
+
+    def logs(self, lines: int = 30) -> str:
+        return tail(self.log_path, lines)
+
+
+def _identity(cmd: Sequence[str]) -> str:
+    """What a command runs: the module of ``python -m module``, the main class of ``java -cp CP Main``."""
+    args = list(cmd)
+    if "-m" in args[:-1]:
+        return args[args.index("-m") + 1]
+    for i, arg in enumerate(args[:-1]):
+        if arg in ("-cp", "-classpath", "--class-path"):
+            return args[i + 2] if i + 2 < len(args) else args[-1]
+    return args[-1]

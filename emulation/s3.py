@@ -7,7 +7,6 @@ AWS instead, set ``OLIST_S3_ENDPOINT_URL`` (and credentials); this service is th
 
 from __future__ import annotations
 
-import json
 import sys
 
 import boto3
@@ -28,20 +27,17 @@ class S3Service(Service):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.state_dir)
         self.settings = settings
-        self.process = BackgroundProcess(self.state_dir, "moto")
+        self.process = BackgroundProcess(self.state_dir / "moto.pid", self.state_dir / "moto.log")
 
     @property
     def log_path(self):
         return self.process.log_path
 
-    @property
-    def _endpoint_file(self):
-        return self.state_dir / "endpoint.json"
 
     def endpoint(self) -> Endpoint | None:
-        if not self._endpoint_file.exists():
+        saved = self._saved_endpoint()
+        if saved is None:
             return None
-        saved = json.loads(self._endpoint_file.read_text())
         return Endpoint(saved["host"], int(saved["port"]), {"url": f"http://{saved['host']}:{saved['port']}"})
 
     def pid(self) -> int | None:
@@ -67,7 +63,7 @@ class S3Service(Service):
         if self.pid() is None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             port = self.settings.s3_port or free_port(self.settings.bind_host)
-            self._endpoint_file.write_text(json.dumps({"host": self.settings.bind_host, "port": port}))
+            self._save_endpoint(host=self.settings.bind_host, port=port)
             self.process.start([sys.executable, "-m", "moto.server", "-H", self.settings.bind_host, "-p", str(port)])
         self._wait_healthy()
         self.ensure_buckets()
@@ -79,7 +75,7 @@ class S3Service(Service):
         @retry(stop=stop_after_delay(self.settings.service_start_timeout), wait=wait_fixed(0.2),
                retry=retry_if_exception_type(AssertionError), reraise=True)
         def ping() -> None:
-            assert self.process.alive(), "exited"
+            assert self.process.pid() is not None, "exited"
             assert self.health(), "not answering"
 
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import json
 import socket
 from collections import deque
 from dataclasses import dataclass, field
@@ -41,6 +42,17 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (so a kept port can be reused)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no obstacle
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -85,6 +97,18 @@ class Service(abc.ABC):
 
     def logs(self, lines: int = 30) -> str:
         return tail(self.log_path, lines)
+
+    @property
+    def _endpoint_file(self) -> Path:
+        """Where a started service records how to reach it, for every later command to read."""
+        return self.state_dir / "endpoint.json"
+
+    def _saved_endpoint(self) -> dict | None:
+        return json.loads(self._endpoint_file.read_text()) if self._endpoint_file.exists() else None
+
+    def _save_endpoint(self, **fields: object) -> None:
+        self._endpoint_file.parent.mkdir(parents=True, exist_ok=True)
+        self._endpoint_file.write_text(json.dumps(fields))
 
     def status(self) -> ServiceStatus:
         pid = self.pid()

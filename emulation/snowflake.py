@@ -6,7 +6,6 @@ answers an error the connector retries for ever, so every client here sets short
 
 from __future__ import annotations
 
-import json
 import sys
 
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
@@ -25,20 +24,17 @@ class FakesnowService(Service):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.state_dir)
         self.settings = settings
-        self.process = BackgroundProcess(self.state_dir, "fakesnow")
+        self.process = BackgroundProcess(self.state_dir / "fakesnow.pid", self.state_dir / "fakesnow.log")
 
     @property
     def log_path(self):
         return self.process.log_path
 
-    @property
-    def _endpoint_file(self):
-        return self.state_dir / "endpoint.json"
 
     def endpoint(self) -> Endpoint | None:
-        if not self._endpoint_file.exists():
+        saved = self._saved_endpoint()
+        if saved is None:
             return None
-        saved = json.loads(self._endpoint_file.read_text())
         return Endpoint(saved["host"], int(saved["port"]), {**FAKESNOW_LOGIN, "protocol": "http"})
 
     def pid(self) -> int | None:
@@ -71,14 +67,14 @@ class FakesnowService(Service):
         if self.pid() is None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             port = free_port(self.settings.bind_host)
-            self._endpoint_file.write_text(json.dumps({"host": self.settings.bind_host, "port": port}))
+            self._save_endpoint(host=self.settings.bind_host, port=port)
             self.process.start([sys.executable, "-m", "fakesnow", "-s", "--host", self.settings.bind_host,
                                 "-p", str(port), "-d", str(self.state_dir / "databases")])
 
         @retry(stop=stop_after_delay(self.settings.service_start_timeout), wait=wait_fixed(0.3),
                retry=retry_if_exception_type(AssertionError), reraise=True)
         def ping() -> None:
-            assert self.process.alive(), "exited"
+            assert self.process.pid() is not None, "exited"
             assert self.health(), "not answering"
 
         try:
