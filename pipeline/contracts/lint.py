@@ -111,6 +111,9 @@ def lint(root: Path = CONTRACTS_DIR) -> list[LintIssue]:
                     issues.append(LintIssue(rel, where, f"enum values {wrong} do not fit {col.logical_type}"))
                 if col.value_domain:
                     domains[col.value_domain][tuple(sorted(map(str, col.enum)))].append(where)
+            for child in (col, *col.children):
+                if child.row_of and child.row_of not in names:
+                    issues.append(LintIssue(rel, where, f"rowOf names unknown dataset {child.row_of}"))
             for table, column in col.references:
                 target = names.get(table)
                 if target is None:

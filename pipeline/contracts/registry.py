@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class Column:
     value_domain: str | None = None
     csv_quote: str | None = None
     references: tuple[tuple[str, str], ...] = ()
+    row_of: str | None = None  # an object holding one row of that dataset (a CDC envelope's before/after)
+    children: tuple[Column, ...] = ()  # the properties of an object
 
     @property
     def is_key(self) -> bool:
@@ -68,7 +70,7 @@ class Dataset:
     source_file: str | None = None
     csv_format: CsvFormat | None = None
     change_detection: str | None = None
-    custom: tuple[tuple[str, Any], ...] = ()
+    custom: dict[str, Any] = field(default_factory=dict)
 
     @property
     def column_names(self) -> list[str]:
@@ -86,7 +88,7 @@ class Dataset:
         raise KeyError(f"{self.name} has no column {name!r}")
 
     def custom_property(self, key: str, default: Any = None) -> Any:
-        return dict(self.custom).get(key, default)
+        return self.custom.get(key, default)
 
 
 def _custom(props: list[Any] | None) -> dict[str, Any]:
@@ -120,6 +122,8 @@ def _column(prop: SchemaProperty) -> Column:
         value_domain=custom.get("valueDomain"),
         csv_quote=custom.get("csvQuote"),
         references=tuple(refs),
+        row_of=custom.get("rowOf"),
+        children=tuple(_column(p) for p in prop.properties or []),
     )
 
 
@@ -146,7 +150,7 @@ def _dataset(contract: OpenDataContractStandard, obj: SchemaObject, path: Path) 
         source_file=custom.get("sourceFile"),
         csv_format=csv_format,
         change_detection=custom.get("changeDetection"),
-        custom=tuple(sorted((k, v) for k, v in custom.items() if not isinstance(v, dict | list))),
+        custom=custom,
     )
 
 
@@ -176,6 +180,9 @@ class Registry:
             if ds.name == name:
                 return ds
         raise KeyError(f"no contract describes {name!r}")
+
+    def topics(self) -> list[Dataset]:
+        return [d for d in self.datasets if d.physical_type == "topic"]
 
     def source_tables(self) -> list[Dataset]:
         """The Olist CSV-backed tables, parents before children."""

@@ -19,6 +19,9 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from emulation.connect import ConnectService, load_connector_config
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.postgres import PostgresService
+from pipeline.contracts import load_registry
+from pipeline.events import event_errors
+from pipeline.loader import apply_schema
 from pipeline.settings import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.integration
@@ -27,17 +30,8 @@ CONFIG = Path(__file__).resolve().parents[2] / "emulation" / "jvm" / "debezium-o
 TOPIC = "olist.order_payments"
 CONNECTOR = "olist-order-payments"
 CDC_USER = "olist_cdc"
+# The tables come from the contracts (apply_schema); this adds what CDC needs on top.
 SETUP_SQL = """
-create schema if not exists olist;
-create table olist.order_payments (
-    order_id varchar(32) not null,
-    payment_sequential smallint not null,
-    payment_type varchar(16) not null,
-    payment_installments smallint not null,
-    payment_value numeric(12,2) not null,
-    _changed_at timestamptz not null default now(),
-    primary key (order_id, payment_sequential)
-);
 alter table olist.order_payments replica identity full;
 create role {user} with login replication password {password};
 grant usage on schema olist to {user};
@@ -89,6 +83,7 @@ def connector(pg: PostgresService, kafka: KafkaService, connect: ConnectService)
     """The order_payments table, a REPLICATION + SELECT-only user, its publication, and the connector RUNNING."""
     password = secrets.token_urlsafe(12)
     with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
+        apply_schema(conn, load_registry(), "olist")
         conn.execute(psycopg.sql.SQL(SETUP_SQL).format(user=psycopg.sql.Identifier(CDC_USER),
                                                        password=psycopg.sql.Literal(password)))
     kafka.create_topics([TopicSpec(TOPIC)])
@@ -166,8 +161,10 @@ def test_inserts_updates_and_deletes_arrive_in_commit_order_with_a_tombstone(pg,
     insert_a, insert_b, update_a, delete_b, _ = values
     assert insert_a["before"] is None and insert_b["after"]["order_id"] == B
     assert {k: insert_a["after"][k] for k in ("payment_type", "payment_installments", "payment_value")} == {
-        "payment_type": "credit_card", "payment_installments": 3, "payment_value": "120.50"}
-    assert update_a["before"]["payment_value"] == "120.50" and update_a["after"]["payment_value"] == "99.90"
+        "payment_type": "credit_card", "payment_installments": 3, "payment_value": 120.5}
+    assert update_a["before"]["payment_value"] == 120.5 and update_a["after"]["payment_value"] == 99.9
+    for v in values[:4]:
+        assert event_errors(TOPIC, v) == [], "every event satisfies the topic's contract"
     assert delete_b["before"]["payment_type"] == "boleto" and delete_b["after"] is None
     for v in values[:4]:
         assert (v["source"]["schema"], v["source"]["table"]) == ("olist", "order_payments")

@@ -1,0 +1,69 @@
+"""JSON Schemas for the Kafka topics, generated from the contracts; events are validated against them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from pipeline.contracts.registry import Column, Dataset, Registry
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def column_schema(col: Column, registry: Registry) -> dict:
+    if col.row_of:
+        schema = row_schema(registry.dataset(col.row_of), registry)
+    elif col.logical_type == "object":
+        schema = object_schema(col.children, registry)
+    else:
+        kind = {"integer": "integer", "number": "number", "boolean": "boolean"}.get(col.logical_type, "string")
+        schema = {"type": kind}
+        if col.enum:
+            schema["enum"] = list(col.enum)
+        if col.pattern:
+            schema["pattern"] = col.pattern
+        length = re.fullmatch(r"(?:varchar|char)\((\d+)\)", col.physical_type.lower())
+        if length:
+            schema["maxLength"] = int(length.group(1))
+        if kind in ("integer", "number"):
+            if col.minimum is not None:
+                schema["minimum"] = col.minimum
+            if col.maximum is not None:
+                schema["maximum"] = col.maximum
+    if col.description:
+        schema["description"] = col.description
+    if not col.required:
+        schema = {"anyOf": [schema, {"type": "null"}]}
+    return schema
+
+
+def object_schema(columns: tuple[Column, ...], registry: Registry) -> dict:
+    return {
+        "type": "object",
+        "properties": {c.name: column_schema(c, registry) for c in columns},
+        "required": [c.name for c in columns if c.required],
+    }
+
+
+def row_schema(ds: Dataset, registry: Registry) -> dict:
+    """One row of a table (the payload of a CDC envelope); extra columns are allowed, missing ones not."""
+    return {**object_schema(ds.columns, registry), "title": f"row of {ds.name}"}
+
+
+def topic_schema(ds: Dataset, registry: Registry) -> dict:
+    return {
+        "$schema": DRAFT,
+        "$id": f"urn:olist:contract:{ds.contract_id}:{ds.version}",
+        "title": ds.name,
+        "description": ds.description,
+        **object_schema(ds.columns, registry),
+    }
+
+
+def render_topics(registry: Registry) -> dict[Path, str]:
+    return {
+        Path(f"contracts/generated/jsonschema/{ds.name}.schema.json"):
+            json.dumps(topic_schema(ds, registry), indent=2, ensure_ascii=False) + "\n"
+        for ds in registry.topics()
+    }
