@@ -20,6 +20,8 @@ app = typer.Typer(help="Olist lambda data platform on local cloud emulation.", n
                   pretty_exceptions_enable=False)
 contracts_app = typer.Typer(help="Lint, generate, check and diff the data contracts.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
+cdc_app = typer.Typer(help="Change data capture: PostgreSQL -> Debezium -> Kafka.", no_args_is_help=True)
+app.add_typer(cdc_app, name="cdc")
 
 EXIT_QUARANTINED = 3
 
@@ -276,6 +278,11 @@ def up(services: Annotated[list[str] | None, typer.Argument(
 def down(purge: Annotated[bool, typer.Option(help="Also delete the services' data.")] = False) -> None:
     """Stop every local engine (and with --purge delete its state)."""
     try:
+        from pipeline import cdc
+
+        if cdc.status(get_settings()) is not None:
+            dropped = cdc.stop(get_settings())
+            console.print(f"[green]✔[/] connector removed, slots dropped: {', '.join(dropped) or 'none'}")
         for svc in reversed(list(all_services(on_demand=True).values())):
             if purge and hasattr(svc, "destroy"):
                 svc.destroy()
@@ -297,7 +304,58 @@ def status() -> None:
         state = "[green]healthy" if st.healthy else "[yellow]not answering" if st.running else "[dim]stopped"
         table.add_row(st.name, state, st.endpoint.address if st.endpoint else "-", str(st.pid or "-"),
                       str(svc.log_path))
+    from pipeline import cdc
+
+    connector = cdc.status(get_settings())
+    if connector is not None:
+        tasks = ", ".join(t["state"] for t in connector.get("tasks", []))
+        table.add_row(f"└ {cdc.CONNECTOR}", connector["connector"]["state"].lower(), "connector", "-",
+                      f"tasks: {tasks}")
     console.print(table)
+
+
+# -- change data capture ----------------------------------------------------------------------------
+@cdc_app.command("up")
+def cdc_up() -> None:
+    """Start Kafka and Connect if needed, create the topics from the contracts, prepare PostgreSQL
+    (replication user, publication) and register the Debezium connector; wait until it is RUNNING."""
+    from pipeline import cdc
+
+    settings = get_settings()
+    try:
+        up(["postgres", "kafka", "connect"])
+        with console.status("registering the Debezium connector"):
+            state = cdc.start(settings)
+    except ServiceError as exc:
+        raise fail(str(exc)) from None
+    tasks = ", ".join(t["state"] for t in state.get("tasks", []))
+    console.print(f"[green]✔[/] connector {cdc.CONNECTOR}: {state['connector']['state']} (tasks: {tasks}); "
+                  f"topics: {', '.join(t.name for t in cdc.topic_specs())}")
+
+
+@cdc_app.command("down")
+def cdc_down() -> None:
+    """Remove the connector and drop its replication slot (so no slot holds WAL); services keep running."""
+    from pipeline import cdc
+
+    try:
+        dropped = cdc.stop(get_settings())
+    except ServiceError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"[green]✔[/] connector removed; replication slots dropped: {', '.join(dropped) or 'none'}")
+
+
+@cdc_app.command("status")
+def cdc_status() -> None:
+    """The connector's and its tasks' states."""
+    from pipeline import cdc
+
+    state = cdc.status(get_settings())
+    if state is None:
+        console.print("connector: not registered (or Connect is not running)")
+        raise typer.Exit(1)
+    console.print(f"connector {cdc.CONNECTOR}: {state['connector']['state']}; tasks: "
+                  + ", ".join(f"{t['id']}={t['state']}" for t in state.get("tasks", [])))
 
 
 # -- contracts -----------------------------------------------------------------------------------

@@ -5,39 +5,25 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from emulation.connect import ConnectService, load_connector_config
-from emulation.kafka import KafkaService, TopicSpec
+from emulation.connect import ConnectService
+from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
-from pipeline.contracts import load_registry
+from pipeline import cdc
 from pipeline.events import event_errors
-from pipeline.loader import apply_schema
 from pipeline.settings import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.integration
 
-CONFIG = Path(__file__).resolve().parents[2] / "emulation" / "jvm" / "debezium-order-payments.json"
 TOPIC = "olist.order_payments"
-CONNECTOR = "olist-order-payments"
-CDC_USER = "olist_cdc"
-# The tables come from the contracts (apply_schema); this adds what CDC needs on top.
-SETUP_SQL = """
-alter table olist.order_payments replica identity full;
-create role {user} with login replication password {password};
-grant usage on schema olist to {user};
-grant select on olist.order_payments to {user};
-create publication olist_order_payments for table olist.order_payments;
-"""
 A, B, C = "a" * 32, "b" * 32, "c" * 32
 
 
@@ -79,25 +65,15 @@ def connect(settings: Settings, kafka: KafkaService) -> Iterator[ConnectService]
 
 
 @pytest.fixture(scope="module")
-def connector(pg: PostgresService, kafka: KafkaService, connect: ConnectService) -> Iterator[str]:
-    """The order_payments table, a REPLICATION + SELECT-only user, its publication, and the connector RUNNING."""
-    password = secrets.token_urlsafe(12)
-    with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
-        apply_schema(conn, load_registry(), "olist")
-        conn.execute(psycopg.sql.SQL(SETUP_SQL).format(user=psycopg.sql.Identifier(CDC_USER),
-                                                       password=psycopg.sql.Literal(password)))
-    kafka.create_topics([TopicSpec(TOPIC)])
-    ep = pg.endpoint()
-    config = load_connector_config(CONFIG, host=ep.host, port=ep.port, user=CDC_USER, password=password,
-                                   dbname=ep.extra["dbname"])
-    connect.register(CONNECTOR, config)
-    connect.register(CONNECTOR, config)  # idempotent
+def connector(settings: Settings, pg: PostgresService, kafka: KafkaService, connect: ConnectService) -> Iterator[str]:
+    """`pipeline.cdc`: topics from the contracts, the least-privilege user, the publication, the connector RUNNING."""
+    cdc.start(settings)
+    cdc.start(settings)  # idempotent: registering again changes nothing
     try:
-        connect.wait_running(CONNECTOR, timeout=90)
-        wait_slot_active(pg, config["slot.name"])
-        yield CONNECTOR
+        wait_slot_active(pg, cdc.connector_config(pg, settings)["slot.name"])
+        yield cdc.CONNECTOR
     finally:
-        connect.delete(CONNECTOR)
+        cdc.stop(settings)
 
 
 def wait_slot_active(pg: PostgresService, slot: str, timeout: float = 60) -> None:
@@ -184,3 +160,26 @@ def test_changes_made_while_connect_is_down_arrive_after_its_restart(pg, connect
     [(key, value)] = reader.read(1)
     assert key == {"order_id": C, "payment_sequential": 2}
     assert value["op"] == "c" and value["after"]["payment_type"] == "voucher"
+
+
+def test_the_replication_user_can_read_only_the_captured_table(pg, settings, connector):
+    with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
+        grants = conn.execute(
+            "select table_name, privilege_type from information_schema.role_table_grants where grantee = %s",
+            (cdc.CDC_USER,)).fetchall()
+        published = conn.execute("select tablename from pg_publication_tables where pubname = %s",
+                                 (cdc.connector_config(pg, settings)["publication.name"],)).fetchall()
+        replication = conn.execute("select rolreplication, rolsuper from pg_roles where rolname = %s",
+                                   (cdc.CDC_USER,)).fetchone()
+    assert grants == [("order_payments", "SELECT")]
+    assert published == [("order_payments",)]
+    assert replication == (True, False)
+
+
+def test_stopping_cdc_leaves_no_slot_holding_wal(pg, settings, connect, connector):
+    slot = cdc.connector_config(pg, settings)["slot.name"]
+    assert cdc.stop(settings) == [slot]
+    assert connect.connector_status(connector) is None
+    with psycopg.connect(pg.conninfo()) as conn:
+        assert conn.execute("select count(*) from pg_replication_slots where slot_name = %s",
+                            (slot,)).fetchone() == (0,)

@@ -11,7 +11,8 @@ from pipeline.cli import app
 from pipeline.settings import Settings
 
 COMMANDS = [[], ["generate"], ["load"], ["up"], ["down"], ["status"], ["demo"], ["contracts"],
-            ["contracts", "lint"], ["contracts", "generate"], ["contracts", "check"], ["contracts", "diff"]]
+            ["contracts", "lint"], ["contracts", "generate"], ["contracts", "check"], ["contracts", "diff"],
+            ["ingest"], ["transform"], ["promote"], ["cdc"], ["cdc", "up"], ["cdc", "down"], ["cdc", "status"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "olist")

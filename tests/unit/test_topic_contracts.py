@@ -56,3 +56,14 @@ def test_windowed_records():
             "payment_type": "credit_card", "payment_installments": 10, "installment_count": 2}
     assert event_errors("olist_payments_installments_windowed", inst) == []
     assert event_errors("olist_payments_installments_windowed", {**inst, "payment_installments": 25})
+
+
+def test_topics_and_captured_tables_come_from_the_contracts():
+    from pipeline.cdc import captured_tables, topic_specs
+
+    specs = {t.name: t for t in topic_specs()}
+    assert set(specs) == {"olist.order_payments", "olist.order_payments.dlq", "olist_payments_aggregated_windowed",
+                          "olist_payments_installments_windowed"}
+    assert specs["olist_payments_aggregated_windowed"].config["cleanup.policy"] == "compact"
+    assert specs["olist.order_payments"].config["retention.ms"] == "604800000"
+    assert captured_tables() == ["order_payments"]
