@@ -314,6 +314,29 @@ def status() -> None:
     console.print(table)
 
 
+@app.command()
+def simulate(
+    rate: Annotated[float, typer.Option(help="Payment-row changes per second.", min=1)] = 50,
+    duration: Annotated[float, typer.Option(help="Seconds to run.", min=0.1)] = 10,
+    seed: Annotated[int, typer.Option(help="Same seed, same sequence of operations.")] = 7,
+) -> None:
+    """Mimic live trading in PostgreSQL: new orders and payments, voucher splits, updates, rare deletes."""
+    from pipeline.simulate import simulate as run
+
+    settings = get_settings()
+    pg = PostgresService(settings)
+    if pg.pid() is None:
+        raise fail("postgres is not running: start it with `olist up`")
+    with progress_bar() as bar:
+        task = bar.add_task(f"simulating {rate:g} changes/s", total=int(rate * duration))
+        report = run(pg.conninfo(), settings.pg_schema, rate, duration, seed,
+                     progress=lambda done, _: bar.update(task, completed=done))
+    ops = ", ".join(f"{n:,} {k}" for k, n in sorted(report.operations.items()))
+    rows = ", ".join(f"{n:,} {k}" for k, n in sorted(report.rows.items()))
+    console.print(f"{report.changes:,} payment-row changes in {report.seconds:.1f} s: achieved "
+                  f"{report.achieved_rate:,.0f}/s of {rate:g}/s target ({ops}; rows: {rows})")
+
+
 # -- change data capture ----------------------------------------------------------------------------
 @cdc_app.command("up")
 def cdc_up() -> None:
