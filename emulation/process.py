@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from emulation.service import ServiceError, tail
+from emulation.service import Service, ServiceError, tail
+from pipeline.settings import Settings
 
 
 class BackgroundProcess:
@@ -104,3 +106,39 @@ def _identity(cmd: Sequence[str]) -> str:
         if arg in ("-cp", "-classpath", "--class-path"):
             return args[i + 2] if i + 2 < len(args) else args[-1]
     return args[-1]
+
+
+class ProcessService(Service):
+    """A service that is one local process of ours: its pid file, log, endpoint and readiness wait."""
+
+    process_name = "service"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.state_dir)
+        self.settings = settings
+        self.process = BackgroundProcess(self.state_dir / f"{self.process_name}.pid",
+                                         self.state_dir / f"{self.process_name}.log")
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
+
+    def pid(self) -> int | None:
+        return self.process.pid()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def wait_ready(self, what: str) -> None:
+        """Wait until the process answers :meth:`health`; fail fast, with its log, if it exits."""
+
+        @retry(stop=stop_after_delay(self.settings.service_start_timeout), wait=wait_fixed(0.2),
+               retry=retry_if_exception_type(AssertionError), reraise=True)
+        def ping() -> None:
+            assert self.process.pid() is not None, "exited"
+            assert self.health(), "not answering"
+
+        try:
+            ping()
+        except AssertionError as exc:
+            raise self.fail(f"{what} {exc} on {self.endpoint()}") from None

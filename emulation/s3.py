@@ -12,36 +12,23 @@ import sys
 import boto3
 import botocore.exceptions
 from botocore.config import Config
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from emulation.process import BackgroundProcess
-from emulation.service import Endpoint, Service, free_port
-from pipeline.settings import Settings
+from emulation.process import ProcessService
+from emulation.service import Endpoint, free_port
 
 
-class S3Service(Service):
+class S3Service(ProcessService):
     """moto's S3 server as a local process."""
 
     name = "s3"
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.state_dir)
-        self.settings = settings
-        self.process = BackgroundProcess(self.state_dir / "moto.pid", self.state_dir / "moto.log")
-
-    @property
-    def log_path(self):
-        return self.process.log_path
-
+    process_name = "moto"
 
     def endpoint(self) -> Endpoint | None:
         saved = self._saved_endpoint()
         if saved is None:
             return None
         return Endpoint(saved["host"], int(saved["port"]), {"url": f"http://{saved['host']}:{saved['port']}"})
-
-    def pid(self) -> int | None:
-        return self.process.pid()
 
     def client(self):
         ep = self.endpoint()
@@ -65,23 +52,11 @@ class S3Service(Service):
             port = self.settings.s3_port or free_port(self.settings.bind_host)
             self._save_endpoint(host=self.settings.bind_host, port=port)
             self.process.start([sys.executable, "-m", "moto.server", "-H", self.settings.bind_host, "-p", str(port)])
-        self._wait_healthy()
+        self.wait_ready("moto server")
         self.ensure_buckets()
         ep = self.endpoint()
         assert ep is not None
         return ep
-
-    def _wait_healthy(self) -> None:
-        @retry(stop=stop_after_delay(self.settings.service_start_timeout), wait=wait_fixed(0.2),
-               retry=retry_if_exception_type(AssertionError), reraise=True)
-        def ping() -> None:
-            assert self.process.pid() is not None, "exited"
-            assert self.health(), "not answering"
-
-        try:
-            ping()
-        except AssertionError as exc:
-            raise self.fail(f"moto server {exc} on {self.endpoint()}") from None
 
     def ensure_buckets(self) -> None:
         client = self.client()
@@ -90,5 +65,3 @@ class S3Service(Service):
             if bucket not in existing:
                 client.create_bucket(Bucket=bucket)
 
-    def stop(self) -> None:
-        self.process.stop()

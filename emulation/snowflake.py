@@ -8,37 +8,23 @@ from __future__ import annotations
 
 import sys
 
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
-
-from emulation.process import BackgroundProcess
-from emulation.service import Endpoint, Service, free_port
-from pipeline.settings import Settings
+from emulation.process import ProcessService
+from emulation.service import Endpoint, free_port
 
 # fakesnow's fixed credentials: it accepts these and nothing else matters offline.
 FAKESNOW_LOGIN = {"account": "fakesnow", "user": "fake", "password": "snow"}
 
 
-class FakesnowService(Service):
+class FakesnowService(ProcessService):
     name = "snowflake"
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.state_dir)
-        self.settings = settings
-        self.process = BackgroundProcess(self.state_dir / "fakesnow.pid", self.state_dir / "fakesnow.log")
-
-    @property
-    def log_path(self):
-        return self.process.log_path
-
+    process_name = "fakesnow"
 
     def endpoint(self) -> Endpoint | None:
         saved = self._saved_endpoint()
         if saved is None:
             return None
         return Endpoint(saved["host"], int(saved["port"]), {**FAKESNOW_LOGIN, "protocol": "http"})
-
-    def pid(self) -> int | None:
-        return self.process.pid()
 
     def env(self) -> dict[str, str]:
         """The ``SNOWFLAKE_*`` variables dbt's profile and the loader read."""
@@ -71,19 +57,8 @@ class FakesnowService(Service):
             self.process.start([sys.executable, "-m", "fakesnow", "-s", "--host", self.settings.bind_host,
                                 "-p", str(port), "-d", str(self.state_dir / "databases")])
 
-        @retry(stop=stop_after_delay(self.settings.service_start_timeout), wait=wait_fixed(0.3),
-               retry=retry_if_exception_type(AssertionError), reraise=True)
-        def ping() -> None:
-            assert self.process.pid() is not None, "exited"
-            assert self.health(), "not answering"
-
-        try:
-            ping()
-        except AssertionError as exc:
-            raise self.fail(f"fakesnow {exc} on {self.endpoint()}") from None
+        self.wait_ready("fakesnow")
         ep = self.endpoint()
         assert ep is not None
         return ep
 
-    def stop(self) -> None:
-        self.process.stop()
