@@ -368,6 +368,32 @@ def cdc_down() -> None:
     console.print(f"[green]✔[/] connector removed; replication slots dropped: {', '.join(dropped) or 'none'}")
 
 
+@cdc_app.command("archive")
+def cdc_archive(
+    duration: Annotated[float | None, typer.Option(help="Seconds to run (default: until idle).")] = None,
+    idle: Annotated[float, typer.Option(help="Stop after this many quiet seconds.")] = 10,
+    flush_records: Annotated[int, typer.Option(help="Records per file at most.")] = 10_000,
+) -> None:
+    """Archive the raw topic to S3 Parquet (seed layout, exactly once: offsets committed after upload)."""
+    from emulation.kafka import KafkaService
+    from pipeline.archive import RawArchiver
+    from pipeline.storage import s3_location
+
+    settings = get_settings()
+    kafka = KafkaService(settings)
+    try:
+        if kafka.pid() is None:
+            raise ServiceError("kafka is not running: start it with `olist cdc up`")
+        loc = s3_location(settings)
+        with console.status("archiving olist.order_payments"):
+            report = RawArchiver(kafka.client_config(), loc, "olist.order_payments", "raw",
+                                 flush_records=flush_records).run(duration, None if duration else idle)
+    except ServiceError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"[green]✔[/] {report.records:,} events in {len(report.files)} files under "
+                  f"{loc.uri('raw/olist.order_payments/')}")
+
+
 @cdc_app.command("status")
 def cdc_status() -> None:
     """The connector's and its tasks' states."""

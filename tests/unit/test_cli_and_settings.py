@@ -12,7 +12,8 @@ from pipeline.settings import Settings
 
 COMMANDS = [[], ["generate"], ["load"], ["up"], ["down"], ["status"], ["demo"], ["contracts"],
             ["contracts", "lint"], ["contracts", "generate"], ["contracts", "check"], ["contracts", "diff"],
-            ["ingest"], ["transform"], ["promote"], ["cdc"], ["cdc", "up"], ["cdc", "down"], ["cdc", "status"]]
+            ["ingest"], ["transform"], ["promote"], ["cdc"], ["cdc", "up"], ["cdc", "down"], ["cdc", "status"],
+            ["cdc", "archive"], ["simulate"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "olist")

@@ -1,0 +1,82 @@
+"""The raw archive on a real Kafka broker and a real S3 endpoint: layout, and every offset exactly once even
+after a crash between the upload and the offset commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections import Counter
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+from confluent_kafka import Producer
+
+from emulation.kafka import KafkaService, TopicSpec
+from pipeline.archive import RawArchiver
+
+pytestmark = pytest.mark.integration
+BEFORE_11 = dt.datetime(2026, 11, 27, 10, 59, 50, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def kafka(test_settings):
+    svc = KafkaService(test_settings.model_copy(update={"state_dir": test_settings.state_dir / f"k{os.getpid()}"}))
+    svc.start()
+    yield svc
+    svc.destroy()
+
+
+def produce(kafka: KafkaService, topic: str, count: int) -> None:
+    kafka.create_topics([TopicSpec(topic)])
+    producer = Producer(kafka.client_config())
+    for i in range(count):
+        ts = BEFORE_11 + dt.timedelta(seconds=i)  # offsets 0..9 in hour 10, 10.. in hour 11
+        value = None if i == 3 else f'{{"op": "c", "n": {i}}}'.encode()  # offset 3 is a tombstone
+        producer.produce(topic, key=f'{{"id": {i}}}'.encode(), value=value, timestamp=int(ts.timestamp() * 1000))
+    producer.flush(10)
+
+
+def archived(loc, prefix):
+    fs = loc.arrow_fs()
+    infos = fs.get_file_info(pafs.FileSelector(loc.path(prefix), recursive=True, allow_not_found=True))
+    files = sorted(i.path for i in infos if i.path.endswith(".parquet"))
+    offsets = Counter(o for f in files for o in pq.read_table(f, filesystem=fs).column("offset").to_pylist())
+    return files, offsets
+
+
+def test_files_follow_the_seed_layout_and_hold_every_offset_once(kafka, s3_location):
+    topic, prefix = f"raw-{uuid.uuid4().hex[:6]}", f"raw-{uuid.uuid4().hex[:6]}"
+    produce(kafka, topic, 23)
+    report = RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"g-{topic}",
+                         flush_records=5, flush_seconds=60).run(until_idle=3)
+    files, offsets = archived(s3_location, prefix)
+    assert report.records == 23 and offsets == Counter(range(23))
+    names = [f.split(f"{prefix}/", 1)[1] for f in files]
+    assert names == [
+        f"{topic}/year=2026/month=11/day=27/hour=10/{topic}+0+{o:010d}.parquet" for o in (0, 5)
+    ] + [f"{topic}/year=2026/month=11/day=27/hour=11/{topic}+0+{o:010d}.parquet" for o in (10, 15, 20)]
+    fs = s3_location.arrow_fs()
+    first = pq.read_table(files[0], filesystem=fs).to_pylist()
+    assert first[3]["value"] is None and first[3]["key"] == '{"id": 3}', "tombstones are archived as such"
+
+
+def test_a_crash_between_upload_and_commit_still_leaves_each_offset_in_one_file(kafka, s3_location):
+    topic, prefix = f"raw-{uuid.uuid4().hex[:6]}", f"raw-{uuid.uuid4().hex[:6]}"
+    produce(kafka, topic, 8)
+
+    def crash(_key: str) -> None:
+        raise RuntimeError("killed after the upload, before the commit")
+
+    with pytest.raises(RuntimeError):
+        RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"g-{topic}", flush_records=3,
+                    after_upload=crash).run(until_idle=3)
+    assert archived(s3_location, prefix)[1] == Counter(range(3))  # uploaded, never committed
+    report = RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"g-{topic}",
+                         flush_records=4).run(until_idle=3)
+    files, offsets = archived(s3_location, prefix)
+    assert report.records == 8
+    assert offsets == Counter(range(8)), "the replay replaced the uncommitted file instead of duplicating it"
+    assert [f.rsplit("+", 1)[1] for f in files] == ["0000000000.parquet", "0000000004.parquet",
+                                                     "0000000008.parquet"][: len(files)]
