@@ -15,6 +15,7 @@ from psycopg import sql
 from emulation.connect import ConnectService, load_connector_config
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.postgres import PostgresService
+from emulation.service import ServiceError
 from pipeline.contracts import Registry, load_registry
 from pipeline.loader import apply_schema
 from pipeline.settings import PROJECT_ROOT, Settings
@@ -88,25 +89,36 @@ def start(settings: Settings, timeout: float = 90) -> dict:
     return connect.wait_running(CONNECTOR, timeout=timeout)
 
 
-def stop(settings: Settings, timeout: float = 30) -> list[str]:
+def stop(settings: Settings, timeout: float = 20) -> list[str]:
     """Remove the connector, then drop its replication slot once released, so no slot holds WAL."""
     pg, connect = PostgresService(settings), ConnectService(settings)
     dropped = []
     slot = connector_config(pg, settings)["slot.name"] if pg.endpoint() else None
     if connect.pid() is not None:
         connect.delete(CONNECTOR)
+        gone_by = time.monotonic() + 3 * timeout  # the status topic lags the delete; wait for the task to stop
+        while connect.connector_status(CONNECTOR) is not None and time.monotonic() < gone_by:
+            time.sleep(0.3)
     if slot is None or pg.pid() is None:
         return dropped
-    deadline = time.monotonic() + timeout
+    deadline, terminated = time.monotonic() + timeout, False
     with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute("select active from pg_replication_slots where slot_name = %s", (slot,)).fetchone()
+        while True:
+            row = conn.execute("select active, active_pid from pg_replication_slots where slot_name = %s",
+                               (slot,)).fetchone()
             if row is None:
                 break
-            if not row[0]:
+            active, pid = row
+            if not active:
                 conn.execute("select pg_drop_replication_slot(%s)", (slot,))
                 dropped.append(slot)
                 break
+            if time.monotonic() >= deadline:
+                if terminated:
+                    raise ServiceError(f"cdc: replication slot {slot} is still in use by pid {pid}")
+                # The connector is gone but its walsender lingers (a task still shutting down): end it.
+                conn.execute("select pg_terminate_backend(%s)", (pid,))
+                deadline, terminated = time.monotonic() + timeout, True
             time.sleep(0.3)
     return dropped
 
