@@ -10,13 +10,14 @@ which replaces the first: every offset ends up in exactly one file.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from pipeline.storage import S3Location
 
@@ -46,6 +47,17 @@ class _Buffer:
 class ArchiveReport:
     records: int = 0
     files: list[str] = field(default_factory=list)
+    dead_lettered: int = 0
+
+
+def _violations(topic: str, value: bytes) -> list[str]:
+    from pipeline.events import event_errors
+
+    try:
+        event = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return [f"not JSON: {exc}"]
+    return event_errors(topic, event)
 
 
 class RawArchiver:
@@ -53,8 +65,13 @@ class RawArchiver:
 
     def __init__(self, consumer_config: dict, loc: S3Location, topic: str, prefix: str = "raw",
                  group: str = "olist-raw-archive", flush_records: int = 10_000, flush_seconds: float = 30.0,
-                 after_upload: Callable[[str], None] | None = None) -> None:
+                 after_upload: Callable[[str], None] | None = None, dead_letter: str | None = None) -> None:
         self.loc, self.topic, self.prefix = loc, topic, prefix
+        # Events that break the topic's contract are copied, with the reason, to ``dead_letter`` (and still
+        # archived raw); the archive keeps going.
+        self.dead_letter = dead_letter
+        self.producer = Producer({k: v for k, v in consumer_config.items() if k in ("bootstrap.servers", "logger")}
+                                 | {"enable.idempotence": True}) if dead_letter else None
         self.flush_records, self.flush_seconds = flush_records, flush_seconds
         self.after_upload = after_upload  # a hook between upload and commit (tests crash there)
         self.fs = loc.arrow_fs()
@@ -79,6 +96,8 @@ class RawArchiver:
         pq.write_table(table, sink, compression="snappy")
         with self.fs.open_output_stream(self.loc.path(key)) as out:
             out.write(sink.getvalue())
+        if self.producer:
+            self.producer.flush(30)  # dead letters are durable before the offsets move on
         if self.after_upload:
             self.after_upload(key)
         self.consumer.commit(offsets=[TopicPartition(self.topic, partition, last + 1)], asynchronous=False)
@@ -95,6 +114,13 @@ class RawArchiver:
         if buf is None:
             buf = self.buffers[msg.partition()] = _Buffer(hour, time.monotonic())
         key, value = msg.key(), msg.value()
+        if self.producer and value is not None:
+            reasons = _violations(self.topic, value)
+            if reasons:
+                self.producer.produce(self.dead_letter, key=key, value=value, headers={
+                    "olist.reason": "; ".join(reasons)[:2000],
+                    "olist.source": f"{msg.topic()}/{msg.partition()}/{msg.offset()}"})
+                report.dead_lettered += 1
         buf.rows.append((msg.topic(), msg.partition(), msg.offset(), ts,
                          key.decode() if key is not None else None, value.decode() if value is not None else None))
         if len(buf.rows) >= self.flush_records:

@@ -387,11 +387,13 @@ def cdc_archive(
         loc = s3_location(settings)
         with console.status("archiving olist.order_payments"):
             report = RawArchiver(kafka.client_config(), loc, "olist.order_payments", "raw",
-                                 flush_records=flush_records).run(duration, None if duration else idle)
+                                 flush_records=flush_records, dead_letter="olist.order_payments.dlq",
+                                 ).run(duration, None if duration else idle)
     except ServiceError as exc:
         raise fail(str(exc)) from None
     console.print(f"[green]✔[/] {report.records:,} events in {len(report.files)} files under "
-                  f"{loc.uri('raw/olist.order_payments/')}")
+                  f"{loc.uri('raw/olist.order_payments/')}; {report.dead_lettered:,} broke the contract and went to "
+                  "olist.order_payments.dlq")
 
 
 @cdc_app.command("status")

@@ -4,7 +4,9 @@ after a crash between the upload and the offset commit."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import time
 import uuid
 from collections import Counter
 
@@ -80,3 +82,36 @@ def test_a_crash_between_upload_and_commit_still_leaves_each_offset_in_one_file(
     assert offsets == Counter(range(8)), "the replay replaced the uncommitted file instead of duplicating it"
     assert [f.rsplit("+", 1)[1] for f in files] == ["0000000000.parquet", "0000000004.parquet",
                                                      "0000000008.parquet"][: len(files)]
+
+
+def test_events_that_break_the_contract_are_dead_lettered_with_their_reason(kafka, s3_location):
+    from confluent_kafka import Consumer
+
+    topic, prefix, dlq = "olist.order_payments", f"raw-{uuid.uuid4().hex[:6]}", f"dlq-{uuid.uuid4().hex[:6]}"
+    kafka.create_topics([TopicSpec(topic), TopicSpec(dlq)])
+    row = {"order_id": "a" * 32, "payment_sequential": 1, "payment_type": "boleto", "payment_installments": 1,
+           "payment_value": 10.5}
+    source = {"connector": "postgresql", "db": "olist", "schema": "olist", "table": "order_payments", "ts_ms": 1}
+    good = {"before": None, "after": row, "op": "c", "ts_ms": 2, "source": source}
+    bad = {**good, "after": {**row, "payment_type": "pix"}}
+    producer = Producer(kafka.client_config())
+    for value in (good, bad, b"{not json", None):
+        payload = value if value is None or isinstance(value, bytes) else json.dumps(value).encode()
+        producer.produce(topic, key=b'{"k": 1}', value=payload)
+    producer.flush(10)
+    report = RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"g-{prefix}",
+                         dead_letter=dlq).run(until_idle=3)
+    assert (report.records, report.dead_lettered) == (4, 2), "everything archived, the two bad ones dead-lettered"
+    consumer = Consumer(kafka.client_config(**{"group.id": f"read-{dlq}", "auto.offset.reset": "earliest"}))
+    consumer.subscribe([dlq])
+    letters = []
+    deadline = time.monotonic() + 30
+    while len(letters) < 2 and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error():
+            letters.append(dict(msg.headers()))
+    consumer.close()
+    reasons = sorted(h["olist.reason"].decode() for h in letters)
+    assert reasons[0].startswith("after.payment_type: 'pix' is not one of")
+    assert reasons[1].startswith("not JSON:")
+    assert all(h["olist.source"].decode().startswith(f"{topic}/0/") for h in letters)
