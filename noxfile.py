@@ -113,3 +113,4 @@ def bench(session: nox.Session) -> None:
     ensure_system_packages(session)
     session.run("python", "tests/bench/bench_load.py", *session.posargs)
     session.run("python", "tests/bench/bench_batch.py", *session.posargs)
+    session.run("python", "tests/bench/bench_cdc.py", *session.posargs)
