@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()  # one nox posargs list feeds every benchmark
 
     state = PROJECT_ROOT / ".state" / "bench"
     settings = Settings(state_dir=state, data_dir=state / f"data-{args.scale}-{args.seed}")
