@@ -98,7 +98,6 @@ class ConnectService(Service):
     def log_path(self) -> Path:
         return self.state_dir / "connect.log"
 
-
     @property
     def _config_file(self) -> Path:
         return self.state_dir / "worker.properties"

@@ -104,7 +104,6 @@ class KafkaService(Service):
     def data_dir(self) -> Path:
         return self.state_dir / "data"
 
-
     @property
     def _config_file(self) -> Path:
         return self.state_dir / "server.properties"

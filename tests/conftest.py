@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -12,6 +13,16 @@ import pytest
 from pipeline.contracts import Registry, load_registry
 from pipeline.settings import PROJECT_ROOT, Settings
 from tests.fixtures.tiny import write_tiny
+
+
+@contextlib.contextmanager
+def running(service):
+    """Start an emulated engine for a fixture; destroy it (process and state) afterwards."""
+    try:
+        service.start()
+        yield service
+    finally:
+        service.destroy() if hasattr(service, "destroy") else service.stop()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from confluent_kafka import Producer
 
 from emulation.kafka import KafkaService, TopicSpec
 from pipeline.archive import RawArchiver
+from tests.conftest import running
 
 pytestmark = pytest.mark.integration
 BEFORE_11 = dt.datetime(2026, 11, 27, 10, 59, 50, tzinfo=dt.UTC)
@@ -24,10 +25,9 @@ BEFORE_11 = dt.datetime(2026, 11, 27, 10, 59, 50, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def kafka(test_settings):
-    svc = KafkaService(test_settings.model_copy(update={"state_dir": test_settings.state_dir / f"k{os.getpid()}"}))
-    svc.start()
-    yield svc
-    svc.destroy()
+    with running(KafkaService(test_settings.model_copy(
+            update={"state_dir": test_settings.state_dir / f"k{os.getpid()}"}))) as svc:
+        yield svc
 
 
 def produce(kafka: KafkaService, topic: str, count: int) -> None:

@@ -20,6 +20,7 @@ from emulation.postgres import PostgresService
 from pipeline import cdc
 from pipeline.events import event_errors
 from pipeline.settings import PROJECT_ROOT, Settings
+from tests.conftest import running
 
 pytestmark = pytest.mark.integration
 
@@ -36,32 +37,20 @@ def settings() -> Iterator[Settings]:
 
 @pytest.fixture(scope="module")
 def pg(settings: Settings) -> Iterator[PostgresService]:
-    svc = PostgresService(settings)
-    try:
-        svc.start()
+    with running(PostgresService(settings)) as svc:
         yield svc
-    finally:
-        svc.destroy()
 
 
 @pytest.fixture(scope="module")
 def kafka(settings: Settings) -> Iterator[KafkaService]:
-    svc = KafkaService(settings)
-    try:
-        svc.start()
+    with running(KafkaService(settings)) as svc:
         yield svc
-    finally:
-        svc.destroy()
 
 
 @pytest.fixture(scope="module")
 def connect(settings: Settings, kafka: KafkaService) -> Iterator[ConnectService]:
-    svc = ConnectService(settings, kafka=kafka)
-    try:
-        svc.start()
+    with running(ConnectService(settings, kafka=kafka)) as svc:
         yield svc
-    finally:
-        svc.destroy()
 
 
 @pytest.fixture(scope="module")

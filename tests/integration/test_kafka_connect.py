@@ -21,6 +21,7 @@ from emulation.jvm import MARKER, JvmSettings, fetch
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.service import ServiceError
 from pipeline.settings import PROJECT_ROOT, Settings
+from tests.conftest import running
 
 pytestmark = pytest.mark.integration
 
@@ -34,22 +35,14 @@ def state_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def kafka(state_dir: Path) -> Iterator[KafkaService]:
-    svc = KafkaService(Settings(state_dir=state_dir))
-    try:
-        svc.start()
+    with running(KafkaService(Settings(state_dir=state_dir))) as svc:
         yield svc
-    finally:
-        svc.destroy()
 
 
 @pytest.fixture(scope="module")
 def connect(kafka: KafkaService, state_dir: Path) -> Iterator[ConnectService]:
-    svc = ConnectService(Settings(state_dir=state_dir), kafka=kafka)
-    try:
-        svc.start()
+    with running(ConnectService(Settings(state_dir=state_dir), kafka=kafka)) as svc:
         yield svc
-    finally:
-        svc.destroy()
 
 
 def consume(consumer: Consumer, count: int, timeout: float = 20.0, until_eof: bool = False) -> list[str]:
