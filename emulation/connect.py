@@ -22,8 +22,8 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 
 from emulation.jvm import JvmSettings, fetch, java_command, wait_healthy, write_log4j2
 from emulation.kafka import KafkaService
-from emulation.process import BackgroundProcess
-from emulation.service import Endpoint, Service, ServiceError, free_port, port_is_free
+from emulation.process import ProcessService
+from emulation.service import Endpoint, ServiceError, free_port, port_is_free
 from pipeline.settings import Settings
 
 MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
@@ -81,23 +81,18 @@ def load_connector_config(path: Path, **values: object) -> dict[str, Any]:
     return {k: fill(v) for k, v in raw.items()}
 
 
-class ConnectService(Service):
+class ConnectService(ProcessService):
     """A Kafka Connect distributed worker; ``register`` and friends wrap its REST API."""
 
     name = "connect"
+    process_name = "connect"
 
     def __init__(self, settings: Settings, jvm: JvmSettings | None = None, kafka: KafkaService | None = None) -> None:
-        super().__init__(settings.state_dir)
-        self.settings = settings
+        super().__init__(settings)
         self.jvm = jvm or JvmSettings()
         self.kafka = kafka or KafkaService(settings, self.jvm)
-        self.process = BackgroundProcess(self.state_dir / "connect.pid", self.log_path)
 
     # -- paths ---------------------------------------------------------------------------------
-    @property
-    def log_path(self) -> Path:
-        return self.state_dir / "connect.log"
-
     @property
     def _config_file(self) -> Path:
         return self.state_dir / "worker.properties"
@@ -116,9 +111,6 @@ class ConnectService(Service):
         if ep is None:
             raise ServiceError("connect: not started yet (run `olist up connect`)")
         return ep.extra["url"]
-
-    def pid(self) -> int | None:
-        return self.process.pid()
 
     def health(self) -> bool:
         """GET / answers and GET /connector-plugins lists the Debezium PostgreSQL connector."""
@@ -158,9 +150,6 @@ class ConnectService(Service):
         self.process.start(cmd, cwd=self.state_dir)
         wait_healthy(self, self.process, started, self.jvm.jvm_start_timeout, self.url)
         return self._require_endpoint()
-
-    def stop(self) -> None:
-        self.process.stop(timeout=30)
 
     def destroy(self) -> None:
         """Stop, drop the worker's topics when Kafka still answers, and delete the state."""

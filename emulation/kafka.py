@@ -28,8 +28,8 @@ from emulation.jvm import (
     wait_healthy,
     write_log4j2,
 )
-from emulation.process import BackgroundProcess
-from emulation.service import Endpoint, Service, ServiceError, free_port, port_is_free
+from emulation.process import ProcessService
+from emulation.service import Endpoint, ServiceError, free_port, port_is_free
 from pipeline.settings import Settings
 
 MAIN = "kafka.Kafka"
@@ -84,22 +84,17 @@ def new_cluster_id() -> str:
             return cid
 
 
-class KafkaService(Service):
+class KafkaService(ProcessService):
     """A one-node KRaft Kafka broker; ``bootstrap_servers()`` is what clients need."""
 
     name = "kafka"
+    process_name = "kafka"
 
     def __init__(self, settings: Settings, jvm: JvmSettings | None = None) -> None:
-        super().__init__(settings.state_dir)
-        self.settings = settings
+        super().__init__(settings)
         self.jvm = jvm or JvmSettings()
-        self.process = BackgroundProcess(self.state_dir / "kafka.pid", self.log_path)
 
     # -- paths ---------------------------------------------------------------------------------
-    @property
-    def log_path(self) -> Path:
-        return self.state_dir / "kafka.log"
-
     @property
     def data_dir(self) -> Path:
         return self.state_dir / "data"
@@ -128,9 +123,6 @@ class KafkaService(Service):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(new_cluster_id() + "\n")
         return path.read_text().strip()
-
-    def pid(self) -> int | None:
-        return self.process.pid()
 
     def health(self) -> bool:
         """A real metadata request answered by our broker."""
@@ -166,9 +158,6 @@ class KafkaService(Service):
         self.process.start(cmd, cwd=self.state_dir)
         wait_healthy(self, self.process, started, self.jvm.jvm_start_timeout, self.bootstrap_servers())
         return self._require_endpoint()
-
-    def stop(self) -> None:
-        self.process.stop(timeout=30)
 
     def destroy(self) -> None:
         """Stop and delete the broker's data and state (tests and `olist down --purge`)."""
