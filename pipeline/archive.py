@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,14 @@ class ArchiveReport:
     records: int = 0
     files: list[str] = field(default_factory=list)
     dead_lettered: int = 0
+
+
+def dead_letter(producer: Producer, topic: str, msg: Message, reasons: list[str]) -> None:
+    """Copy ``msg`` to the dead-letter ``topic`` with why (header ``olist.reason``) and where it was
+    (``olist.source``: topic/partition/offset)."""
+    producer.produce(topic, key=msg.key(), value=msg.value(), headers={
+        "olist.reason": "; ".join(reasons)[:2000],
+        "olist.source": f"{msg.topic()}/{msg.partition()}/{msg.offset()}"})
 
 
 def _violations(topic: str, value: bytes) -> list[str]:
@@ -117,18 +126,17 @@ class RawArchiver:
         if self.producer and value is not None:
             reasons = _violations(self.topic, value)
             if reasons:
-                self.producer.produce(self.dead_letter, key=key, value=value, headers={
-                    "olist.reason": "; ".join(reasons)[:2000],
-                    "olist.source": f"{msg.topic()}/{msg.partition()}/{msg.offset()}"})
+                dead_letter(self.producer, self.dead_letter, msg, reasons)
                 report.dead_lettered += 1
         buf.rows.append((msg.topic(), msg.partition(), msg.offset(), ts,
                          key.decode() if key is not None else None, value.decode() if value is not None else None))
         if len(buf.rows) >= self.flush_records:
             self._flush(msg.partition(), report)
 
-    def run(self, duration: float | None = None, until_idle: float | None = None) -> ArchiveReport:
+    def run(self, duration: float | None = None, until_idle: float | None = None,
+            stop: threading.Event | None = None) -> ArchiveReport:
         """Archive for ``duration`` seconds, or until nothing arrived for ``until_idle`` seconds after the
-        partitions were assigned; flush at the end."""
+        partitions were assigned (once ``stop`` is set, when one is given); flush at the end."""
         report = ArchiveReport()
         started = time.monotonic()
         last_data: float | None = None
@@ -138,7 +146,8 @@ class RawArchiver:
                 if duration is not None and now - started >= duration:
                     break
                 quiet_since = last_data or self.assigned_at
-                if until_idle is not None and quiet_since is not None and now - quiet_since >= until_idle:
+                idle = quiet_since is not None and until_idle is not None and now - quiet_since >= until_idle
+                if idle and (stop is None or stop.is_set()):
                     break
                 msg = self.consumer.poll(0.2)
                 if msg is not None and not msg.error():

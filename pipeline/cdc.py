@@ -76,7 +76,7 @@ def connector_config(pg: PostgresService, settings: Settings, path: Path = CONNE
     ep = pg.endpoint()
     assert ep is not None
     return load_connector_config(path, host=ep.host, port=ep.port, user=CDC_USER, password=_password(settings),
-                                 dbname=ep.extra["dbname"])
+                                 dbname=ep.extra["dbname"], schema=settings.pg_schema)
 
 
 def start(settings: Settings, timeout: float = 90) -> dict:

@@ -14,7 +14,7 @@ from emulation.postgres import PostgresService
 from pipeline.console import console, err_console, human_bytes, progress_bar
 from pipeline.contracts.registry import ContractError
 from pipeline.loader import LoadError, LoadSummary, load_directory
-from pipeline.settings import get_settings
+from pipeline.settings import Settings, get_settings
 
 app = typer.Typer(help="Olist lambda data platform on local cloud emulation.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -482,10 +482,13 @@ def demo() -> None:
         ingested = run_ingest()
         console.rule("[bold]Batch lane: dbt bronze -> silver -> gold")
         run = run_transform()
+        if not run.success or not all(r.reconciled for r in ingested):
+            raise fail("the batch lane did not finish cleanly (see above)")
+        console.rule("[bold]Streaming lane: PostgreSQL -> Debezium -> Kafka -> S3 raw archive")
+        up(["kafka", "connect"])
+        stream = run_streaming(settings)
     except (LoadError, ServiceError, ContractError) as exc:
         raise fail(str(exc)) from None
-    if not run.success or not all(r.reconciled for r in ingested):
-        raise fail("the batch lane did not finish cleanly (see above)")
     from pipeline.transform import warehouse_path
 
     pg = PostgresService(settings)
@@ -501,9 +504,30 @@ def demo() -> None:
     console.print(f"Gold KPIs    {kpis['orders']:,} orders, {kpis['order_items']:,} items, "
                   f"{kpis['products']:,} products, sales R$ {kpis['total_sales']:,.2f}, "
                   f"freight R$ {kpis['total_freight']:,.2f}, on time {kpis['on_time_rate']:.1%}")
-    console.print("Next         `olist status` to inspect, `olist down` to stop")
+    sim, tap = stream.simulation, stream.topic
+    console.print(f"Streaming    {sim.changes:,} payment changes committed at {sim.achieved_rate:,.0f}/s; "
+                  f"{tap.events:,} of {sim.changes:,} on {stream.raw_topic} (lag p50 {tap.percentile(50):,.0f} ms, "
+                  f"p99 {tap.percentile(99):,.0f} ms)")
+    console.print(f"Raw archive  {stream.archive.records:,} events in {len(stream.archive.files)} Parquet files "
+                  f"under {stream.archive_uri}; {stream.archive.dead_lettered:,} dead-lettered")
+    console.print("Next         `olist status` to inspect, `olist simulate` for more changes, `olist down` to stop")
+    if not stream.complete:
+        raise fail(f"only {tap.events:,} of {sim.changes:,} committed changes reached {stream.raw_topic}")
     if summary.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)
+
+
+def run_streaming(settings: Settings):
+    """The demo's streaming lane: connector, simulator (with a progress bar), tap and raw archive."""
+    from pipeline.streaming import run_stream
+
+    rate, seconds = settings.stream_rate, settings.stream_seconds
+    with progress_bar() as bar:
+        task = bar.add_task(f"simulating {rate:g} changes/s", total=int(rate * seconds))
+        report = run_stream(settings, rate, seconds, settings.stream_seed,
+                            progress=lambda done, _: bar.update(task, completed=done))
+        bar.update(task, total=report.simulation.changes, completed=report.simulation.changes)
+    return report
 
 
 def headline_kpis(path: Path) -> dict:

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
 
     service_start_timeout: float = 60.0
 
+    stream_rate: float = Field(500.0, gt=0, description="Demo: payment-row changes per second the simulator commits.")
+    stream_seconds: float = Field(30.0, gt=0, description="Demo: how long the simulator runs.")
+    stream_seed: int = Field(7, description="Demo: the simulator's seed.")
+
     @property
     def quarantine_table(self) -> str:
         return "load_quarantine"

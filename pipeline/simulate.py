@@ -2,16 +2,19 @@
 deletes, drawn from the loaded data's distributions, at a controlled rate of payment-row changes.
 
 The sequence of operations is fixed by the seed; the clock only decides how many go into each commit.
+A commit's operations are written a few statements at a time (one per kind of row change, rows passed as
+arrays), cut wherever an order comes back, so every order's changes keep their planned order.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
+import random
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
-import numpy as np
 import psycopg
 from psycopg import sql
 
@@ -19,7 +22,7 @@ from pipeline.contracts import load_registry
 
 # Share of operations by kind; each changes one to three order_payments rows.
 MIX = {"new_order": 0.66, "voucher_split": 0.06, "update": 0.25, "delete": 0.03}
-MAX_BATCH = 500  # changes per transaction at most
+MAX_BATCH = 1000  # payment-row changes per transaction at most
 
 
 @dataclass
@@ -27,9 +30,9 @@ class Profile:
     """What new payments look like, read from the loaded table (or the contract when it is empty)."""
 
     types: list[str]
-    type_weights: np.ndarray
-    installments: dict[str, tuple[np.ndarray, np.ndarray]]  # type -> (values, weights)
-    values: np.ndarray  # a sample of payment values
+    type_weights: list[float]
+    installments: dict[str, tuple[list[int], list[float]]]  # type -> (values, weights)
+    values: list[float]  # a sample of payment values
     places: list[tuple[str, str, str]]  # a sample of customer (zip prefix, city, state)
 
     @classmethod
@@ -42,107 +45,143 @@ class Profile:
                                     "order by order_id, payment_sequential limit 200000").format(table)).fetchall()
         if not rows:
             types = list(load_registry().dataset("order_payments").column("payment_type").enum or ())
-            return cls(types, np.full(len(types), 1 / len(types)), {t: (np.array([1]), np.array([1.0])) for t in types},
-                       np.array([50.0, 100.0, 150.0]), places)
+            return cls(types, [1.0] * len(types), {t: ([1], [1.0]) for t in types}, [50.0, 100.0, 150.0], places)
         kinds = collections.Counter(r[0] for r in rows)
         types = sorted(kinds)
-        weights = np.array([kinds[t] for t in types], dtype=float)
-        inst: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        inst: dict[str, tuple[list[int], list[float]]] = {}
         for t in types:
             counts = collections.Counter(r[1] for r in rows if r[0] == t)
             keys = sorted(counts)
-            w = np.array([counts[k] for k in keys], dtype=float)
-            inst[t] = (np.array(keys), w / w.sum())
-        return cls(types, weights / weights.sum(), inst, np.array([r[2] for r in rows]), places)
+            inst[t] = (keys, [float(counts[k]) for k in keys])
+        return cls(types, [float(kinds[t]) for t in types], inst, [r[2] for r in rows], places)
 
 
-@dataclass
-class Change:
-    """One planned operation: the payment rows it changes (what CDC carries) and the order rows around it."""
+@dataclass(frozen=True)
+class Op:
+    """One planned operation on an order: the payment rows it changes (what CDC carries) and the order rows."""
 
     kind: str
     order_id: str
-    statements: list[tuple[str, tuple]] = field(default_factory=list)
-    context: list[tuple[str, tuple]] = field(default_factory=list)
+    customer: tuple[str, str, str, str, str] | None = None  # new orders: (id, unique id, zip, city, state)
+    inserts: tuple[tuple[int, str, int, float], ...] = ()  # (sequential, type, installments, value)
+    update: tuple[int, float] | None = None  # (installments, value) of payment 1
+    deletes: int = 0  # payments 1..n removed
 
     @property
     def changes(self) -> int:
-        return len(self.statements)
+        """Payment rows this operation changes."""
+        return len(self.inserts) + (self.kind in ("update", "voucher_split")) + self.deletes
 
 
 class Plan:
     """The deterministic sequence of operations for a seed."""
 
-    def __init__(self, profile: Profile, seed: int, schema: str) -> None:
-        self.rng = np.random.default_rng(seed)
+    def __init__(self, profile: Profile, seed: int) -> None:
+        self.rng = random.Random(seed)
         self.profile = profile
-        self.schema = schema
         self.recent: collections.deque[tuple[str, int]] = collections.deque(maxlen=2000)  # (order_id, payments)
-        self.kinds = list(MIX)
-        self.kind_weights = np.array(list(MIX.values()))
+        self.type_cum = list(itertools.accumulate(profile.type_weights))
+        self.inst_cum = {t: (v, list(itertools.accumulate(w))) for t, (v, w) in profile.installments.items()}
+        self.kinds, self.kind_cum = list(MIX), list(itertools.accumulate(MIX.values()))
 
     def _id(self) -> str:
-        return self.rng.bytes(16).hex()
+        return f"{self.rng.getrandbits(128):032x}"
 
     def _payment(self) -> tuple[str, int, float]:
-        p = self.profile
-        kind = str(self.rng.choice(p.types, p=p.type_weights))
-        values, weights = p.installments[kind]
-        installments = int(self.rng.choice(values, p=weights))
-        value = round(float(self.rng.choice(p.values)), 2)
-        return kind, installments, value
+        kind = self.rng.choices(self.profile.types, cum_weights=self.type_cum)[0]
+        values, cum = self.inst_cum[kind]
+        installments = self.rng.choices(values, cum_weights=cum)[0]
+        return kind, installments, round(self.rng.choice(self.profile.values), 2)
 
-    def __iter__(self) -> Iterator[Change]:
-        t = f"{self.schema}.order_payments"
-        insert = f"insert into {t} (order_id, payment_sequential, payment_type, payment_installments, payment_value) "
-        orders, customers = f"{self.schema}.orders", f"{self.schema}.customers"
-        # Replaying a seed on a database that already saw it replays its operations: inserts become updates.
-        upsert = (" on conflict (order_id, payment_sequential) do update set payment_type = excluded.payment_type,"
-                  " payment_installments = excluded.payment_installments, payment_value = excluded.payment_value")
+    def __iter__(self) -> Iterator[Op]:
         while True:
-            kind = str(self.rng.choice(self.kinds, p=self.kind_weights))
-            if kind != "new_order" and not self.recent:
-                kind = "new_order"
-            if kind == "new_order":
-                order_id = self._id()
-                ptype, inst, value = self._payment()
+            kind = self.rng.choices(self.kinds, cum_weights=self.kind_cum)[0]
+            if kind == "new_order" or not self.recent:
+                order_id, customer_id = self._id(), self._id()
+                zip_code, city, state = self.rng.choice(self.profile.places)
                 self.recent.append((order_id, 1))
-                customer_id = self._id()
-                zip_code, city, state = self.profile.places[int(self.rng.integers(len(self.profile.places)))]
-                context = [
-                    (f"insert into {customers} (customer_id, customer_unique_id, customer_zip_code_prefix, "
-                     "customer_city, customer_state) values (%s, %s, %s, %s, %s) on conflict do nothing",
-                     (customer_id, self._id(), zip_code, city, state)),
-                    (f"insert into {orders} (order_id, customer_id, order_status, order_purchase_timestamp, "
-                     "order_estimated_delivery_date) values (%s, %s, 'created', localtimestamp(0), "
-                     "localtimestamp(0) + interval '20 days') on conflict do nothing", (order_id, customer_id)),
-                ]
-                yield Change(kind, order_id, [(insert + "values (%s, 1, %s, %s, %s)" + upsert,
-                                               (order_id, ptype, inst, value))], context)
+                yield Op("new_order", order_id, customer=(customer_id, self._id(), zip_code, city, state),
+                         inserts=((1, *self._payment()),))
                 continue
-            idx = int(self.rng.integers(len(self.recent)))
+            idx = self.rng.randrange(len(self.recent))
             order_id, n = self.recent[idx]
             if kind == "voucher_split":
-                extra = int(self.rng.integers(1, 3))
-                stmts = [(f"update {t} set payment_value = round(payment_value * 0.7, 2) "
-                          f"where order_id = %s and payment_sequential = 1", (order_id,))]
-                for seq in range(n + 1, n + 1 + extra):
-                    stmts.append((insert + "values (%s, %s, 'voucher', 1, %s)" + upsert,
-                                  (order_id, seq, round(float(self.rng.uniform(5, 60)), 2))))
+                extra = self.rng.randint(1, 2)
                 self.recent[idx] = (order_id, n + extra)
-                yield Change(kind, order_id, stmts)
+                yield Op(kind, order_id, inserts=tuple((seq, "voucher", 1, round(self.rng.uniform(5, 60), 2))
+                                                       for seq in range(n + 1, n + 1 + extra)))
             elif kind == "update":
                 _, inst, value = self._payment()
-                yield Change(kind, order_id, [(f"update {t} set payment_installments = %s, payment_value = %s "
-                                               f"where order_id = %s and payment_sequential = 1",
-                                               (inst, value, order_id))],
-                             [(f"update {orders} set order_status = 'approved', order_approved_at = "
-                               "localtimestamp(0) where order_id = %s and order_status = 'created'", (order_id,))])
+                yield Op(kind, order_id, update=(inst, value))
             else:
                 del self.recent[idx]
-                yield Change(kind, order_id, [(f"delete from {t} where order_id = %s and payment_sequential = %s",
-                                               (order_id, seq)) for seq in range(1, n + 1)],
-                             [(f"update {orders} set order_status = 'canceled' where order_id = %s", (order_id,))])
+                yield Op(kind, order_id, deletes=n)
+
+
+def segments(ops: Iterable[Op]) -> Iterator[list[Op]]:
+    """Consecutive runs of operations touching distinct orders: within one, the order of writes is free."""
+    run: list[Op] = []
+    seen: set[str] = set()
+    for op in ops:
+        if op.order_id in seen:
+            yield run
+            run, seen = [], set()
+        run.append(op)
+        seen.add(op.order_id)
+    if run:
+        yield run
+
+
+class Writer:
+    """The statements of one segment, one per kind of row change, with the rows passed as arrays."""
+
+    def __init__(self, schema: str) -> None:
+        s = sql.Identifier(schema)
+        cols = "order_id, payment_sequential, payment_type, payment_installments, payment_value"
+        q = lambda text: sql.SQL(text).format(s=s)  # noqa: E731
+        self.customers = q("insert into {s}.customers (customer_id, customer_unique_id, customer_zip_code_prefix, "
+                           "customer_city, customer_state) select * from unnest(%s::text[], %s::text[], %s::text[], "
+                           "%s::text[], %s::text[]) on conflict do nothing")
+        self.orders = q("insert into {s}.orders (order_id, customer_id, order_status, order_purchase_timestamp, "
+                        "order_estimated_delivery_date) select o, c, 'created', localtimestamp(0), "
+                        "localtimestamp(0) + interval '20 days' from unnest(%s::text[], %s::text[]) as u(o, c) "
+                        "on conflict do nothing")
+        # Replaying a seed on a database that already saw it replays its operations: inserts become updates.
+        self.insert = q(f"insert into {{s}}.order_payments ({cols}) select * from unnest(%s::text[], %s::int[], "
+                        "%s::text[], %s::int[], %s::numeric[]) on conflict (order_id, payment_sequential) do update "
+                        "set payment_type = excluded.payment_type, payment_installments = "
+                        "excluded.payment_installments, payment_value = excluded.payment_value")
+        self.split = q("update {s}.order_payments set payment_value = round(payment_value * 0.7, 2) "
+                       "where payment_sequential = 1 and order_id = any(%s::text[])")
+        self.update = q("update {s}.order_payments p set payment_installments = u.i, payment_value = u.v "
+                        "from unnest(%s::text[], %s::int[], %s::numeric[]) as u(o, i, v) "
+                        "where p.order_id = u.o and p.payment_sequential = 1")
+        self.approve = q("update {s}.orders set order_status = 'approved', order_approved_at = localtimestamp(0) "
+                         "where order_status = 'created' and order_id = any(%s::text[])")
+        self.delete = q("delete from {s}.order_payments where order_id = any(%s::text[])")
+        self.cancel = q("update {s}.orders set order_status = 'canceled' where order_id = any(%s::text[])")
+
+    def statements(self, ops: list[Op]) -> Iterator[tuple[sql.Composed, list]]:
+        by_kind: dict[str, list[Op]] = collections.defaultdict(list)
+        for op in ops:
+            by_kind[op.kind].append(op)
+        new = by_kind["new_order"]
+        if new:
+            yield self.customers, [list(c) for c in zip(*(op.customer for op in new), strict=True)]
+            yield self.orders, [[op.order_id for op in new], [op.customer[0] for op in new]]
+        rows = [(op.order_id, *row) for op in ops for row in op.inserts]
+        if rows:
+            yield self.insert, [list(c) for c in zip(*rows, strict=True)]
+        if by_kind["voucher_split"]:
+            yield self.split, [[op.order_id for op in by_kind["voucher_split"]]]
+        if by_kind["update"]:
+            updates = [(op.order_id, *op.update) for op in by_kind["update"]]
+            yield self.update, [list(c) for c in zip(*updates, strict=True)]
+            yield self.approve, [[op.order_id for op in by_kind["update"]]]
+        if by_kind["delete"]:
+            ids = [op.order_id for op in by_kind["delete"]]
+            yield self.delete, [ids]
+            yield self.cancel, [ids]
 
 
 @dataclass
@@ -152,6 +191,7 @@ class SimulationReport:
     changes: int
     operations: collections.Counter
     rows: collections.Counter  # payment rows inserted / updated / deleted
+    commits: int = 0
 
     @property
     def achieved_rate(self) -> float:
@@ -164,28 +204,31 @@ def simulate(conninfo: str, schema: str, rate: float, duration: float, seed: int
     with psycopg.connect(conninfo) as conn:
         profile = Profile.from_database(conn, schema)
         conn.commit()
-        plan = iter(Plan(profile, seed, schema))
-        done, ops, rows = 0, collections.Counter(), collections.Counter()
+        plan, writer = iter(Plan(profile, seed)), Writer(schema)
+        done, commits, ops, rows = 0, 0, collections.Counter(), collections.Counter()
         started = time.perf_counter()
         while (elapsed := time.perf_counter() - started) < duration:
             due = int(rate * elapsed) - done
             if due <= 0:
                 time.sleep(min(0.005, 1 / rate))
                 continue
-            batch = []
-            while sum(c.changes for c in batch) < min(due, MAX_BATCH):
-                batch.append(next(plan))
-            # Pipeline mode sends a batch's statements without waiting for each answer.
+            batch, changes = [], 0
+            while changes < min(due, MAX_BATCH):
+                batch.append(op := next(plan))
+                changes += op.changes
+            # Pipeline mode sends a commit's statements without waiting for each answer.
             with conn.transaction(), conn.pipeline(), conn.cursor() as cur:
-                for change in batch:
-                    for statement, params in [*change.context, *change.statements]:
+                for segment in segments(batch):
+                    for statement, params in writer.statements(segment):
                         cur.execute(statement, params)
-                    for statement, _ in change.statements:
-                        rows[statement.split()[0]] += 1  # each payment statement touches exactly one row
-                    ops[change.kind] += 1
-            done += sum(c.changes for c in batch)
+            for op in batch:
+                ops[op.kind] += 1
+                rows["insert"] += len(op.inserts)
+                rows["update"] += op.kind in ("update", "voucher_split")
+                rows["delete"] += op.deletes
+            done += changes
+            commits += 1
             if progress:
                 progress(done, elapsed)
         seconds = time.perf_counter() - started
-    return SimulationReport(rate, seconds, done, ops, rows)
-
+    return SimulationReport(rate, seconds, done, ops, rows, commits)
