@@ -26,7 +26,7 @@ from emulation.process import BackgroundProcess
 from emulation.service import Service, ServiceError
 
 POM = Path(__file__).resolve().parent / "jvm" / "pom.xml"
-PROFILES = ("kafka", "connect", "debezium-postgres")
+PROFILES = ("kafka", "connect", "debezium-postgres", "flink", "cassandra")
 MARKER = ".complete"
 
 
@@ -45,6 +45,7 @@ class JvmSettings(BaseSettings):
     mvn_bin: str = Field("mvn", description="The Maven launcher used to fetch the jars once.")
     kafka_version: str | None = Field(None, description="Unset: the pom's pin (4.3.1).")
     debezium_version: str | None = Field(None, description="Unset: the pom's pin (3.6.1.Final).")
+    cassandra_version: str | None = Field(None, description="Unset: the pom's pin (5.0.9).")
     jvm_fetch_timeout: float = Field(1200.0, description="Seconds a cold Maven fetch may take.")
 
     kafka_port: int = Field(0, ge=0, lt=65536, description="Broker listener; 0 picks a free port at first start.")
@@ -53,6 +54,9 @@ class JvmSettings(BaseSettings):
     kafka_retention_ms: int = Field(6 * 3600 * 1000, ge=60_000, description="Default topic retention.")
     connect_port: int = Field(0, ge=0, lt=65536, description="Connect REST port; 0 picks a free port.")
     connect_heap_mb: int = Field(512, ge=128, description="Connect worker heap, -Xmx (-Xms is half).")
+    cassandra_port: int = Field(0, ge=0, lt=65536, description="CQL native port; 0 picks a free port at first start.")
+    cassandra_storage_port: int = Field(0, ge=0, lt=65536, description="Cassandra internode port; 0 picks a free one.")
+    cassandra_heap_mb: int = Field(640, ge=256, description="Cassandra heap, -Xmx (-Xms is half).")
     jvm_start_timeout: float = Field(120.0, description="Seconds a JVM engine may take to become healthy.")
     jvm_opts: str = Field("-XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError",
                           description="Extra JVM options for every engine (small footprint; die rather than limp).")
@@ -83,13 +87,15 @@ class JvmArtifacts:
 
 
 def _overrides(settings: JvmSettings) -> dict[str, str]:
-    props = {"kafka.version": settings.kafka_version, "debezium.version": settings.debezium_version}
+    props = {"kafka.version": settings.kafka_version, "debezium.version": settings.debezium_version,
+             "cassandra.version": settings.cassandra_version}
     return {k: v for k, v in props.items() if v}
 
 
 def cache_key(pom: Path = POM, overrides: Mapping[str, str] | None = None) -> str:
     digest = hashlib.sha256(pom.read_bytes())
     digest.update(json.dumps(dict(sorted((overrides or {}).items()))).encode())
+    digest.update(json.dumps(PROFILES).encode())  # a profile added to PROFILES alone also needs a fetch
     return digest.hexdigest()[:16]
 
 

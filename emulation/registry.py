@@ -10,19 +10,21 @@ from pipeline.settings import Settings, get_settings
 
 def all_services(settings: Settings | None = None, on_demand: bool = False) -> dict[str, Service]:
     """The services `olist up` starts; with ``on_demand`` also those started by name or by the command
-    needing them (Kafka and Connect: `olist up kafka connect`; the Snowflake stand-in: `olist promote`),
-    so `down` and `status` cover them too."""
+    needing them (Kafka, Connect and Cassandra: `olist up kafka connect cassandra`; the Snowflake stand-in:
+    `olist promote`), so `down` and `status` cover them too."""
     settings = settings or get_settings()
     services: dict[str, Service] = {"postgres": PostgresService(settings)}
     if settings.s3_endpoint_url is None:
         services["s3"] = S3Service(settings)
     if on_demand:
+        from emulation.cassandra import CassandraService
         from emulation.connect import ConnectService
         from emulation.kafka import KafkaService
         from emulation.snowflake import FakesnowService
 
         services["kafka"] = KafkaService(settings)
         services["connect"] = ConnectService(settings)
+        services["cassandra"] = CassandraService(settings)
         services["snowflake"] = FakesnowService(settings)
     return services
 

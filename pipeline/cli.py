@@ -261,7 +261,7 @@ def promote() -> None:
 # -- services ------------------------------------------------------------------------------------
 @app.command()
 def up(services: Annotated[list[str] | None, typer.Argument(
-        help="Services to start (default: postgres and s3; also kafka, connect, snowflake).")] = None) -> None:
+        help="Services to start (default: postgres, s3; also kafka, connect, cassandra, snowflake).")] = None) -> None:
     """Start the local engines and wait until each is healthy."""
     try:
         chosen = [get_service(n) for n in services] if services else list(all_services().values())
@@ -410,6 +410,23 @@ def cdc_status() -> None:
 
 
 # -- contracts -----------------------------------------------------------------------------------
+@app.command()
+def serve(
+    duration: Annotated[float | None, typer.Option(help="Seconds to run (default: until idle).")] = None,
+    idle: Annotated[float, typer.Option(help="Stop after this many quiet seconds.")] = 10,
+) -> None:
+    """Sink the windowed topics into Cassandra (upserts; bad records to the topics' .dlq; read_committed)."""
+    from pipeline.serving import run_sink
+
+    try:
+        with console.status("sinking the windowed topics into Cassandra"):
+            report = run_sink(get_settings(), duration, None if duration else idle)
+    except ServiceError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"[green]✔[/] {report.records:,} records ({report.rate:,.0f}/s): {report.written:,} rows upserted, "
+                  f"{report.dead_lettered:,} broke the contract and went to the dead-letter topics")
+
+
 @contracts_app.command("lint")
 def contracts_lint() -> None:
     """Validate every contract: ODCS JSON Schema, cross-references, keys and enums."""

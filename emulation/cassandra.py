@@ -1,0 +1,309 @@
+"""Apache Cassandra 5.0 as one local node on 127.0.0.1, run from the Maven Central jars (``cassandra-all``).
+
+The node's ``cassandra.yaml`` and ``logback.xml`` are generated in ``state/cassandra``: every address is
+127.0.0.1, the CQL (native) and internode ports are chosen at first start and kept, data, commit log, hints,
+saved caches and CDC live under ``state/cassandra/data``, and JMX is left off (no system property enables it,
+so nothing else listens). One token, no bootstrap, no gossip settling: a cold start takes seconds. Clients
+use the Python driver (``cassandra-driver``) with protocol v5; :meth:`CassandraService.session` opens one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from emulation.jvm import JvmSettings, fetch, java_command, wait_healthy
+from emulation.process import ProcessService
+from emulation.service import Endpoint, ServiceError, free_port, port_is_free
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Cluster, Session
+
+MAIN = "org.apache.cassandra.service.CassandraDaemon"
+PROTOCOL_VERSION = 5
+
+# The JPMS openings of Cassandra 5.0's conf/jvm17-server.options (its GC settings are left to jvm_opts).
+JAVA17_OPTS = (
+    "--add-exports java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+    "--add-exports java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports java.rmi/sun.rmi.server=ALL-UNNAMED",
+    "--add-exports java.sql/java.sql=ALL-UNNAMED",
+    "--add-exports java.base/java.lang.ref=ALL-UNNAMED",
+    "--add-exports jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-exports jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
+    "--add-exports jdk.attach/sun.tools.attach=ALL-UNNAMED",
+    "--add-opens java.base/java.lang.module=ALL-UNNAMED",
+    "--add-opens java.base/jdk.internal.loader=ALL-UNNAMED",
+    "--add-opens java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens java.base/jdk.internal.reflect=ALL-UNNAMED",
+    "--add-opens java.base/jdk.internal.math=ALL-UNNAMED",
+    "--add-opens java.base/jdk.internal.module=ALL-UNNAMED",
+    "--add-opens java.base/jdk.internal.util.jar=ALL-UNNAMED",
+    "--add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "--add-opens java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens java.base/java.io=ALL-UNNAMED",
+    "--add-opens java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
+    "--add-opens java.base/java.lang=ALL-UNNAMED",
+    "--add-opens java.base/java.util=ALL-UNNAMED",
+)
+
+# A small single node: one token, no bootstrap, small caches and memtables, no snapshots or hints.
+NODE_CONF: dict[str, object] = {
+    "cluster_name": "olist-local",
+    "num_tokens": 1,
+    "auto_bootstrap": False,
+    "partitioner": "org.apache.cassandra.dht.Murmur3Partitioner",
+    "endpoint_snitch": "SimpleSnitch",
+    "storage_compatibility_mode": "NONE",
+    "start_native_transport": True,
+    "authenticator": "AllowAllAuthenticator",
+    "authorizer": "AllowAllAuthorizer",
+    "role_manager": "CassandraRoleManager",
+    "commitlog_sync": "periodic",
+    "commitlog_sync_period": "10000ms",
+    "commitlog_segment_size": "8MiB",
+    "disk_failure_policy": "stop",
+    "commit_failure_policy": "stop",
+    "concurrent_reads": 8,
+    "concurrent_writes": 8,
+    "concurrent_counter_writes": 4,
+    "concurrent_compactors": 1,
+    "memtable_heap_space": "64MiB",
+    "memtable_offheap_space": "64MiB",
+    "key_cache_size": "8MiB",
+    "file_cache_size": "32MiB",
+    "dynamic_snitch": False,
+    "hinted_handoff_enabled": False,
+    "incremental_backups": False,
+    "snapshot_before_compaction": False,
+    "auto_snapshot": False,
+}
+# Warnings only, plus the line saying where CQL listens (CassandraDaemon's INFO would log the whole classpath).
+LOG_LEVELS = {"org.apache.cassandra": "WARN", "org.apache.cassandra.transport.PipelineConfigurator": "INFO",
+              "com.datastax": "WARN", "io.netty": "WARN"}
+
+
+def write_logback(path: Path, levels: dict[str, str], root_level: str = "INFO") -> Path:
+    """A logback config sending every line to stdout (which BackgroundProcess sends to the log file)."""
+    loggers = "".join(f'  <logger name="{name}" level="{level}"/>\n' for name, level in sorted(levels.items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        '<configuration scan="false">\n'
+        '  <appender name="OUT" class="ch.qos.logback.core.ConsoleAppender">\n'
+        "    <encoder><pattern>[%date{ISO8601}] %level %msg \\(%logger{0}\\)%n</pattern></encoder>\n"
+        "  </appender>\n"
+        f"{loggers}"
+        f'  <root level="{root_level}"><appender-ref ref="OUT"/></root>\n'
+        "</configuration>\n")
+    return path
+
+
+def cluster(host: str, port: int, timeout: float = 10.0, metadata: bool = True) -> Cluster:
+    """A driver ``Cluster`` for one local node: protocol v5, round robin over that node only."""
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host]), request_timeout=timeout)
+    return Cluster([host], port=port, protocol_version=PROTOCOL_VERSION, connect_timeout=timeout,
+                   control_connection_timeout=timeout, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                   schema_metadata_enabled=metadata, token_metadata_enabled=metadata)
+
+
+class CassandraService(ProcessService):
+    """One Cassandra node; ``session()`` opens a CQL session, ``contact()`` is (host, port) for drivers."""
+
+    name = "cassandra"
+    process_name = "cassandra"
+
+    def __init__(self, settings: Settings, jvm: JvmSettings | None = None) -> None:
+        super().__init__(settings)
+        self.jvm = jvm or JvmSettings()
+
+    # -- paths ---------------------------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def _config_file(self) -> Path:
+        return self.state_dir / "cassandra.yaml"
+
+    # -- Service interface ---------------------------------------------------------------------
+    def endpoint(self) -> Endpoint | None:
+        saved = self._saved_endpoint()
+        if saved is None:
+            return None
+        return Endpoint(saved["host"], int(saved["port"]), {"storage_port": str(saved["storage_port"]),
+                                                            "protocol_version": str(PROTOCOL_VERSION)})
+
+    def contact(self) -> tuple[str, int]:
+        ep = self.endpoint()
+        if ep is None:
+            raise ServiceError("cassandra: not started yet (run `olist up cassandra`)")
+        return ep.host, ep.port
+
+    def health(self) -> bool:
+        """The native port is open and a CQL query (``system.local``) answers with the release version."""
+        ep = self.endpoint()
+        if ep is None:
+            return False
+        try:
+            with socket.create_connection((ep.host, ep.port), timeout=1):
+                pass
+        except OSError:
+            return False
+        try:
+            with self.session(timeout=5, metadata=False) as session:
+                row = session.execute("SELECT release_version FROM system.local").one()
+        except Exception:  # any driver error means "not healthy yet"
+            return False
+        return row is not None and bool(row.release_version)
+
+    def start(self) -> Endpoint:
+        if self.pid() is not None:
+            if not self.health():
+                wait_healthy(self, self.process, time.monotonic(), self.jvm.jvm_start_timeout, self._where())
+            return self._require_endpoint()
+        artifacts = fetch(self.jvm)
+        classpath = artifacts.classpath("cassandra")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        port, storage_port = self._choose_ports()
+        self._save_endpoint(host=self.settings.bind_host, port=port, storage_port=storage_port)
+        self._write_config(port, storage_port)
+        logback = write_logback(self.state_dir / "logback.xml", LOG_LEVELS)
+        tmp = self.state_dir / "tmp"
+        for folder in (tmp, self.state_dir / "triggers", self.state_dir / "logs"):
+            folder.mkdir(parents=True, exist_ok=True)
+        cmd = java_command(MAIN, classpath, heap_mb=self.jvm.cassandra_heap_mb, settings=self._jvm_settings(classpath),
+                           tmp_dir=tmp, props=self._system_properties(logback))
+        started = time.monotonic()
+        self.process.start(cmd, cwd=self.state_dir)
+        wait_healthy(self, self.process, started, self.jvm.jvm_start_timeout, self._where())
+        return self._require_endpoint()
+
+    def stop(self) -> None:
+        # SIGTERM runs Cassandra's drain hook (memtables flushed, commit log closed); it needs a little time.
+        self.process.stop(timeout=60)
+
+    def destroy(self) -> None:
+        """Stop and delete the node's data and state (tests and `olist down --purge`)."""
+        self.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    # -- clients -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self, keyspace: str | None = None, timeout: float = 10.0, metadata: bool = True) -> Iterator[Session]:
+        """A CQL session on this node, closed (with its cluster) on exit."""
+        host, port = self.contact()
+        conn = cluster(host, port, timeout, metadata)
+        try:
+            yield conn.connect(keyspace)
+        finally:
+            conn.shutdown()
+
+    def execute_script(self, cql: str) -> int:
+        """Run a script of ``;``-terminated CQL statements (``--`` comments allowed); returns how many ran."""
+        statements = split_statements(cql)
+        with self.session(timeout=30) as session:
+            for statement in statements:
+                session.execute(statement)
+        return len(statements)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _where(self) -> str:
+        ep = self.endpoint()
+        return f"CQL {ep.address}" if ep else "CQL"
+
+    def _require_endpoint(self) -> Endpoint:
+        ep = self.endpoint()
+        if ep is None:
+            raise self.fail("no endpoint file after start")
+        return ep
+
+    def _choose_ports(self) -> tuple[int, int]:
+        host = self.settings.bind_host
+        saved = self._saved_endpoint() or {}
+        taken: set[int] = set()
+
+        def pick(configured: int, key: str) -> int:
+            if configured:
+                return configured
+            previous = int(saved.get(key, 0))
+            if previous and previous not in taken and port_is_free(host, previous):
+                return previous
+            port = free_port(host)
+            while port in taken:
+                port = free_port(host)
+            return port
+
+        port = pick(self.jvm.cassandra_port, "port")
+        taken.add(port)
+        return port, pick(self.jvm.cassandra_storage_port, "storage_port")
+
+    def _write_config(self, port: int, storage_port: int) -> None:
+        host = self.settings.bind_host
+        data = self.data_dir
+        conf = {
+            **NODE_CONF,
+            "listen_address": host,
+            "rpc_address": host,
+            "storage_port": storage_port,
+            "native_transport_port": port,
+            "seed_provider": [{"class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
+                               "parameters": [{"seeds": f"{host}:{storage_port}"}]}],
+            "data_file_directories": [str(data / "data")],
+            "commitlog_directory": str(data / "commitlog"),
+            "saved_caches_directory": str(data / "saved_caches"),
+            "hints_directory": str(data / "hints"),
+            "cdc_raw_directory": str(data / "cdc_raw"),
+        }
+        self._config_file.write_text("# Written by emulation/cassandra.py at every start.\n"
+                                     + yaml.safe_dump(conf, sort_keys=False))
+
+    def _system_properties(self, logback: Path) -> dict[str, str]:
+        return {
+            "cassandra.config": self._config_file.resolve().as_uri(),
+            "cassandra.storagedir": str(self.data_dir),
+            "cassandra.logdir": str(self.state_dir / "logs"),
+            "cassandra.triggers_dir": str(self.state_dir / "triggers"),
+            "cassandra-foreground": "yes",
+            "logback.configurationFile": str(logback),
+            # One node: nothing to wait for.
+            "cassandra.skip_wait_for_gossip_to_settle": "0",
+            "cassandra.ring_delay_ms": "100",
+            "jdk.attach.allowAttachSelf": "true",
+            "io.netty.tryReflectionSetAccessible": "true",
+            "io.netty.allocator.useCacheForAllThreads": "true",
+            "io.netty.allocator.maxOrder": "11",
+        }
+
+    def _jvm_settings(self, classpath: str) -> JvmSettings:
+        """The JVM options for Cassandra: everyone's jvm_opts, the Java 17 openings and jamm's agent."""
+        extra = [opt for pair in JAVA17_OPTS for opt in pair.split()]
+        jamm = [p for p in classpath.split(os.pathsep) if Path(p).name.startswith("jamm-")]
+        if jamm:  # object sizes for memtable accounting; without it Cassandra guesses less precisely
+            extra.append(f"-javaagent:{jamm[0]}")
+        return self.jvm.model_copy(update={"jvm_opts": " ".join([self.jvm.jvm_opts, *extra])})
+
+
+def split_statements(cql: str) -> list[str]:
+    """The statements of a CQL script: ``--`` line comments dropped, split on ``;`` at line ends."""
+    lines = [ln for ln in cql.splitlines() if not ln.strip().startswith("--")]
+    parts = "\n".join(lines).split(";\n")
+    return [p.strip().rstrip(";").strip() for p in parts if p.strip().rstrip(";").strip()]
+
+
+_quiet = logging.getLogger("cassandra")
+_quiet.addHandler(logging.NullHandler())

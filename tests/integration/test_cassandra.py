@@ -1,0 +1,234 @@
+"""Cassandra 5.0 on a real JVM (from the Maven Central jars) and the serving sink from a real Kafka broker:
+the node answers CQL on 127.0.0.1 only and keeps its data across a restart; the CQL generated from the contracts
+creates the keyspace and tables; the sink writes exactly the committed records, never double counts on replay,
+never writes an aborted transaction, and dead-letters a record breaking the contract with the reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from decimal import Decimal
+
+import psutil
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer
+
+from emulation.cassandra import CassandraService
+from emulation.kafka import KafkaService
+from emulation.service import port_is_free
+from pipeline.cdc import topic_specs
+from pipeline.contracts import load_registry
+from pipeline.contracts.render_cassandra import KEYSPACE, UPDATED_COLUMN
+from pipeline.serving import AGGREGATED, INSTALLMENTS, TOPICS, CassandraSink, apply_schema, read_latest_windows
+from tests.conftest import running
+
+pytestmark = pytest.mark.integration
+GROUP = f"serving-{uuid.uuid4().hex[:6]}"
+TYPES = ("credit_card", "boleto", "voucher", "debit_card")
+
+
+@pytest.fixture(scope="module")
+def settings(test_settings):
+    return test_settings.model_copy(update={"state_dir": test_settings.state_dir / f"cs{os.getpid()}"})
+
+
+@pytest.fixture(scope="module")
+def cassandra(settings):
+    with running(CassandraService(settings)) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def kafka(settings):
+    with running(KafkaService(settings)) as svc:
+        svc.create_topics([s for s in topic_specs() if s.name.removesuffix(".dlq") in TOPICS])
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def session(cassandra):
+    with cassandra.session(timeout=30) as s:
+        apply_schema(s)
+        yield s
+
+
+def window(day: dt.date, second: int) -> tuple[str, str]:
+    """Flink's text form of a 10-second window starting ``second`` seconds into ``day``."""
+    start = dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(seconds=second)
+    end = start + dt.timedelta(seconds=10)
+    return start.strftime("%Y-%m-%d %H:%M:%S.000"), end.strftime("%Y-%m-%d %H:%M:%S.000")
+
+
+def aggregated(day: dt.date, second: int, payment_type: str, count: int, value: str = "10.25") -> dict:
+    start, end = window(day, second)
+    total = Decimal(value) * count
+    return {"window_start": start, "window_end": end, "payment_type": payment_type, "payment_count": count,
+            "payment_sum": float(total), "payment_avg": float(total / count), "payment_min": float(value),
+            "payment_max": float(value)}
+
+
+def installments(day: dt.date, second: int, payment_type: str, n: int, count: int) -> dict:
+    start, end = window(day, second)
+    return {"window_start": start, "window_end": end, "payment_type": payment_type, "payment_installments": n,
+            "installment_count": count}
+
+
+def produce(kafka: KafkaService, records: list[tuple[str, dict | bytes]], abort: bool = False) -> None:
+    """Produce ``(topic, record)`` pairs in one Kafka transaction, committed (or aborted)."""
+    producer = Producer(kafka.client_config(**{"transactional.id": f"t-{uuid.uuid4().hex[:8]}"}))
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for topic, record in records:  # the topics are compacted: every record has its key (the contract's kafkaKey)
+        if isinstance(record, bytes):
+            key, value = b"unreadable", record
+        else:
+            fields = load_registry().dataset(topic).custom_property("kafkaKey")
+            key, value = json.dumps({f: record.get(f) for f in fields}).encode(), json.dumps(record).encode()
+        producer.produce(topic, key=key, value=value)
+    producer.flush(30)
+    producer.abort_transaction(30) if abort else producer.commit_transaction(30)
+
+
+def sink(kafka, session, group: str = GROUP, **kwargs):
+    return CassandraSink(kafka.client_config(), session, group=group, **kwargs).run(until_idle=3, duration=120)
+
+
+def rows(session, table: str, day: dt.date) -> dict[tuple, dict]:
+    """Every row of ``table`` on ``day`` (all payment types), by primary key, without the write time."""
+    query = session.prepare(f"SELECT * FROM {KEYSPACE}.{table} WHERE window_date = ? AND payment_type IN ?")
+    got = session.execute(query, (day, [*TYPES, "not_defined"]))
+    out = {}
+    for r in got:
+        d = r._asdict()
+        d.pop(UPDATED_COLUMN)
+        key = (d["payment_type"], d["window_start"], d.get("payment_installments"))
+        out[key] = d
+    return out
+
+
+def dead_letters(kafka: KafkaService, topic: str) -> list[tuple[dict, bytes]]:
+    consumer = Consumer(kafka.client_config(**{"group.id": f"read-{uuid.uuid4().hex[:6]}",
+                                               "auto.offset.reset": "earliest", "enable.partition.eof": True}))
+    consumer.subscribe([topic])
+    out, deadline = [], time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    break
+                raise AssertionError(msg.error())
+            out.append(({k: v.decode() for k, v in msg.headers() or []}, msg.value()))
+    finally:
+        consumer.close()
+    return out
+
+
+def test_the_node_answers_cql_on_loopback_only(cassandra):
+    ep = cassandra.endpoint()
+    assert ep is not None and ep.host == "127.0.0.1" and cassandra.health()
+    with cassandra.session(metadata=False) as s:
+        assert s.execute("SELECT release_version FROM system.local").one().release_version.startswith("5.0.")
+    listening = {c.laddr for c in psutil.Process(cassandra.pid()).net_connections("inet") if c.status == "LISTEN"}
+    assert {a.ip for a in listening} == {"127.0.0.1"}, listening
+    assert {a.port for a in listening} == {ep.port, int(ep.extra["storage_port"])}, "no JMX or other listener"
+
+
+def test_the_generated_cql_creates_the_keyspace_and_tables(session):
+    assert apply_schema(session) == 3, "idempotent: a second run changes nothing"
+    tables = {r.table_name for r in session.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (KEYSPACE,))}
+    assert tables == {AGGREGATED, INSTALLMENTS}
+    kinds = {(r.column_name, r.kind, r.type) for r in session.execute(
+        "SELECT column_name, kind, type FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+        (KEYSPACE, AGGREGATED))}
+    assert {("window_date", "partition_key", "date"), ("payment_type", "partition_key", "text"),
+            ("window_end", "clustering", "timestamp"), ("window_start", "clustering", "timestamp"),
+            ("payment_sum", "regular", "decimal"), ("payment_avg", "regular", "double"),
+            ("payment_count", "regular", "bigint")} <= kinds
+
+
+def test_the_sink_writes_the_committed_records_and_dead_letters_the_bad_one(kafka, session):
+    day = dt.date(2026, 11, 20)
+    good = [aggregated(day, s, t, 1 + s // 10 + i) for s in (0, 10, 20) for i, t in enumerate(TYPES)]
+    inst = [installments(day, s, t, n, 2) for s in (0, 10) for t in TYPES[:2] for n in (1, 10)]
+    bad = aggregated(day, 30, "pix", 1)
+    produce(kafka, [*((AGGREGATED, r) for r in good[:6]), (AGGREGATED, bad), *((AGGREGATED, r) for r in good[6:]),
+                    (AGGREGATED, b"{not json"), *((INSTALLMENTS, r) for r in inst)])
+    produce(kafka, [(AGGREGATED, aggregated(day, 40, "boleto", 99)), (INSTALLMENTS, installments(day, 40, "boleto",
+                                                                                                 3, 99))], abort=True)
+    report = sink(kafka, session)
+
+    assert (report.records, report.written, report.dead_lettered) == (len(good) + 2 + len(inst),
+                                                                      len(good) + len(inst), 2)
+    written = rows(session, AGGREGATED, day)
+    assert len(written) == len(good), "exactly the committed good records; the aborted window is not there"
+    for r in good:
+        row = written[(r["payment_type"], dt.datetime.fromisoformat(r["window_start"]), None)]
+        assert row["payment_count"] == r["payment_count"]
+        assert row["payment_sum"] == Decimal(str(r["payment_sum"]))
+        assert row["window_end"] == dt.datetime.fromisoformat(r["window_end"])
+    assert len(rows(session, INSTALLMENTS, day)) == len(inst)
+    letters = dead_letters(kafka, f"{AGGREGATED}.dlq")
+    assert [v for _, v in letters] == [json.dumps(bad).encode(), b"{not json"]
+    assert letters[0][0]["olist.reason"].startswith("payment_type: 'pix' is not one of")
+    assert letters[1][0]["olist.reason"].startswith("not JSON")
+    assert letters[0][0]["olist.source"].startswith(f"{AGGREGATED}/0/")
+
+
+def test_a_replay_or_a_crash_before_the_commit_never_double_counts(kafka, session):
+    day = dt.date(2026, 11, 21)
+    produce(kafka, [(AGGREGATED, aggregated(day, s, t, 3)) for s in range(0, 100, 10) for t in TYPES])
+
+    def crash(_written: int) -> None:
+        raise RuntimeError("killed after the writes, before the commit")
+
+    with pytest.raises(RuntimeError):
+        sink(kafka, session, after_write=crash)
+    first = rows(session, AGGREGATED, day)
+    assert len(first) == 40
+    sink(kafka, session)  # the same group: reads the uncommitted batch again and rewrites it
+    everything = sink(kafka, session, group=f"replay-{uuid.uuid4().hex[:6]}")  # the whole topic, from offset 0
+    assert everything.records >= 40 + 12
+    assert rows(session, AGGREGATED, day) == first
+    assert sum(r["payment_count"] for r in first.values()) == 40 * 3
+    # An updated window (Flink re-emitting it) replaces its row: the last record of a key wins, even in one batch.
+    produce(kafka, [(AGGREGATED, aggregated(day, 0, "boleto", 5)), (AGGREGATED, aggregated(day, 0, "boleto", 7))])
+    sink(kafka, session)
+    after = rows(session, AGGREGATED, day)
+    assert len(after) == 40
+    assert after[("boleto", dt.datetime(2026, 11, 21), None)]["payment_count"] == 7
+
+
+def test_read_latest_windows_gives_the_last_minutes_of_every_payment_type(session):
+    day = dt.date(2026, 11, 21)
+    now = dt.datetime(2026, 11, 21, 0, 1, 0, tzinfo=dt.UTC)  # windows ending 00:00:10 .. 00:01:00 are in range
+    got = read_latest_windows(session, minutes=0.5, now=now)
+    ends = sorted({r["window_end"] for r in got})
+    assert ends == [now - dt.timedelta(seconds=s) for s in (20, 10, 0)]
+    assert {r["payment_type"] for r in got} == set(TYPES) and len(got) == 12
+    assert all(r["window_date"] == day for r in got)
+    assert [r["window_end"] for r in got] == sorted(r["window_end"] for r in got)
+
+
+def test_a_restart_keeps_the_data_and_the_port(cassandra, settings):
+    before = cassandra.endpoint()
+    with cassandra.session(KEYSPACE) as s:
+        count = s.execute(f"SELECT count(*) FROM {AGGREGATED} WHERE window_date = %s AND payment_type = %s",
+                          (dt.date(2026, 11, 21), "voucher")).one()[0]
+    assert count == 10
+    pid = cassandra.pid()
+    cassandra.stop()
+    assert cassandra.pid() is None and not psutil.pid_exists(pid)
+    assert port_is_free(before.host, before.port)
+    assert " ERROR " not in cassandra.logs(200), "a clean stop (drain) logs no error"
+    cassandra.start()
+    assert cassandra.endpoint() == before
+    with cassandra.session(KEYSPACE) as s:
+        assert s.execute(f"SELECT count(*) FROM {AGGREGATED} WHERE window_date = %s AND payment_type = %s",
+                         (dt.date(2026, 11, 21), "voucher")).one()[0] == count
