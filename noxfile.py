@@ -20,6 +20,7 @@ SYSTEM_PACKAGES = {
     "postgresql": ["/usr/lib/postgresql/*/bin/pg_ctl"],
     "openjdk-17-jre-headless": ["/usr/bin/java"],
     "maven": ["/usr/bin/mvn"],
+    "chromium": ["/usr/bin/chromium"],
 }
 
 

@@ -11,7 +11,7 @@ from pipeline.settings import Settings, get_settings
 def all_services(settings: Settings | None = None, on_demand: bool = False) -> dict[str, Service]:
     """The services `olist up` starts; with ``on_demand`` also those started by name or by the command
     needing them (Kafka, Connect and Cassandra: `olist up kafka connect cassandra`; the Snowflake stand-in:
-    `olist promote`), so `down` and `status` cover them too."""
+    `olist promote`; the dashboards: `olist dashboard --background`), so `down` and `status` cover them too."""
     settings = settings or get_settings()
     services: dict[str, Service] = {"postgres": PostgresService(settings)}
     if settings.s3_endpoint_url is None:
@@ -19,13 +19,17 @@ def all_services(settings: Settings | None = None, on_demand: bool = False) -> d
     if on_demand:
         from emulation.cassandra import CassandraService
         from emulation.connect import ConnectService
+        from emulation.dashboard import DashboardService
+        from emulation.flink import FlinkJobService
         from emulation.kafka import KafkaService
         from emulation.snowflake import FakesnowService
 
         services["kafka"] = KafkaService(settings)
         services["connect"] = ConnectService(settings)
+        services["flink"] = FlinkJobService(settings)
         services["cassandra"] = CassandraService(settings)
         services["snowflake"] = FakesnowService(settings)
+        services["dashboard"] = DashboardService(settings)
     return services
 
 

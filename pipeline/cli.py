@@ -427,6 +427,29 @@ def serve(
                   f"{report.dead_lettered:,} broke the contract and went to the dead-letter topics")
 
 
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="TCP port on the bind host; 0 picks a free one (printed).")] = 0,
+    background: Annotated[bool, typer.Option(
+        "--background/--foreground", help="Run as a background service (`olist down` stops it).")] = False,
+) -> None:
+    """Serve the dashboards (sales, delivery, sellers over the gold marts; live payments over Cassandra)."""
+    settings = get_settings()
+    if background:
+        from emulation.dashboard import DashboardService
+
+        try:
+            DashboardService(settings, port).start()
+        except ServiceError as exc:
+            raise fail(str(exc)) from None
+        console.print(f"[green]✔[/] dashboard on {DashboardService(settings).url} (`olist down` stops it)")
+        return
+    from emulation.service import free_port
+    from pipeline.dashboard.app import serve as serve_dashboard
+
+    serve_dashboard(settings, port or free_port(settings.bind_host))
+
+
 @contracts_app.command("lint")
 def contracts_lint() -> None:
     """Validate every contract: ODCS JSON Schema, cross-references, keys and enums."""

@@ -1,0 +1,71 @@
+"""The dashboards (``python -m pipeline.dashboard``, a Dash app) as a background process on 127.0.0.1.
+
+Like the engines it keeps a pid file, a log and an endpoint file under ``state/dashboard``; it is healthy when
+``GET /`` answers 200. The port is chosen at first start (or given) and kept across restarts when free.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from emulation.process import ProcessService
+from emulation.service import Endpoint, free_port, port_is_free
+from pipeline.settings import Settings
+
+
+class DashboardService(ProcessService):
+    name = "dashboard"
+    process_name = "dashboard"
+
+    def __init__(self, settings: Settings, port: int = 0, warehouse: Path | None = None) -> None:
+        super().__init__(settings)
+        self.port = port
+        self.warehouse = warehouse
+
+    def endpoint(self) -> Endpoint | None:
+        saved = self._saved_endpoint()
+        if saved is None:
+            return None
+        return Endpoint(saved["host"], int(saved["port"]), {"url": f"http://{saved['host']}:{saved['port']}/"})
+
+    @property
+    def url(self) -> str | None:
+        ep = self.endpoint()
+        return ep.extra["url"] if ep else None
+
+    def health(self) -> bool:
+        url = self.url
+        if url is None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _choose_port(self) -> int:
+        host = self.settings.bind_host
+        if self.port:
+            return self.port
+        previous = int((self._saved_endpoint() or {}).get("port", 0))
+        return previous if previous and port_is_free(host, previous) else free_port(host)
+
+    def start(self) -> Endpoint:
+        if self.pid() is not None:
+            self.wait_ready("dashboard")
+            return self.endpoint()  # type: ignore[return-value]
+        port = self._choose_port()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._save_endpoint(host=self.settings.bind_host, port=port)
+        cmd = [sys.executable, "-m", "pipeline.dashboard", "--port", str(port)]
+        if self.warehouse is not None:
+            cmd += ["--warehouse", str(self.warehouse)]
+        # The child reads the same settings: the state folder (warehouse, Cassandra's endpoint) and bind host.
+        env = {"OLIST_STATE_DIR": str(self.settings.state_dir), "OLIST_BIND_HOST": self.settings.bind_host,
+               "PYTHONUNBUFFERED": "1"}
+        self.process.start(cmd, env=env, cwd=self.state_dir)
+        self.wait_ready("dashboard")
+        return self.endpoint()  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""One module per view: ``layout()`` and the view's callbacks."""
