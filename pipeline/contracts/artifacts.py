@@ -7,6 +7,7 @@ from pathlib import Path
 from pipeline.contracts.registry import CONTRACTS_DIR, Registry, load_registry
 from pipeline.contracts.render_cassandra import CQL_PATH, render_cassandra
 from pipeline.contracts.render_dbt import render_dbt
+from pipeline.contracts.render_flink import render_flink
 from pipeline.contracts.render_jsonschema import render_topics
 from pipeline.contracts.render_postgres import render_schema
 from pipeline.contracts.render_snowflake import render_bronze
@@ -23,6 +24,7 @@ def render_all(registry: Registry | None = None) -> dict[Path, str]:
         Path(CQL_PATH): render_cassandra(registry),
         **render_dbt(registry),
         **render_topics(registry),
+        **render_flink(registry),
     }
 
 

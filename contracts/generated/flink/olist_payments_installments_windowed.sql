@@ -1,0 +1,26 @@
+-- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.
+-- olist_payments_installments_windowed: contract olist.topic.payments_installments_windowed 1.0.0
+
+-- olist_payments_installments_windowed: upsert-kafka keyed by (window_start, payment_type, payment_installments); a deleted key is written as a tombstone.
+CREATE TABLE `olist_payments_installments_windowed` (
+    `window_start` TIMESTAMP(3) NOT NULL,
+    `window_end` TIMESTAMP(3) NOT NULL,
+    `payment_type` STRING NOT NULL,
+    `payment_installments` INT NOT NULL,
+    `installment_count` BIGINT NOT NULL,
+    PRIMARY KEY (`window_start`, `payment_type`, `payment_installments`) NOT ENFORCED
+) WITH (
+    'connector' = 'upsert-kafka',
+    'topic' = 'olist_payments_installments_windowed',
+    'properties.bootstrap.servers' = '${bootstrap_servers}',
+    'properties.transaction.timeout.ms' = '${transaction_timeout_ms}',
+    'sink.delivery-guarantee' = 'exactly-once',
+    'sink.transactional-id-prefix' = '${transactional_id_prefix}-olist_payments_installments_windowed',
+    'key.format' = 'json',
+    'key.json.encode.decimal-as-plain-number' = 'true',
+    'value.format' = 'json',
+    'value.json.encode.decimal-as-plain-number' = 'true',
+    'value.fields-include' = 'ALL',
+    'sink.buffer-flush.max-rows' = '10000',
+    'sink.buffer-flush.interval' = '1 s'
+);

@@ -1,0 +1,271 @@
+"""The Flink job of the streaming lane (flink/payments_windows.py) as a local service: PyFlink in its own
+virtualenv, the job on a local mini-cluster in one background process, its REST API on 127.0.0.1.
+
+PyFlink pins clash with dbt's (apache-beam pins protobuf < 6, numpy < 2.2), so the job never runs in the
+project's environment: :func:`ensure_venv` creates ``<cache>/flink-venv-<hash of flink/requirements.txt>``
+once (``uv venv`` + ``uv pip install``, else ``python -m venv`` + pip; about 850 MB) and reuses it after,
+outside the work tree like the JVM jars. The Kafka SQL connector jar comes from the ``flink`` Maven profile.
+
+Healthy means: the process runs, the mini-cluster's REST API answers, and the job is RUNNING with every
+task running (so it reads and, on each checkpoint, commits its results).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from emulation.jvm import JvmSettings, _locked, default_cache_dir, fetch
+from emulation.kafka import KafkaService
+from emulation.process import ProcessService
+from emulation.service import Endpoint, ServiceError, free_port, port_is_free
+from pipeline.settings import PROJECT_ROOT, Settings
+
+FLINK_DIR = PROJECT_ROOT / "flink"
+JOB = FLINK_DIR / "payments_windows.py"
+REQUIREMENTS = FLINK_DIR / "requirements.txt"
+MARKER = ".complete"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class FlinkSettings(BaseSettings):
+    """Settings of the Flink job (``OLIST_FLINK_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="OLIST_FLINK_", env_file=".env", extra="ignore")
+
+    venv_base: Path = Field(
+        default_factory=lambda: default_cache_dir().parent,
+        description="Where flink-venv-<hash> is created (default ~/.cache/olist-lambda).",
+    )
+    python: str = Field(sys.executable, description="Interpreter the venv is made from (3.9..3.12).")
+    window_seconds: float = Field(10.0, gt=0, description="Tumbling window size.")
+    watermark_delay_seconds: float = Field(2.0, ge=0, description="Bounded out-of-orderness of commit times.")
+    checkpoint_interval_seconds: float = Field(2.0, gt=0, description="Results are committed on checkpoints.")
+    group_id: str = Field("olist-flink-payments", description="Kafka consumer group of the job.")
+    startup_mode: str = Field("earliest-offset", description="Where the job starts reading the CDC topic.")
+    rest_port: int = Field(0, ge=0, lt=65536, description="Mini-cluster REST port; 0 picks a free one.")
+    venv_timeout: float = Field(1800.0, description="Seconds creating the venv may take (a cold download).")
+    start_timeout: float = Field(180.0, description="Seconds the job may take to reach RUNNING.")
+
+
+# -- the virtualenv ------------------------------------------------------------------------------
+
+
+def venv_dir(settings: FlinkSettings | None = None, requirements: Path = REQUIREMENTS) -> Path:
+    settings = settings or FlinkSettings()
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    return settings.venv_base / f"flink-venv-{digest}"
+
+
+def _uv() -> list[str] | None:
+    if found := shutil.which("uv"):
+        return [found]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        if subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True, timeout=30).returncode == 0:
+            return [sys.executable, "-m", "uv"]
+    return None
+
+
+def _run(cmd: list[str], timeout: float) -> None:
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ServiceError(f"flink: {' '.join(cmd[:4])} ... took over {exc.timeout:.0f}s") from exc
+    if proc.returncode != 0:
+        out = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
+        raise ServiceError(f"flink: {' '.join(cmd[:4])} ... exited {proc.returncode}:\n{out}")
+
+
+def ensure_venv(settings: FlinkSettings | None = None, requirements: Path = REQUIREMENTS) -> Path:
+    """The python of the Flink venv, created on first call (idempotent, safe across processes)."""
+    settings = settings or FlinkSettings()
+    root = venv_dir(settings, requirements)
+    python = root / "bin" / "python"
+    if (root / MARKER).exists():
+        return python
+    with _locked(root.with_name(f"{root.name}.lock")):
+        if (root / MARKER).exists():
+            return python
+        shutil.rmtree(root, ignore_errors=True)  # a venv is not relocatable: build it in place
+        started = time.monotonic()
+        if uv := _uv():
+            _run([*uv, "venv", "-q", "--python", settings.python, str(root)], 300)
+            _run([*uv, "pip", "install", "-q", "--python", str(python), "-r", str(requirements)], settings.venv_timeout)
+        else:
+            _run([settings.python, "-m", "venv", str(root)], 300)
+            _run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], settings.venv_timeout)
+        _run([str(python), "-c", "import pyflink.table"], 120)
+        info = {"requirements": str(requirements), "seconds": round(time.monotonic() - started, 1)}
+        (root / MARKER).write_text(json.dumps(info) + "\n")
+    return python
+
+
+# -- the service ---------------------------------------------------------------------------------
+
+
+class FlinkJobService(ProcessService):
+    """The payments-windows job on a local mini-cluster, reading and writing the Kafka of ``kafka``."""
+
+    name = "flink"
+    process_name = "flink"
+
+    def __init__(
+        self,
+        settings: Settings,
+        flink: FlinkSettings | None = None,
+        jvm: JvmSettings | None = None,
+        kafka: KafkaService | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        super().__init__(settings)
+        self.flink = flink or FlinkSettings()
+        self.jvm = jvm or JvmSettings()
+        self.kafka = kafka or KafkaService(settings, self.jvm)
+        self.extra_args = list(extra_args or [])  # e.g. --topic overrides (tests)
+
+    @property
+    def status_file(self) -> Path:
+        return self.state_dir / "status.json"
+
+    def job_status(self) -> dict[str, Any]:
+        """What the job last reported (state, job id, REST URL), or {} before its first report."""
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(self.status_file.read_text())
+        return {}
+
+    # -- Service interface ---------------------------------------------------------------------
+    def endpoint(self) -> Endpoint | None:
+        saved = self._saved_endpoint()
+        if saved is None:
+            return None
+        return Endpoint(
+            saved["host"],
+            int(saved["port"]),
+            {"url": f"http://{saved['host']}:{saved['port']}", "bootstrap_servers": saved["bootstrap"]},
+        )
+
+    def health(self) -> bool:
+        """The mini-cluster answers and the job is RUNNING with all its tasks running."""
+        return self.pid() is not None and self.running_job() is not None
+
+    def running_job(self) -> dict[str, Any] | None:
+        overview = self._rest("/jobs/overview")
+        for job in (overview or {}).get("jobs", []):
+            tasks = job.get("tasks", {})
+            if job.get("state") == "RUNNING" and tasks.get("total") and tasks.get("running") == tasks.get("total"):
+                return job
+        return None
+
+    def start(self) -> Endpoint:
+        if self.pid() is not None:
+            self._wait_running(time.monotonic())
+            return self._require_endpoint()
+        if not self.kafka.health():
+            raise self.fail("Kafka is not answering; start it first (`olist up kafka`)")
+        from pipeline.cdc import topic_specs
+
+        self.kafka.create_topics(topic_specs())  # sinks must exist (compacted ones above all) before the job
+        python = ensure_venv(self.flink)
+        jar = next(iter(sorted(fetch(self.jvm).lib("flink").glob("flink-sql-connector-kafka-*.jar"))), None)
+        if jar is None:
+            raise self.fail("no flink-sql-connector-kafka jar in the `flink` Maven profile")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        port = self._choose_port()
+        host = "127.0.0.1"
+        bootstrap = self.kafka.bootstrap_servers()
+        self._save_endpoint(host=host, port=port, bootstrap=bootstrap)
+        self.status_file.unlink(missing_ok=True)
+        f = self.flink
+        cmd = [
+            str(python),
+            "-u",
+            str(JOB),
+            "--bootstrap",
+            bootstrap,
+            "--connector-jar",
+            str(jar),
+            "--group-id",
+            f.group_id,
+            "--startup-mode",
+            f.startup_mode,
+            "--window-seconds",
+            str(f.window_seconds),
+            "--watermark-delay-seconds",
+            str(f.watermark_delay_seconds),
+            "--checkpoint-interval-seconds",
+            str(f.checkpoint_interval_seconds),
+            "--transactional-id-prefix",
+            f"olist-flink-{uuid.uuid4().hex[:8]}",
+            "--state-dir",
+            str(self.state_dir),
+            "--rest-port",
+            str(port),
+            *self.extra_args,
+            "--status-file",
+            str(self.status_file),
+        ]
+        started = time.monotonic()
+        self.process.start(cmd, cwd=self.state_dir, env={"PYTHONUNBUFFERED": "1"})
+        self._wait_running(started)
+        return self._require_endpoint()
+
+    def destroy(self) -> None:
+        """Stop (the job is cancelled) and delete its state (checkpoints, logs)."""
+        self.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _wait_running(self, started: float) -> None:
+        deadline = started + self.flink.start_timeout
+        while time.monotonic() < deadline:
+            if self.process.pid() is None:
+                code = self.process.exit_code()
+                raise self.fail(
+                    f"the job exited{'' if code is None else f' with code {code}'} while starting "
+                    f"({self.job_status().get('error', 'see the log')})"
+                )
+            if self.health():
+                return
+            if self.job_status().get("state") in ("FAILED", "CANCELED"):
+                raise self.fail(f"the job {self.job_status()['state']}: {self.job_status().get('error', '')}")
+            time.sleep(0.5)
+        raise self.fail(f"the job is not RUNNING after {self.flink.start_timeout:.0f}s ({self.job_status()})")
+
+    def _rest(self, path: str) -> Any:
+        ep = self.endpoint()
+        if ep is None:
+            return None
+        try:
+            with _NO_PROXY.open(ep.extra["url"] + path, timeout=3) as resp:
+                return json.loads(resp.read())
+        except (OSError, ValueError, urllib.error.URLError):
+            return None
+
+    def _require_endpoint(self) -> Endpoint:
+        ep = self.endpoint()
+        if ep is None:
+            raise self.fail("no endpoint file after start")
+        return ep
+
+    def _choose_port(self) -> int:
+        if self.flink.rest_port:
+            return self.flink.rest_port
+        saved = self._saved_endpoint()
+        if saved and port_is_free("127.0.0.1", int(saved["port"])):
+            return int(saved["port"])
+        return free_port("127.0.0.1")

@@ -1,0 +1,294 @@
+"""The streaming lane's Flink job: payments per tumbling window of commit time, from the Debezium changelog of
+``olist.order_payments`` to the windowed topics, exactly once; changes that arrive behind the watermark are
+applied too and reported to ``olist_payments_late_events``.
+
+Runs with PyFlink 2.2 (its own environment, see requirements.txt) and the Kafka SQL connector jar::
+
+    python flink/payments_windows.py --bootstrap 127.0.0.1:9092 --connector-jar flink-sql-connector-kafka.jar
+
+on a local mini-cluster, or unchanged on a cluster with ``flink run -py flink/payments_windows.py
+-j flink-sql-connector-kafka.jar -- --bootstrap ...``. Every option has an ``OLIST_FLINK_*`` environment
+variable (``--window-seconds`` is ``OLIST_FLINK_WINDOW_SECONDS``). The tables' DDL is not written here: it
+is generated from the contracts into ``contracts/generated/flink/*.sql`` and only templated with the options.
+
+Semantics (see flink/README.md): the changelog is normalised per primary key (Flink's ChangelogNormalize),
+so an update retracts the payment's previous version from the window of ITS commit time and adds the new
+version to the window of the update's commit time, and a delete retracts the current version. Each window
+record is therefore, at any time, the aggregate of the payments whose current version was committed in that
+window; records are updated (upsert, tombstone when a key empties), never final.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import string
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SQL_DIR = HERE.parent / "contracts" / "generated" / "flink"
+SOURCE_TOPIC = "olist.order_payments"
+CHANGELOG, EVENTS = "order_payments_changelog", "order_payments_events"
+AGGREGATED, INSTALLMENTS, LATE = (
+    "olist_payments_aggregated_windowed",
+    "olist_payments_installments_windowed",
+    "olist_payments_late_events",
+)
+SINKS = (AGGREGATED, INSTALLMENTS, LATE)
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"OLIST_FLINK_{name.upper().replace('-', '_')}", default)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--bootstrap", default=_env("bootstrap"), help="Kafka bootstrap servers (required)")
+    p.add_argument(
+        "--connector-jar",
+        default=_env("connector_jar"),
+        help="the flink-sql-connector-kafka jar (local runs; on a cluster pass it with `flink run -j`)",
+    )
+    p.add_argument("--group-id", default=_env("group_id", "olist-flink-payments"))
+    p.add_argument(
+        "--startup-mode",
+        default=_env("startup_mode", "earliest-offset"),
+        help="earliest-offset (default), latest-offset, group-offsets, ...",
+    )
+    p.add_argument("--window-seconds", type=Decimal, default=Decimal(_env("window_seconds", "10")))
+    p.add_argument("--watermark-delay-seconds", type=Decimal, default=Decimal(_env("watermark_delay_seconds", "2")))
+    p.add_argument("--checkpoint-interval-seconds", type=float, default=float(_env("checkpoint_interval_seconds", "2")))
+    p.add_argument(
+        "--state-ttl",
+        default=_env("state_ttl", "0"),
+        help="idle state retention (e.g. '7 d'); 0 keeps every key's state (exact, unbounded)",
+    )
+    p.add_argument("--transactional-id-prefix", default=_env("transactional_id_prefix", "olist-flink"))
+    p.add_argument(
+        "--transaction-timeout-ms",
+        type=int,
+        default=int(_env("transaction_timeout_ms", "600000")),
+        help="must not exceed the broker's transaction.max.timeout.ms (15 min by default)",
+    )
+    p.add_argument("--parallelism", type=int, default=int(_env("parallelism", "1")))
+    p.add_argument(
+        "--state-dir",
+        default=_env("state_dir"),
+        help="checkpoints go to STATE_DIR/checkpoints (default: a new temporary folder)",
+    )
+    p.add_argument(
+        "--rest-port",
+        type=int,
+        default=int(_env("rest_port", "0")),
+        help="the mini-cluster's REST API on 127.0.0.1 (0: none)",
+    )
+    p.add_argument(
+        "--status-file", default=_env("status_file"), help="JSON file the job keeps up to date: state, job id, REST URL"
+    )
+    p.add_argument("--sql-dir", default=_env("sql_dir", str(SQL_DIR)), help="the generated DDL")
+    p.add_argument(
+        "--bounded",
+        action="store_true",
+        default=_env("bounded", "") in ("1", "true"),
+        help="read the source topic up to its current end offsets, then finish (tests)",
+    )
+    p.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="CONTRACT_TOPIC=TOPIC",
+        help="read or write another topic instead of a contract's (tests); repeatable",
+    )
+    p.add_argument("--restart-attempts", type=int, default=int(_env("restart_attempts", "3")))
+    args = p.parse_args(argv)
+    if not args.bootstrap:
+        p.error("--bootstrap (or OLIST_FLINK_BOOTSTRAP) is required")
+    args.topics = dict(t.split("=", 1) for t in args.topic)
+    return args
+
+
+# -- SQL -----------------------------------------------------------------------------------------
+
+
+def load_ddl(sql_dir: Path, values: dict[str, str]) -> list[str]:
+    """Every CREATE TABLE of the generated files, templated with the connection options."""
+    statements = []
+    for path in sorted(sql_dir.glob("*.sql")):
+        text = string.Template(path.read_text(encoding="utf-8")).substitute(values)
+        body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+        statements += [s.strip() for s in body.split(";\n") if s.strip().rstrip(";").strip()]
+    return [s.rstrip(";") for s in statements]
+
+
+def hint(options: dict[str, str]) -> str:
+    """A dynamic table options hint (``/*+ OPTIONS(...) */``), or nothing."""
+    if not options:
+        return ""
+    inner = ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
+    return f" /*+ OPTIONS({inner}) */"
+
+
+def queries(args: argparse.Namespace) -> list[str]:
+    """The three INSERTs of the job's one statement set."""
+    size_ms = int(args.window_seconds * 1000)
+    source_opts = {"topic": args.topics[SOURCE_TOPIC]} if SOURCE_TOPIC in args.topics else {}
+    if args.bounded:
+        source_opts["scan.bounded.mode"] = "latest-offset"
+
+    def sink(name: str) -> str:
+        return f"`{name}`" + hint({"topic": args.topics[name]} if name in args.topics else {})
+
+    # Epoch milliseconds of the commit time, and the start of its tumbling window (UTC).
+    ms = "(EXTRACT(EPOCH FROM event_time) * 1000 + EXTRACT(MILLISECOND FROM event_time))"
+    versions = f"""
+        SELECT payment_type, CAST(payment_installments AS INT) AS payment_installments, payment_value,
+               CAST(TO_TIMESTAMP_LTZ({ms} - MOD({ms}, {size_ms}), 3) AS TIMESTAMP(3)) AS window_start
+        FROM `{CHANGELOG}`{hint(source_opts)}"""
+    window_end = f"TIMESTAMPADD(MILLISECOND, {size_ms}, window_start)"  # of the group key: the upsert key stays
+    aggregated = f"""
+        INSERT INTO {sink(AGGREGATED)} (window_start, window_end, payment_type, payment_count, payment_sum,
+                                        payment_avg, payment_min, payment_max)
+        SELECT window_start, {window_end}, payment_type, COUNT(*), CAST(SUM(payment_value) AS DECIMAL(14, 2)),
+               CAST(SUM(payment_value) AS DOUBLE) / COUNT(*), MIN(payment_value), MAX(payment_value)
+        FROM ({versions})
+        GROUP BY window_start, payment_type"""
+    installments = f"""
+        INSERT INTO {sink(INSTALLMENTS)} (window_start, window_end, payment_type, payment_installments,
+                                          installment_count)
+        SELECT window_start, {window_end}, payment_type, payment_installments, COUNT(*)
+        FROM ({versions})
+        GROUP BY window_start, payment_type, payment_installments"""
+    row = "COALESCE(`after`, `before`)"
+    late = f"""
+        INSERT INTO {sink(LATE)} (order_id, payment_sequential, op, payment_type, commit_time, window_start,
+                                  watermark_time)
+        SELECT {row}.order_id, CAST({row}.payment_sequential AS INT), op, {row}.payment_type,
+               CAST(event_time AS TIMESTAMP(3)),
+               CAST(TO_TIMESTAMP_LTZ(`source`.ts_ms - MOD(`source`.ts_ms, {size_ms}), 3) AS TIMESTAMP(3)),
+               CAST(CURRENT_WATERMARK(event_time) AS TIMESTAMP(3))
+        FROM `{EVENTS}`{hint(source_opts)}
+        WHERE event_time < CURRENT_WATERMARK(event_time)"""
+    return [aggregated, installments, late]
+
+
+def configuration(args: argparse.Namespace) -> dict[str, str]:
+    conf = {
+        "table.local-time-zone": "UTC",
+        "parallelism.default": str(args.parallelism),
+        "pipeline.name": "olist-payments-windows",
+        # Debezium delivers at least once: normalise the changelog by primary key (drops duplicates too).
+        "table.exec.source.cdc-events-duplicate": "true",
+        "table.exec.state.ttl": args.state_ttl,
+        # No mini-batch: its processing-time assigner would replace the source's watermark (CURRENT_WATERMARK);
+        # the upsert sinks fold a key's updates in their buffer instead.
+        "table.exec.mini-batch.enabled": "false",
+        "table.optimizer.agg-phase-strategy": "ONE_PHASE",
+        "execution.checkpointing.interval": f"{int(args.checkpoint_interval_seconds * 1000)} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.min-pause": "0 ms",
+        "restart-strategy.type": "fixed-delay" if args.restart_attempts else "none",
+        "restart-strategy.fixed-delay.attempts": str(args.restart_attempts),
+        "restart-strategy.fixed-delay.delay": "2 s",
+    }
+    if args.connector_jar:
+        conf["pipeline.jars"] = Path(args.connector_jar).resolve().as_uri()
+    # Checkpoints on a file system always (the default JobManager storage caps state at 5 MB).
+    state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="olist-flink-")).resolve()
+    conf["execution.checkpointing.dir"] = (state_dir / "checkpoints").as_uri()
+    if args.rest_port:
+        conf |= {"rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1", "rest.port": str(args.rest_port)}
+    return conf
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+class Status:
+    """The job's state for whoever started it (the emulation service): written atomically as JSON."""
+
+    def __init__(self, path: str | None, rest_port: int) -> None:
+        self.path = Path(path) if path else None
+        self.fields: dict[str, object] = {
+            "pid": os.getpid(),
+            "rest_url": f"http://127.0.0.1:{rest_port}" if rest_port else None,
+        }
+
+    def write(self, **fields: object) -> None:
+        self.fields |= fields | {"updated": time.time()}
+        print(json.dumps(self.fields), flush=True)
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.fields))
+            tmp.replace(self.path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    status = Status(args.status_file, args.rest_port)
+    status.write(state="STARTING")
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    for key, value in configuration(args).items():
+        env.get_config().set(key, value)
+    values = {
+        "bootstrap_servers": args.bootstrap,
+        "group_id": args.group_id,
+        "startup_mode": args.startup_mode,
+        "watermark_delay": str(args.watermark_delay_seconds),
+        "transactional_id_prefix": args.transactional_id_prefix,
+        "transaction_timeout_ms": str(args.transaction_timeout_ms),
+    }
+    for ddl in load_ddl(Path(args.sql_dir), values):
+        env.execute_sql(ddl)
+    statements = env.create_statement_set()
+    for sql in queries(args):
+        statements.add_insert_sql(sql)
+    result = statements.execute()
+    client = result.get_job_client()
+    job_id = str(client.get_job_id()) if client else None
+    status.write(state="SUBMITTED", job_id=job_id)
+
+    def cancel(signum: int, _frame: object) -> None:
+        status.write(state="CANCELLING")
+        if client is not None:
+            try:
+                client.cancel().result()
+            except Exception as exc:  # leaving anyway
+                print(f"cancel failed: {exc}", file=sys.stderr, flush=True)
+        status.write(state="CANCELED")
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, cancel)
+    signal.signal(signal.SIGINT, cancel)
+
+    last = None
+    while client is not None:  # report the job's state as it changes (RUNNING once scheduled)
+        try:
+            state = str(client.get_job_status().result()).rsplit(".", 1)[-1]
+        except Exception:  # the job is gone: its result says how it ended
+            break
+        if state != last:
+            status.write(state=state)
+            last = state
+        if state in ("FINISHED", "FAILED", "CANCELED"):
+            break
+        time.sleep(0.5)
+    try:
+        result.wait()
+    except Exception as exc:  # report, then fail
+        status.write(state="FAILED", error=str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__)
+        raise
+    status.write(state="FINISHED")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""The Flink job (flink/payments_windows.py, PyFlink 2.2 on a local mini-cluster) on a real Kafka broker, held to
+the pure-Python reference (pipeline/windows.py) value for value: inserts, updates that move a payment to
+another window, deletes with tombstones, redelivered events, commit times out of order within the watermark
+delay and beyond it (late: applied all the same, and reported)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from emulation.flink import JOB, FlinkJobService, FlinkSettings, ensure_venv
+from emulation.jvm import fetch
+from emulation.kafka import KafkaService, TopicSpec
+from pipeline.cdc import topic_specs
+from pipeline.windows import Windows, compute
+from tests.conftest import running
+
+pytestmark = pytest.mark.integration
+T0 = int(dt.datetime(2026, 11, 27, 18, 0, tzinfo=dt.UTC).timestamp() * 1000)  # a window boundary
+TYPES = ["credit_card", "boleto", "voucher", "debit_card"]
+SINKS = ["olist_payments_aggregated_windowed", "olist_payments_installments_windowed", "olist_payments_late_events"]
+
+
+@pytest.fixture(scope="module")
+def kafka(test_settings) -> Iterator[KafkaService]:
+    with running(
+        KafkaService(test_settings.model_copy(update={"state_dir": test_settings.state_dir / f"flink-k{os.getpid()}"}))
+    ) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def flink_python():
+    """The Flink venv (created on first use: ~850 MB of wheels, cached) and the Kafka connector jar."""
+    jar = next(fetch().lib("flink").glob("flink-sql-connector-kafka-*.jar"))
+    return ensure_venv(), jar
+
+
+# -- events and topics ---------------------------------------------------------------------------
+
+
+def row(order: str, seq: int, ptype: str, inst: int, cents: int) -> dict[str, Any]:
+    return {
+        "order_id": order * 32 if len(order) == 1 else order,
+        "payment_sequential": seq,
+        "payment_type": ptype,
+        "payment_installments": inst,
+        "payment_value": cents / 100,
+    }
+
+
+def envelope(op: str, before: dict | None, after: dict | None, commit_ms: int) -> dict[str, Any]:
+    source = {
+        "version": "3.6.1.Final",
+        "connector": "postgresql",
+        "name": "olistcdc",
+        "ts_ms": commit_ms,
+        "snapshot": "true" if op == "r" else "false",
+        "db": "olist",
+        "schema": "olist",
+        "table": "order_payments",
+        "txId": 1000,
+        "lsn": 2000,
+    }
+    return {"before": before, "after": after, "op": op, "ts_ms": commit_ms + 40, "source": source}
+
+
+def produce(kafka: KafkaService, topic: str, events: list[dict | None]) -> None:
+    producer = Producer(kafka.client_config(**{"enable.idempotence": True}))
+    last_key = None
+    for event in events:
+        if event is not None:
+            r = event["after"] or event["before"]
+            last_key = json.dumps({"order_id": r["order_id"], "payment_sequential": r["payment_sequential"]})
+        producer.produce(
+            topic,
+            key=last_key.encode() if last_key else None,
+            value=None if event is None else json.dumps(event).encode(),
+        )
+    assert producer.flush(30) == 0
+
+
+def read_topic(kafka: KafkaService, topic: str) -> list[tuple[dict | None, dict | None]]:
+    """Every committed (key, value) of partition 0, in order (read_committed)."""
+    consumer = Consumer(
+        kafka.client_config(
+            **{
+                "group.id": f"read-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    records: list[tuple[dict | None, dict | None]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    break
+                raise AssertionError(msg.error())
+            records.append((_json(msg.key()), _json(msg.value())))
+    finally:
+        consumer.close()
+    return records
+
+
+def _json(raw: bytes | None) -> dict | None:
+    return None if raw is None else json.loads(raw, parse_float=decimal.Decimal)
+
+
+def _typed(value: dict[str, Any]) -> dict[str, Any]:
+    out = dict(value)
+    for name in ("window_start", "window_end", "commit_time", "watermark_time"):
+        if name in out:
+            out[name] = dt.datetime.fromisoformat(out[name])
+    for name in ("payment_sum", "payment_min", "payment_max"):
+        if name in out:
+            out[name] = decimal.Decimal(out[name])
+    if "payment_avg" in out:
+        out["payment_avg"] = float(out["payment_avg"])
+    return out
+
+
+def results(kafka: KafkaService, topics: dict[str, str]) -> Windows:
+    """The windowed topics read as tables (last value per key, tombstones delete) and the late events."""
+    out = Windows()
+    for name, target in (
+        ("olist_payments_aggregated_windowed", out.aggregated),
+        ("olist_payments_installments_windowed", out.installments),
+    ):
+        table: dict[str, dict | None] = {}
+        for key, value in read_topic(kafka, topics[name]):
+            table[json.dumps(key, sort_keys=True)] = value
+        for value in table.values():
+            if value is not None:
+                v = _typed(value)
+                k = (
+                    (v["window_start"], v["payment_type"])
+                    if "payment_count" in v
+                    else (v["window_start"], v["payment_type"], v["payment_installments"])
+                )
+                target[k] = v
+    out.late = [_typed(v) for _, v in read_topic(kafka, topics["olist_payments_late_events"]) if v is not None]
+    return out
+
+
+def assert_same(got: Windows, want: Windows) -> None:
+    assert got.aggregated == want.aggregated
+    assert got.installments == want.installments
+    assert got.late == want.late
+
+
+# -- the job as a service, streaming -------------------------------------------------------------
+
+
+def scenario() -> list[dict | None]:
+    """Window 10 s, watermark delay 2 s; comments give the watermark before each event."""
+    a1, a2 = row("a", 1, "boleto", 1, 1050), row("a", 1, "credit_card", 4, 2025)
+    b1, c1, e1 = row("b", 1, "credit_card", 3, 9999), row("c", 1, "boleto", 1, 500), row("e", 1, "voucher", 1, 730)
+    return [
+        envelope("c", None, a1, T0 + 1_000),
+        envelope("c", None, b1, T0 + 2_500),
+        envelope("c", None, c1, T0 + 3_000),
+        envelope("c", None, e1, T0 + 4_000),
+        envelope("u", a1, a2, T0 + 12_000),  # a moves from window 0 (boleto) to window 1 (credit card, 4x)
+        envelope("c", None, row("f", 1, "boleto", 1, 1), T0 + 11_500),  # wm 10.0 s: out of order, not late
+        envelope("d", c1, None, T0 + 13_000),
+        None,  # the delete's tombstone
+        envelope("u", e1, {**e1, "payment_value": 7.31}, T0 + 9_000),  # wm 11.0 s: late, still applied
+        envelope("c", None, row("g", 1, "voucher", 1, 1200), T0 + 5_000),  # late
+        envelope("d", b1, None, T0 + 6_000),  # late: window 0 loses its only credit card payment
+        None,
+        envelope("r", None, row("h", 2, "debit_card", 1, 4400), T0 + 25_000),
+        envelope("r", None, row("h", 2, "debit_card", 1, 4400), T0 + 25_000),  # redelivered: counted once
+        envelope("c", None, row("a", 2, "voucher", 1, 300), T0 + 21_000),  # wm 23.0 s: late
+    ]
+
+
+def test_the_running_job_matches_the_reference_exactly(kafka, flink_python, test_settings):
+    service = FlinkJobService(
+        test_settings.model_copy(update={"state_dir": kafka.state_dir.parent}),
+        FlinkSettings(checkpoint_interval_seconds=1),
+        kafka=kafka,
+    )
+    kafka.create_topics(topic_specs())
+    started = time.monotonic()
+    with running(service):
+        startup = time.monotonic() - started
+        st_ = service.status()
+        assert st_.healthy and st_.running
+        job = service.running_job()
+        assert job is not None and job["state"] == "RUNNING"
+        assert service.job_status()["state"] == "RUNNING" and service.job_status()["job_id"] == job["jid"]
+
+        events = scenario()
+        produced = time.monotonic()
+        produce(kafka, "olist.order_payments", events[:4])
+        topics = {t: t for t in SINKS}
+        first = None
+        while first is None and time.monotonic() - produced < 60:
+            if read_topic(kafka, "olist_payments_aggregated_windowed"):
+                first = time.monotonic() - produced
+            else:
+                time.sleep(0.3)
+        assert first is not None, service.logs()
+        produce(kafka, "olist.order_payments", events[4:])
+        want = compute(events, 10_000, 2_000)
+        assert len(want.late) == 4 and want.aggregated, "the scenario has late events and windows"
+        deadline, got = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            got = results(kafka, topics)
+            if got == want:
+                break
+            time.sleep(1)
+        assert got is not None
+        assert_same(got, want)
+        print(f"\nflink: job RUNNING {startup:.1f}s after start; first window readable {first:.1f}s after producing")
+    assert service.pid() is None, "stop ends the job process"
+
+
+# -- the same job, bounded, on generated streams -------------------------------------------------
+
+
+@st.composite
+def change_streams(draw) -> list[dict | None]:
+    """Debezium events of a table with 6 payment keys: commit times drift forward with jitter, some far back."""
+    table: dict[tuple[str, int], dict] = {}
+    clock, events = T0 + draw(st.integers(0, 1_999)), []
+    for _ in range(draw(st.integers(1, 40))):
+        key = (draw(st.sampled_from("abc")), draw(st.integers(1, 2)))
+        clock += draw(st.integers(0, 700))
+        commit = clock - draw(st.sampled_from([0, 0, 0, 300, 900, 2_500]))  # in order, jittered, or late
+        new = row(key[0], key[1], draw(st.sampled_from(TYPES)), draw(st.integers(0, 3)), draw(st.integers(0, 50_000)))
+        if key in table and draw(st.booleans()):
+            old = table.pop(key)
+            events += [envelope("d", old, None, commit), None]
+        elif key in table:
+            events.append(envelope("u", table[key], new, commit))
+            table[key] = new
+        else:
+            events.append(envelope(draw(st.sampled_from("cr")), None, new, commit))
+            table[key] = new
+        if events[-1] is not None and draw(st.integers(0, 9)) == 0:
+            events.append(events[-1])  # at-least-once redelivery
+    return events
+
+
+def run_bounded(
+    kafka: KafkaService, flink_python, events: list[dict | None], window_s: int = 2, delay_s: float = 1.0
+) -> dict[str, str]:
+    python, jar = flink_python
+    tag = uuid.uuid4().hex[:8]
+    topics = {"olist.order_payments": f"cdc-{tag}", **{t: f"{t}-{tag}" for t in SINKS}}
+    specs = {s.name: s for s in topic_specs()}
+    kafka.create_topics([TopicSpec(new, 1, dict(specs[old].config)) for old, new in topics.items()])
+    produce(kafka, topics["olist.order_payments"], events)
+    cmd = [
+        str(python),
+        str(JOB),
+        "--bootstrap",
+        kafka.bootstrap_servers(),
+        "--connector-jar",
+        str(jar),
+        "--bounded",
+        "--window-seconds",
+        str(window_s),
+        "--watermark-delay-seconds",
+        str(delay_s),
+        "--checkpoint-interval-seconds",
+        "0.5",
+        "--restart-attempts",
+        "0",
+        "--group-id",
+        f"g-{tag}",
+        "--transactional-id-prefix",
+        f"t-{tag}",
+        *(f"--topic={old}={new}" for old, new in topics.items()),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return topics
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(events=change_streams())
+def test_bounded_runs_match_the_reference_on_generated_streams(kafka, flink_python, events):
+    topics = run_bounded(kafka, flink_python, events)
+    assert_same(results(kafka, topics), compute(events, 2_000, 1_000))
