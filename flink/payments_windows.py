@@ -148,22 +148,23 @@ def queries(args: argparse.Namespace) -> list[str]:
     ms = "(EXTRACT(EPOCH FROM event_time) * 1000 + EXTRACT(MILLISECOND FROM event_time))"
     versions = f"""
         SELECT payment_type, CAST(payment_installments AS INT) AS payment_installments, payment_value,
-               CAST(TO_TIMESTAMP_LTZ({ms} - MOD({ms}, {size_ms}), 3) AS TIMESTAMP(3)) AS window_start
+               CAST(TO_TIMESTAMP_LTZ({ms} - MOD({ms}, {size_ms}), 3) AS TIMESTAMP(3)) AS window_start,
+               CAST(TO_TIMESTAMP_LTZ({ms} - MOD({ms}, {size_ms}) + {size_ms}, 3) AS TIMESTAMP(3)) AS window_end
         FROM `{CHANGELOG}`{hint(source_opts)}"""
-    window_end = f"TIMESTAMPADD(MILLISECOND, {size_ms}, window_start)"  # of the group key: the upsert key stays
+    # window_end is part of the group (and so of the upsert key): the sinks' key names the window whole.
     aggregated = f"""
         INSERT INTO {sink(AGGREGATED)} (window_start, window_end, payment_type, payment_count, payment_sum,
                                         payment_avg, payment_min, payment_max)
-        SELECT window_start, {window_end}, payment_type, COUNT(*), CAST(SUM(payment_value) AS DECIMAL(14, 2)),
+        SELECT window_start, window_end, payment_type, COUNT(*), CAST(SUM(payment_value) AS DECIMAL(14, 2)),
                CAST(SUM(payment_value) AS DOUBLE) / COUNT(*), MIN(payment_value), MAX(payment_value)
         FROM ({versions})
-        GROUP BY window_start, payment_type"""
+        GROUP BY window_start, window_end, payment_type"""
     installments = f"""
         INSERT INTO {sink(INSTALLMENTS)} (window_start, window_end, payment_type, payment_installments,
                                           installment_count)
-        SELECT window_start, {window_end}, payment_type, payment_installments, COUNT(*)
+        SELECT window_start, window_end, payment_type, payment_installments, COUNT(*)
         FROM ({versions})
-        GROUP BY window_start, payment_type, payment_installments"""
+        GROUP BY window_start, window_end, payment_type, payment_installments"""
     row = "COALESCE(`after`, `before`)"
     late = f"""
         INSERT INTO {sink(LATE)} (order_id, payment_sequential, op, payment_type, commit_time, window_start,

@@ -4,7 +4,9 @@ Both windowed topics are consumed with ``isolation.level=read_committed`` (an ab
 never written). Each record is checked against its topic's contract (the generated JSON Schema) and typed for
 its table (``pipeline/contracts/render_cassandra.py``); a record that breaks the contract goes to the topic's
 dead-letter topic with the reason, the rest is written with a prepared ``INSERT`` (an upsert: the primary key
-holds the contract's key, so writing a record twice leaves one row). Writes run concurrently per poll batch,
+holds the contract's key, so writing a record twice leaves one row); a tombstone (Flink's upsert sink writes
+one when every payment of a window key went away) deletes its row, named whole by the Kafka key. Writes run
+concurrently per poll batch,
 the last record of a key in a batch wins, and offsets are committed only after every write of the batch (and
 every dead letter) succeeded: a crash replays from the last commit, which rewrites the same rows.
 """
@@ -108,10 +110,34 @@ def row_values(table: CassandraTable, event: dict[str, Any], updated_at: dt.date
     return tuple(out)
 
 
+def decode_key(table: CassandraTable, key: bytes | None) -> tuple[Any, ...]:
+    """The primary-key values (in ``table.primary_key`` order) of a tombstone's Kafka key: the window is
+    named whole (start, end, dimensions), so its row can be deleted; :class:`RecordError` says why not."""
+    try:
+        fields = json.loads(key or b"null", parse_float=decimal.Decimal)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"tombstone key is not JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise RecordError(f"tombstone key {key!r} is not a JSON object")
+    types = {c.name: c for c in table.columns}
+    out = []
+    for name in table.primary_key:
+        col = types[name]
+        source = col.source or name
+        if fields.get(source) is None:
+            raise RecordError(f"tombstone key lacks {source}")
+        try:
+            value = _convert(types[source].type, fields[source])
+        except (RecordError, ValueError, ArithmeticError) as exc:
+            raise RecordError(f"tombstone key {source}: {exc}") from None
+        out.append(value.date() if col.source else value)
+    return tuple(out)
+
+
 def decode(topic: str, table: CassandraTable, value: bytes | None, updated_at: dt.datetime) -> tuple[Any, ...]:
     """Parse, check against the contract and type one record; :class:`RecordError` says why not."""
     if value is None:
-        raise RecordError("tombstone: a windowed record is never deleted")
+        raise RecordError("tombstone: decode its key with decode_key")
     try:
         event = json.loads(value, parse_float=decimal.Decimal)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -128,6 +154,7 @@ def decode(topic: str, table: CassandraTable, value: bytes | None, updated_at: d
 class SinkReport:
     records: int = 0
     written: int = 0
+    deleted: int = 0  # rows removed on a tombstone
     dead_lettered: int = 0
     batches: int = 0
     seconds: float = 0.0
@@ -156,6 +183,7 @@ class CassandraSink:
                                  for topic, t in self.tables.items()}
         self.after_write = after_write  # a hook between the writes and the commit (tests crash there)
         self.inserts = {topic: session.prepare(t.insert_cql()) for topic, t in self.tables.items()}
+        self.deletes = {topic: session.prepare(t.delete_cql()) for topic, t in self.tables.items()}
         self.producer = Producer({k: v for k, v in consumer_config.items() if k in ("bootstrap.servers", "logger")}
                                  | {"enable.idempotence": True})
         self.consumer = Consumer({**consumer_config, "group.id": group, "enable.auto.commit": False,
@@ -171,19 +199,23 @@ class CassandraSink:
         from cassandra.concurrent import execute_concurrent
 
         updated_at = dt.datetime.now(dt.UTC)
-        rows: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...]] = {}  # the last record of a key wins
+        # The last record of a key wins; None = a tombstone (every payment of that window key went away).
+        rows: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...] | None] = {}
         offsets: dict[tuple[str, int], int] = {}
         dead = 0
         for msg in messages:
             topic = msg.topic()
             table = self.tables[topic]
             try:
-                values = decode(topic, table, msg.value(), updated_at)
+                if msg.value() is None:
+                    key, values = decode_key(table, msg.key()), None
+                else:
+                    values = decode(topic, table, msg.value(), updated_at)
+                    key = tuple(values[table.column_names.index(k)] for k in table.primary_key)
             except RecordError as exc:
                 dead_letter(self.producer, self.dead_letters[topic], msg, [str(exc)])
                 dead += 1
             else:
-                key = tuple(values[table.column_names.index(k)] for k in table.primary_key)
                 rows.pop((topic, key), None)
                 rows[(topic, key)] = values
             offsets[(topic, msg.partition())] = msg.offset() + 1
@@ -200,20 +232,25 @@ class CassandraSink:
             self.after_write(len(rows))
         self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
         report.records += len(messages)
-        report.written += len(rows)
+        report.deleted += sum(v is None for v in rows.values())
+        report.written += len(rows) - sum(v is None for v in rows.values())
         report.dead_lettered += dead
         report.batches += 1
 
-    def _statements(self, rows: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...]]) -> list[tuple[Any, Any]]:
-        """The upserts of a batch: rows of one Cassandra partition go together in UNLOGGED batches (one
-        request, applied atomically on its replica), a lone row as a plain bound statement."""
+    def _statements(self, rows: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...] | None]) -> list[tuple[Any, Any]]:
+        """The writes of a batch: upserts of one Cassandra partition go together in UNLOGGED batches (one
+        request, applied atomically on its replica), a lone row as a plain bound statement; a tombstone's
+        key becomes a DELETE of its row."""
         from cassandra.query import BatchStatement, BatchType
 
         groups: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]] = {}
-        for (topic, _), values in rows.items():
+        out: list[tuple[Any, Any]] = []
+        for (topic, key), values in rows.items():
+            if values is None:
+                out.append((self.deletes[topic], key))
+                continue
             partition = tuple(values[i] for i in self._partition_index[topic])
             groups.setdefault((topic, partition), []).append(values)
-        out: list[tuple[Any, Any]] = []
         for (topic, _), group in groups.items():
             insert = self.inserts[topic]
             for i in range(0, len(group), self.rows_per_request):

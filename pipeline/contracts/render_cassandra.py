@@ -90,6 +90,11 @@ class CassandraTable:
                 f"VALUES ({', '.join('?' for _ in names)})")
 
 
+    def delete_cql(self) -> str:
+        """The removal of one row by its whole primary key (bound in :attr:`primary_key` order)."""
+        return f"DELETE FROM {self.qualified_name} WHERE {' AND '.join(f'{k} = ?' for k in self.primary_key)}"
+
+
 def _clustering(spec: object, ds: Dataset) -> tuple[tuple[str, str], ...]:
     if not isinstance(spec, list):
         raise ContractError(f"{ds.name}: cassandraClustering must be a list of 'column [asc|desc]'")

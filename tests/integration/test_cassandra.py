@@ -76,13 +76,22 @@ def installments(day: dt.date, second: int, payment_type: str, n: int, count: in
             "installment_count": count}
 
 
-def produce(kafka: KafkaService, records: list[tuple[str, dict | bytes]], abort: bool = False) -> None:
-    """Produce ``(topic, record)`` pairs in one Kafka transaction, committed (or aborted)."""
+def tombstone(topic: str, record: dict) -> tuple[str, bytes, None]:
+    """What Flink's upsert sink writes when every payment of a window key went away: the key, no value."""
+    fields = load_registry().dataset(topic).custom_property("kafkaKey")
+    return topic, json.dumps({f: record[f] for f in fields}).encode(), None
+
+
+def produce(kafka: KafkaService, records: list[tuple], abort: bool = False) -> None:
+    """Produce ``(topic, record)`` pairs (or ``(topic, key, None)`` tombstones) in one Kafka transaction,
+    committed (or aborted)."""
     producer = Producer(kafka.client_config(**{"transactional.id": f"t-{uuid.uuid4().hex[:8]}"}))
     producer.init_transactions(30)
     producer.begin_transaction()
-    for topic, record in records:  # the topics are compacted: every record has its key (the contract's kafkaKey)
-        if isinstance(record, bytes):
+    for topic, record, *tomb in records:  # compacted topics: every record has its key (the contract's kafkaKey)
+        if tomb:
+            key, value = record, None
+        elif isinstance(record, bytes):
             key, value = b"unreadable", record
         else:
             fields = load_registry().dataset(topic).custom_property("kafkaKey")
@@ -203,6 +212,29 @@ def test_a_replay_or_a_crash_before_the_commit_never_double_counts(kafka, sessio
     after = rows(session, AGGREGATED, day)
     assert len(after) == 40
     assert after[("boleto", dt.datetime(2026, 11, 21), None)]["payment_count"] == 7
+
+
+def test_a_tombstone_deletes_its_window_row_and_a_later_record_brings_it_back(kafka, session):
+    """Flink tombstones a window key whose payments were all deleted (or moved): its row goes, the others stay;
+    a tombstone whose key does not name the window whole is dead-lettered with the reason."""
+    day = dt.date(2026, 11, 22)
+    voucher, boleto = aggregated(day, 10, "voucher", 2), aggregated(day, 10, "boleto", 4)
+    split = installments(day, 10, "voucher", 1, 2)
+    produce(kafka, [(AGGREGATED, voucher), (AGGREGATED, boleto), (INSTALLMENTS, split)])
+    sink(kafka, session)
+    assert len(rows(session, AGGREGATED, day)) == 2 and len(rows(session, INSTALLMENTS, day)) == 1
+    bad_key = (AGGREGATED, json.dumps({"window_start": voucher["window_start"], "payment_type": "voucher"}).encode(),
+               None)
+    produce(kafka, [tombstone(AGGREGATED, voucher), tombstone(INSTALLMENTS, split), bad_key])
+    report = sink(kafka, session)
+    assert (report.deleted, report.dead_lettered) == (2, 1)
+    assert set(rows(session, AGGREGATED, day)) == {("boleto", dt.datetime(2026, 11, 22, 0, 0, 10), None)}
+    assert rows(session, INSTALLMENTS, day) == {}
+    assert any("tombstone key lacks window_end" in h.get("olist.reason", "")
+               for h, _ in dead_letters(kafka, f"{AGGREGATED}.dlq"))
+    produce(kafka, [(AGGREGATED, voucher)])  # the key comes back: so does its row
+    sink(kafka, session)
+    assert len(rows(session, AGGREGATED, day)) == 2
 
 
 def test_read_latest_windows_gives_the_last_minutes_of_every_payment_type(session):

@@ -20,7 +20,7 @@ from pipeline.contracts.render_cassandra import (
     render_cassandra,
     serving_tables,
 )
-from pipeline.serving import AGGREGATED, INSTALLMENTS, RecordError, decode, parse_timestamp
+from pipeline.serving import AGGREGATED, INSTALLMENTS, RecordError, decode, decode_key, parse_timestamp
 
 NOW = dt.datetime(2026, 11, 27, 21, 0, 30, tzinfo=dt.UTC)
 GOOD = {"window_start": "2026-11-27 23:59:50.000", "window_end": "2026-11-28 00:00:00.000",
@@ -109,12 +109,22 @@ def test_a_bad_record_says_why(registry, change, reason):
         decode(AGGREGATED, table, json.dumps({**GOOD, **change}).encode(), NOW)
 
 
-def test_not_json_and_tombstones_are_refused(registry):
+def test_not_json_is_refused_and_a_tombstone_is_decoded_from_its_key(registry):
     table = cassandra_table(registry.dataset(AGGREGATED))
     with pytest.raises(RecordError, match="not JSON"):
         decode(AGGREGATED, table, b"{nope", NOW)
     with pytest.raises(RecordError, match="tombstone"):
         decode(AGGREGATED, table, None, NOW)
+    key = {"window_start": "2026-11-27 21:00:10.000", "window_end": "2026-11-27 21:00:20.000",
+           "payment_type": "boleto"}
+    start, end = (dt.datetime(2026, 11, 27, 21, 0, s, tzinfo=dt.UTC) for s in (10, 20))
+    assert dict(zip(table.primary_key, decode_key(table, json.dumps(key).encode()), strict=True)) == {
+        "window_date": dt.date(2026, 11, 27), "payment_type": "boleto", "window_end": end, "window_start": start}
+    assert table.delete_cql().startswith(f"DELETE FROM {table.qualified_name} WHERE window_date = ? AND")
+    with pytest.raises(RecordError, match="tombstone key lacks window_end"):
+        decode_key(table, json.dumps({"window_start": key["window_start"], "payment_type": "boleto"}).encode())
+    with pytest.raises(RecordError, match="not a JSON object"):
+        decode_key(table, None)
 
 
 def test_cql_scripts_split_on_statement_ends_and_drop_comments():

@@ -32,7 +32,7 @@ def test_the_cdc_topic_is_a_debezium_changelog_and_an_event_stream_with_a_waterm
 def test_sinks_are_exactly_once_and_keyed_as_the_contracts_say(registry):
     files = render_flink(registry)
     agg = files[Path("contracts/generated/flink/olist_payments_aggregated_windowed.sql")]
-    assert "'connector' = 'upsert-kafka'" in agg and "PRIMARY KEY (`window_start`, `payment_type`)" in agg
+    assert "'connector' = 'upsert-kafka'" in agg and "PRIMARY KEY (`window_start`, `window_end`, `payment_type`)" in agg
     assert "`payment_sum` DECIMAL(14, 2) NOT NULL" in agg and "`payment_avg` DOUBLE NOT NULL" in agg
     late = files[Path("contracts/generated/flink/olist_payments_late_events.sql")]
     assert "'connector' = 'kafka'" in late and "'key.fields' = 'order_id;payment_sequential'" in late

@@ -1,7 +1,7 @@
 -- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.
--- olist_payments_aggregated_windowed: contract olist.topic.payments_aggregated_windowed 1.0.0
+-- olist_payments_aggregated_windowed: contract olist.topic.payments_aggregated_windowed 2.0.0
 
--- olist_payments_aggregated_windowed: upsert-kafka keyed by (window_start, payment_type); a deleted key is written as a tombstone.
+-- olist_payments_aggregated_windowed: upsert-kafka keyed by (window_start, window_end, payment_type); a deleted key is written as a tombstone.
 CREATE TABLE `olist_payments_aggregated_windowed` (
     `window_start` TIMESTAMP(3) NOT NULL,
     `window_end` TIMESTAMP(3) NOT NULL,
@@ -11,7 +11,7 @@ CREATE TABLE `olist_payments_aggregated_windowed` (
     `payment_avg` DOUBLE NOT NULL,
     `payment_min` DECIMAL(12, 2) NOT NULL,
     `payment_max` DECIMAL(12, 2) NOT NULL,
-    PRIMARY KEY (`window_start`, `payment_type`) NOT ENFORCED
+    PRIMARY KEY (`window_start`, `window_end`, `payment_type`) NOT ENFORCED
 ) WITH (
     'connector' = 'upsert-kafka',
     'topic' = 'olist_payments_aggregated_windowed',

@@ -1,14 +1,14 @@
 -- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.
--- olist_payments_installments_windowed: contract olist.topic.payments_installments_windowed 1.0.0
+-- olist_payments_installments_windowed: contract olist.topic.payments_installments_windowed 2.0.0
 
--- olist_payments_installments_windowed: upsert-kafka keyed by (window_start, payment_type, payment_installments); a deleted key is written as a tombstone.
+-- olist_payments_installments_windowed: upsert-kafka keyed by (window_start, window_end, payment_type, payment_installments); a deleted key is written as a tombstone.
 CREATE TABLE `olist_payments_installments_windowed` (
     `window_start` TIMESTAMP(3) NOT NULL,
     `window_end` TIMESTAMP(3) NOT NULL,
     `payment_type` STRING NOT NULL,
     `payment_installments` INT NOT NULL,
     `installment_count` BIGINT NOT NULL,
-    PRIMARY KEY (`window_start`, `payment_type`, `payment_installments`) NOT ENFORCED
+    PRIMARY KEY (`window_start`, `window_end`, `payment_type`, `payment_installments`) NOT ENFORCED
 ) WITH (
     'connector' = 'upsert-kafka',
     'topic' = 'olist_payments_installments_windowed',
