@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 AGGREGATED = "olist_payments_aggregated_windowed"
 INSTALLMENTS = "olist_payments_installments_windowed"
-TOPICS = (AGGREGATED, INSTALLMENTS)
+LATE = "olist_payments_late_events"  # one row per change that reached Flink behind its watermark
+TOPICS = (AGGREGATED, INSTALLMENTS, LATE)
 GROUP = "olist-serving-cassandra"
 MAX_WINDOW = dt.timedelta(hours=1)  # windows are shorter: the reads look this far back for a window's start day
 log = logging.getLogger(__name__)
@@ -398,6 +399,14 @@ def latest_windows(settings: Settings, minutes: float = 15, topic: str = AGGREGA
 
     with CassandraService(settings).session(KEYSPACE) as session:
         return read_latest_windows(session, minutes, topic, now)
+
+
+def count_late_events(session: Session, days: int = 2, today: dt.date | None = None) -> int:
+    """Late changes Flink reported, over the windows of the last ``days`` UTC days (today included)."""
+    table = _table(LATE)
+    today = today or dt.datetime.now(dt.UTC).date()
+    query = session.prepare(f"SELECT count(*) FROM {table.qualified_name} WHERE {table.partition_key[0]} IN ?")
+    return int(session.execute(query, [[today - dt.timedelta(days=d) for d in range(days)]], timeout=30).one()[0])
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:

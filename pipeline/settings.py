@@ -42,11 +42,12 @@ class Settings(BaseSettings):
     s3_access_key_id: str = "emulation"
     s3_secret_access_key: str = "emulation"
     bronze_prefix: str = "bronze"
+    duckdb_path: Path | None = Field(None, description="DuckDB warehouse; unset: <state_dir>/warehouse/olist.duckdb.")
 
     service_start_timeout: float = 60.0
 
-    stream_rate: float = Field(500.0, gt=0, description="Demo: payment-row changes per second the simulator commits.")
-    stream_seconds: float = Field(30.0, gt=0, description="Demo: how long the simulator runs.")
+    stream_rate: float = Field(300.0, gt=0, description="Demo: payment-row changes per second the simulator commits.")
+    stream_seconds: float = Field(60.0, gt=0, description="Demo: how long the simulator runs.")
     stream_seed: int = Field(7, description="Demo: the simulator's seed.")
 
     @property

@@ -15,7 +15,7 @@ DBT_DIR = PROJECT_ROOT / "dbt"
 
 
 def warehouse_path(settings: Settings) -> Path:
-    return settings.state_dir / "warehouse" / "olist.duckdb"
+    return settings.duckdb_path or settings.state_dir / "warehouse" / "olist.duckdb"
 
 
 def dbt_env(settings: Settings, target: str = "duckdb") -> dict[str, str]:

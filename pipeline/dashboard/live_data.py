@@ -23,7 +23,6 @@ from pipeline.settings import Settings
 KEYSPACE = "olist_streaming"
 AGGREGATED = "olist_payments_aggregated_windowed"
 INSTALLMENTS = "olist_payments_installments_windowed"
-LATE_EVENTS = "late_events"  # the Flink job's late-event counts, when it writes them (see late_events())
 DAYS_BACK = 7  # the tables' TTL: older windows are gone
 PER_PARTITION = 2000  # newest rows read per (day, payment type)
 log = logging.getLogger(__name__)
@@ -78,15 +77,13 @@ def read_windows(session, table: str, lookback_minutes: float = 60, now: dt.date
     return rows
 
 
-def late_events(session, keyspace: str = KEYSPACE) -> int | None:
-    """Late events the Flink job counted, from ``olist_streaming.late_events`` (a ``late_count`` column) when
-    that table exists; None (shown as "n/a") until the Flink side writes it."""
+def late_events(session) -> int | None:
+    """Changes that reached Flink behind its watermark (still counted in their windows), today and yesterday,
+    from the serving table of `olist_payments_late_events`; None (shown as "n/a") when it cannot be read."""
+    from pipeline.serving import count_late_events
+
     try:
-        exists = session.execute("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s "
-                                 "AND table_name = %s", [keyspace, LATE_EVENTS]).one()
-        if exists is None:
-            return None
-        return sum(int(r.late_count or 0) for r in session.execute(f"SELECT late_count FROM {keyspace}.{LATE_EVENTS}"))
+        return count_late_events(session)
     except Exception:  # an unexpected shape means "not available", never an error on the page
         log.debug("late events unavailable", exc_info=True)
         return None

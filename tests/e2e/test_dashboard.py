@@ -50,6 +50,7 @@ def env(postgres, s3, test_settings, tmp_path_factory):
         mp.setenv("OLIST_DATA_DIR", str(tmp_path_factory.mktemp("dashboard-sample")))
         mp.setenv("OLIST_PG_SCHEMA", SCHEMA)
         mp.setenv("OLIST_BRONZE_PREFIX", PREFIX)
+        mp.setenv("OLIST_DUCKDB_PATH", str(tmp_path_factory.mktemp("dashboard-warehouse") / "olist.duckdb"))
         get_settings.cache_clear()
         # as separate processes, the way a person runs them (and so no DuckDB connection stays in this one)
         for command in (["generate", "--scale", "0.02", "--seed", "42"], ["load"], ["ingest"],
@@ -244,7 +245,7 @@ def seconds_floor(ts: dt.datetime) -> dt.datetime:
 def test_live_view_says_when_there_is_no_data(browser, cassandra):
     page = browser.open("/live")
     expect(page.locator("#live-notice")).to_contain_text("No payment windows in Cassandra yet")
-    expect(page.locator("#live-late")).to_have_text("n/a")
+    expect(page.locator("#live-late")).to_have_text("0")
     browser.assert_clean()
 
 
@@ -255,7 +256,14 @@ def test_live_view_shows_the_windows_and_a_new_one_within_its_refresh(browser, c
     for end, payments in written.items():
         write_window(cassandra, end, payments)
     total = sum((sum(v, Decimal(0)) for p in written.values() for v in p.values()), Decimal(0))
+    late = cassandra.prepare(f"INSERT INTO {KEYSPACE}.olist_payments_late_events (window_date, commit_time, order_id, "
+                             "payment_sequential, op, payment_type, window_start, watermark_time, updated_at) "
+                             "VALUES (?, ?, ?, 1, 'u', 'boleto', ?, ?, ?)")
+    for i, end in enumerate(list(written)[:2]):  # two changes that reached Flink behind its watermark
+        start = end - dt.timedelta(seconds=10)
+        cassandra.execute(late, [start.date(), start, f"{i:032x}", start, end, dt.datetime.now(dt.UTC)])
     page = browser.open("/live")
+    expect(page.locator("#live-late")).to_have_text("2")
     expect(page.locator("#kpi-live-total")).to_have_text(money(total))
     expect(page.locator("#kpi-live-count")).to_have_text(count(3 * len(written)))
     expect(page.locator("#live-fresh")).to_contain_text(newest.strftime("%H:%M:%S"))
