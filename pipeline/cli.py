@@ -311,6 +311,15 @@ def status() -> None:
         tasks = ", ".join(t["state"] for t in connector.get("tasks", []))
         table.add_row(f"└ {cdc.CONNECTOR}", connector["connector"]["state"].lower(), "connector", "-",
                       f"tasks: {tasks}")
+    from emulation.flink import FlinkJobService
+
+    flink = FlinkJobService(get_settings())
+    if flink.pid() is not None:
+        job = flink.running_job() or flink.job_status()
+        state = str(job.get("state", "starting")).lower()
+        tasks = job.get("tasks", {})
+        table.add_row(f"└ {job.get('name', 'flink job')}", state, "flink job", "-",
+                      f"tasks: {tasks.get('running', 0)}/{tasks.get('total', '?')} running; id {job.get('jid', '-')}")
     console.print(table)
 
 
@@ -524,9 +533,15 @@ def demo() -> None:
         run = run_transform()
         if not run.success or not all(r.reconciled for r in ingested):
             raise fail("the batch lane did not finish cleanly (see above)")
-        console.rule("[bold]Streaming lane: PostgreSQL -> Debezium -> Kafka -> S3 raw archive")
-        up(["kafka", "connect"])
+        console.rule("[bold]Streaming lane: PostgreSQL -> Debezium -> Kafka -> Flink -> Cassandra (+ S3 archive)")
+        up(["kafka", "connect", "cassandra", "flink"])
         stream = run_streaming(settings)
+        windows = print_latest_windows(settings)
+        console.rule("[bold]Dashboards")
+        up(["dashboard"])
+        from emulation.dashboard import DashboardService
+
+        dashboard = DashboardService(settings)
     except (LoadError, ServiceError, ContractError) as exc:
         raise fail(str(exc)) from None
     from pipeline.transform import warehouse_path
@@ -550,6 +565,11 @@ def demo() -> None:
                   f"p99 {tap.percentile(99):,.0f} ms)")
     console.print(f"Raw archive  {stream.archive.records:,} events in {len(stream.archive.files)} Parquet files "
                   f"under {stream.archive_uri}; {stream.archive.dead_lettered:,} dead-lettered")
+    served = stream.served
+    if served is not None:
+        console.print(f"Serving      Flink windows -> {served.written:,} rows upserted in Cassandra; "
+                      f"{len(windows):,} windows of the last 5 min read back; {served.dead_lettered:,} dead-lettered")
+    console.print(f"Dashboards   [bold]{dashboard.url}[/] (sales, delivery, sellers, live payments)")
     console.print("Next         `olist status` to inspect, `olist simulate` for more changes, `olist down` to stop")
     if not stream.complete:
         raise fail(f"only {tap.events:,} of {sim.changes:,} committed changes reached {stream.raw_topic}")
@@ -568,6 +588,23 @@ def run_streaming(settings: Settings):
                             progress=lambda done, _: bar.update(task, completed=done))
         bar.update(task, total=report.simulation.changes, completed=report.simulation.changes)
     return report
+
+
+def print_latest_windows(settings: Settings, minutes: float = 5, shown: int = 12) -> list[dict]:
+    """The newest windows read back from Cassandra, as a table; returns every window of the last ``minutes``."""
+    from pipeline.serving import latest_windows
+
+    rows = latest_windows(settings, minutes)
+    table = Table(title=f"Latest windows in Cassandra (olist_payments_aggregated_windowed, {len(rows):,} rows "
+                  f"in the last {minutes:g} min)")
+    for col in ("window end (UTC)", "payment type", "count", "sum", "avg", "min", "max"):
+        table.add_column(col, justify="left" if col in ("window end (UTC)", "payment type") else "right")
+    for r in rows[-shown:]:
+        table.add_row(f"{r['window_end']:%H:%M:%S}", r["payment_type"], f"{r['payment_count']:,}",
+                      f"{r['payment_sum']:,.2f}", f"{r['payment_avg']:,.2f}", f"{r['payment_min']:,.2f}",
+                      f"{r['payment_max']:,.2f}")
+    console.print(table)
+    return rows
 
 
 def headline_kpis(path: Path) -> dict:

@@ -1,5 +1,6 @@
-"""The streaming lane run as one piece (the demo's): Debezium registered, the simulator committing changes,
-a tap counting them on `olist.order_payments` with their lag, and the raw archive writing them to S3."""
+"""The streaming lane run as one piece (the demo's): Debezium registered, the Flink job windowing the raw
+topic, the serving sink writing its windows to Cassandra, the simulator committing changes, a tap counting
+them on `olist.order_payments` with their lag, and the raw archive writing them to S3."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
 from pipeline import cdc
 from pipeline.archive import ArchiveReport, RawArchiver
+from pipeline.serving import SinkReport, run_sink
 from pipeline.settings import Settings
 from pipeline.simulate import SimulationReport, simulate
 from pipeline.storage import s3_location
@@ -84,6 +86,7 @@ class StreamReport:
     archive: ArchiveReport
     archive_uri: str
     raw_topic: str = RAW_TOPIC
+    served: SinkReport | None = None  # windows the sink wrote to Cassandra (None: serving not run)
 
     @property
     def complete(self) -> bool:
@@ -92,11 +95,23 @@ class StreamReport:
 
 
 def run_stream(settings: Settings, rate: float, seconds: float, seed: int,
-               progress: Callable[[int, float], None] | None = None, drain_timeout: float = 60) -> StreamReport:
-    """Register the connector (idempotent), then simulate for ``seconds`` while the tap and the archive
-    read the raw topic; return once every change is on the topic and the archive has flushed."""
+               progress: Callable[[int, float], None] | None = None, drain_timeout: float = 60,
+               serving: bool = True) -> StreamReport:
+    """Register the connector (idempotent) and, with ``serving``, start the Flink job (Cassandra must run);
+    then simulate for ``seconds`` while the tap, the archive and the serving sink read their topics; return
+    once every change is on the topic, the archive has flushed and the sink has written what Flink closed."""
     kafka = KafkaService(settings)
     cdc.start(settings)
+    sink_reports: list[SinkReport] = []
+    stop_sink = threading.Event()
+    sink_thread = threading.Thread(target=lambda: sink_reports.append(run_sink(settings, until_idle=5,
+                                                                                stop=stop_sink)),
+                                   name="olist-serving", daemon=True)
+    if serving:
+        from emulation.flink import FlinkJobService
+
+        FlinkJobService(settings).start()
+        sink_thread.start()
     start = end_offsets(kafka)
     tally, done = TopicTap(), threading.Event()
     report: list[SimulationReport] = []
@@ -123,5 +138,9 @@ def run_stream(settings: Settings, rate: float, seconds: float, seed: int,
         tap_thread.join(drain_timeout + 5)
         stop_archive.set()
         archive_thread.join(drain_timeout + 5)
+        stop_sink.set()  # it returns once no window arrived for 5 s (Flink commits them on checkpoints)
+        if serving:
+            sink_thread.join(drain_timeout + 5)
     archived = archive_report[0] if archive_report else ArchiveReport()
-    return StreamReport(report[0], tally, archived, loc.uri(f"{RAW_PREFIX}/{RAW_TOPIC}/"))
+    return StreamReport(report[0], tally, archived, loc.uri(f"{RAW_PREFIX}/{RAW_TOPIC}/"),
+                        served=sink_reports[0] if sink_reports else None)

@@ -8,6 +8,7 @@ import csv
 import json
 import re
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from decimal import Decimal
 
@@ -185,6 +186,17 @@ def test_demo_streams_every_committed_change_to_the_topic_and_the_archive(demo):
     assert committed > 1000
     assert f"{committed:,} of {committed:,} on olist.order_payments" in line
     assert re.search(r"Raw archive +[\d,]+ events in \d+ Parquet files .*; 0 dead-lettered", result.output)
+
+
+def test_demo_serves_flink_windows_from_cassandra_and_leaves_the_dashboard_up(demo):
+    result, _ = demo
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Serving +Flink windows -> [1-9][\d,]* rows upserted in Cassandra; [1-9][\d,]* windows of "
+                     r"the last 5 min read back; 0 dead-lettered", result.output)
+    assert "Latest windows in Cassandra" in result.output
+    url = re.search(r"Dashboards +(http://127\.0\.0\.1:\d+/)", result.output)[1]
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=30) as resp:
+        assert resp.status == 200
 
 
 def test_the_archive_holds_every_offset_once_and_replays_to_the_table(demo, postgres):
