@@ -115,3 +115,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests/bench/bench_load.py", *session.posargs)
     session.run("python", "tests/bench/bench_batch.py", *session.posargs)
     session.run("python", "tests/bench/bench_cdc.py", *session.posargs)
+    session.run("python", "tests/bench/bench_streaming.py", *session.posargs)

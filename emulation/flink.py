@@ -54,7 +54,7 @@ class FlinkSettings(BaseSettings):
     window_seconds: float = Field(10.0, gt=0, description="Tumbling window size.")
     watermark_delay_seconds: float = Field(2.0, ge=0, description="Bounded out-of-orderness of commit times.")
     checkpoint_interval_seconds: float = Field(2.0, gt=0, description="Results are committed on checkpoints.")
-    group_id: str = Field("olist-flink-payments", description="Kafka consumer group of the job.")
+    group_id: str = Field("olist-flink-payments", description="Consumer group prefix of the job (one per source).")
     startup_mode: str = Field("earliest-offset", description="Where the job starts reading the CDC topic.")
     rest_port: int = Field(0, ge=0, lt=65536, description="Mini-cluster REST port; 0 picks a free one.")
     venv_timeout: float = Field(1800.0, description="Seconds creating the venv may take (a cold download).")

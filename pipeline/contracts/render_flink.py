@@ -92,12 +92,13 @@ def _format(prefix: str, options: dict[str, str]) -> dict[str, str]:
     return {f"{prefix}format": "json", **{f"{prefix}json.{k}": v for k, v in options.items()}}
 
 
-def _source_options(ds: Dataset) -> dict[str, str]:
+def _source_options(ds: Dataset, role: str) -> dict[str, str]:
+    # One consumer group per source table: the offsets each commits on checkpoints then measure its own lag.
     return {
         "connector": "kafka",
         "topic": ds.physical_name,
         "properties.bootstrap.servers": "${bootstrap_servers}",
-        "properties.group.id": "${group_id}",
+        "properties.group.id": f"${{group_id}}-{role}",
         "properties.isolation.level": "read_committed",
         "scan.startup.mode": "${startup_mode}",
     }
@@ -128,7 +129,7 @@ def changelog_ddl(ds: Dataset, registry: Registry) -> str:
     lines.append(f"    {q('event_time')} {kind} METADATA FROM '{key}' VIRTUAL")
     lines.append(f"    PRIMARY KEY ({', '.join(q(k) for k in table.primary_key)}) NOT ENFORCED")
     options = {
-        **_source_options(ds),
+        **_source_options(ds, "changelog"),
         "format": "debezium-json",
         "debezium-json.schema-include": "false",
         "debezium-json.ignore-parse-errors": "false",
@@ -147,7 +148,7 @@ def events_ddl(ds: Dataset, registry: Registry) -> str:
     lines = [_column_line(c, registry) for c in ds.columns]
     lines.append(f"    {q('event_time')} AS TO_TIMESTAMP_LTZ({path}, 3)")
     lines.append(f"    WATERMARK FOR {q('event_time')} AS {q('event_time')} - INTERVAL '${{watermark_delay}}' SECOND")
-    options = {**_source_options(ds), **_format("", READ_JSON), "scan.watermark.emit.strategy": "on-event"}
+    options = {**_source_options(ds, "events"), **_format("", READ_JSON), "scan.watermark.emit.strategy": "on-event"}
     return (
         f"-- {ds.physical_name} as raw envelopes (append-only); the watermark advances after every event.\n"
         f"CREATE TABLE {q(table_name(ds, 'events'))} (\n" + ",\n".join(lines) + f"\n) {_with(options)};\n"

@@ -1,0 +1,438 @@
+"""The streaming lane end to end, held to an independent computation value for value: payment changes made in a
+real PostgreSQL go through Debezium (Kafka Connect) to `olist.order_payments`, through the Flink job to the
+windowed topics, and through the serving sink to Cassandra, whose rows must equal windows the test computes
+itself from what it did.
+
+* The changes: inserts; updates of value and installments, most of them committed a window or more after
+  their insert (the payment's value moves to the update's window, so a window and type can lose every
+  payment: its row must disappear); an insert and update of one payment in one transaction; deletes (one
+  emptying its window and type, one leaving others). Every batch of changes is one transaction committed
+  just after a window boundary, so the batches land in distinct windows.
+* Commit times out of order: a real PostgreSQL writes commit times in commit order, so changes older than the
+  newest one come from a second writer, a delayed replica, produced straight to `olist.order_payments` in
+  Debezium's shape (its key, envelope and source block, tombstone after a delete): some behind the newest
+  commit time by less than the watermark delay (on time), some by more (late: applied all the same, and
+  reported on `olist_payments_late_events`).
+* The reference: the test first checks that the raw topic holds exactly the changes made (op, key, before and
+  after values, in commit order, the injected events where they were produced), takes the commit times
+  (`source.ts_ms`) from it, and folds them in a few lines (each payment's current version and the window of
+  its commit time; then grouped). Neither Flink's SQL nor `pipeline/windows.py` is used to compute it.
+
+The window is shortened to 2 s (the watermark delay stays 2 s, checkpoints every second) to keep the run short.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from emulation.cassandra import CassandraService
+from emulation.connect import ConnectService
+from emulation.flink import FlinkJobService, FlinkSettings
+from emulation.kafka import KafkaService
+from emulation.postgres import PostgresService
+from pipeline import cdc
+from pipeline.serving import AGGREGATED, INSTALLMENTS, apply_schema, read_latest_windows, run_sink
+from pipeline.settings import PROJECT_ROOT, Settings
+from tests.conftest import running
+
+pytestmark = pytest.mark.e2e
+
+TOPIC, LATE = "olist.order_payments", "olist_payments_late_events"
+WINDOW_MS, DELAY_MS = 2_000, 2_000
+CENT = Decimal("0.01")
+
+Key = tuple[str, int]
+Row = tuple[str, int, Decimal]  # payment_type, payment_installments, payment_value
+Change = tuple[str, Key, Row | None, Row | None]  # op, key, before, after
+
+
+def key(letter: str, seq: int = 1) -> Key:
+    return letter * 32, seq
+
+
+def money(value: Any) -> Decimal:
+    return Decimal(str(value)).quantize(CENT)
+
+
+# -- engines -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def settings() -> Iterator[Settings]:
+    state = PROJECT_ROOT / ".state" / f"pytest-streaming-{os.getpid()}"
+    yield Settings(state_dir=state)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pg(settings):
+    with running(PostgresService(settings)) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def kafka(settings):
+    with running(KafkaService(settings)) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def connect(settings, kafka):
+    with running(ConnectService(settings, kafka=kafka)) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def cassandra(settings):
+    with running(CassandraService(settings)) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def connector(settings, pg, kafka, connect):
+    cdc.start(settings)
+    try:
+        slot = cdc.connector_config(pg, settings)["slot.name"]
+        with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
+            assert wait_for(lambda: conn.execute("select active from pg_replication_slots where slot_name = %s",
+                                                 (slot,)).fetchone() == (True,), 60), "the slot never got active"
+        yield cdc.CONNECTOR
+    finally:
+        cdc.stop(settings)
+
+
+@pytest.fixture(scope="module")
+def flink(settings, kafka, connector):
+    flink = FlinkSettings(window_seconds=WINDOW_MS / 1000, watermark_delay_seconds=DELAY_MS / 1000,
+                          checkpoint_interval_seconds=1)
+    with running(FlinkJobService(settings, flink, kafka=kafka)) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def session(cassandra):
+    with cassandra.session(timeout=30) as s:
+        apply_schema(s)  # the sink does it too; done here so reads never race it
+        yield s
+
+
+@pytest.fixture(scope="module")
+def sink(settings, kafka, session, flink) -> Iterator[list[BaseException]]:
+    """The serving sink (`run_sink`) in a thread until the module ends; yields the errors it raised."""
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            run_sink(settings, stop=stop)
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="serving-sink", daemon=True)
+    thread.start()
+    yield errors
+    stop.set()
+    thread.join(30)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return result
+
+
+class Writer:
+    """Commits batches of changes to PostgreSQL, each one transaction, and remembers every change made."""
+
+    def __init__(self, pg: PostgresService, schema: str) -> None:
+        self.conninfo, self.table = pg.conninfo(), f"{schema}.order_payments"
+        self.rows: dict[Key, Row] = {}
+        self.last_commit_ms = 0
+
+    def commit(self, *changes: tuple[str, Key, Row | None]) -> list[Change]:
+        """Wait for the next window boundary (plus 250 ms), then apply ``(op, key, new row)`` in one transaction."""
+        after = self.last_commit_ms or int(time.time() * 1000)
+        boundary = (after // WINDOW_MS + 1) * WINDOW_MS + 250
+        time.sleep(max(0.0, boundary / 1000 - time.time()))
+        made: list[Change] = []
+        with psycopg.connect(self.conninfo) as conn:
+            for op, k, new in changes:
+                if op == "c":
+                    conn.execute(f"insert into {self.table} (order_id, payment_sequential, payment_type, "
+                                 "payment_installments, payment_value) values (%s, %s, %s, %s, %s)", (*k, *new))
+                elif op == "u":
+                    conn.execute(f"update {self.table} set payment_type = %s, payment_installments = %s, "
+                                 "payment_value = %s where order_id = %s and payment_sequential = %s", (*new, *k))
+                else:
+                    conn.execute(f"delete from {self.table} where order_id = %s and payment_sequential = %s", k)
+                made.append((op, k, self.rows.get(k), new))
+                if new is None:
+                    del self.rows[k]
+                else:
+                    self.rows[k] = new
+        self.last_commit_ms = int(time.time() * 1000)
+        return made
+
+
+class RawTopic:
+    """`olist.order_payments` read from the start, in order: ``(change or None for a tombstone, key, value)``."""
+
+    def __init__(self, kafka: KafkaService) -> None:
+        self.consumer = Consumer(kafka.client_config(**{"group.id": "e2e-raw", "enable.auto.commit": False,
+                                                        "isolation.level": "read_committed"}))
+        self.consumer.assign([TopicPartition(TOPIC, 0, 0)])
+        self.records: list[tuple[dict, dict | None]] = []
+
+    def read_until(self, count: int, timeout: float = 60) -> list[tuple[dict, dict | None]]:
+        deadline = time.monotonic() + timeout
+        while len(self.records) < count and time.monotonic() < deadline:
+            for msg in self.consumer.consume(100, 0.3):
+                if msg.error():
+                    assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+                    continue
+                self.records.append((json.loads(msg.key()), None if msg.value() is None else json.loads(msg.value())))
+        assert len(self.records) == count, f"{len(self.records)} records on {TOPIC}, expected {count}"
+        return self.records
+
+    def top(self) -> int:
+        """The newest commit time on the topic so far."""
+        return max(v["source"]["ts_ms"] for _, v in self.records if v is not None)
+
+
+def as_change(record: tuple[dict, dict | None]) -> tuple:
+    """A record as the test wrote it: ``(op, key, before, after)``, or ``("tombstone", key)``."""
+    k, value = record
+    kk = (k["order_id"], k["payment_sequential"])
+    if value is None:
+        return ("tombstone", kk)
+
+    def row(r: dict | None) -> Row | None:
+        return None if r is None else (r["payment_type"], r["payment_installments"], money(r["payment_value"]))
+
+    r = value["after"] or value["before"]
+    assert (r["order_id"], r["payment_sequential"]) == kk, "the record's key is its row's"
+    return (value["op"], kk, row(value["before"]), row(value["after"]))
+
+
+def expected_records(changes: list[Change]) -> list[tuple]:
+    out: list[tuple] = []
+    for op, k, before, after in changes:
+        out.append((op, k, before, after))
+        if op == "d":
+            out.append(("tombstone", k))  # Debezium's tombstone after a delete
+    return out
+
+
+def inject(kafka: KafkaService, template: dict, events: list[tuple[str, Key, Row | None, Row | None, int]]) -> None:
+    """The second writer: Debezium-shaped events ``(op, key, before, after, commit_ms)`` (and a tombstone
+    after a delete), keyed like Debezium's, produced straight to the raw topic."""
+    def image(k: Key, r: Row | None, commit: int) -> dict | None:
+        if r is None:
+            return None
+        changed = dt.datetime.fromtimestamp(commit / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
+        return {"order_id": k[0], "payment_sequential": k[1], "payment_type": r[0], "payment_installments": r[1],
+                "payment_value": float(r[2]), "_changed_at": changed}
+
+    producer = Producer(kafka.client_config(**{"enable.idempotence": True}))
+    for op, k, before, after, commit in events:
+        source = {**template["source"], "ts_ms": commit, "snapshot": "false"}
+        for unit, factor in (("ts_us", 1_000), ("ts_ns", 1_000_000)):
+            if unit in source:
+                source[unit] = commit * factor
+        envelope = {**template, "before": image(k, before, commit), "after": image(k, after, commit), "op": op,
+                    "source": source, "ts_ms": int(time.time() * 1000)}
+        key_bytes = json.dumps({"order_id": k[0], "payment_sequential": k[1]}).encode()
+        producer.produce(TOPIC, key=key_bytes, value=json.dumps(envelope).encode())
+        if op == "d":
+            producer.produce(TOPIC, key=key_bytes, value=None)
+    assert producer.flush(30) == 0
+
+
+# -- the independent reference -------------------------------------------------------------------
+
+
+def fold(events: list[tuple[str, Key, Row | None, int]]) -> tuple[dict, dict, list]:
+    """``(op, key, after, commit_ms)`` in topic order -> aggregated {(start_ms, type): (count, sum, min, max)},
+    installments {(start_ms, type, installments): count} and the late events [(key, op)]."""
+    current: dict[Key, tuple[int, Row]] = {}
+    late, newest = [], None
+    for op, k, after, commit in events:
+        if newest is not None and commit < newest - DELAY_MS:  # behind the watermark when it arrives
+            late.append((k, op))
+        newest = commit if newest is None else max(newest, commit)
+        if op == "d":
+            current.pop(k, None)
+        else:
+            current[k] = (commit - commit % WINDOW_MS, after)
+    values: dict[tuple[int, str], list[Decimal]] = defaultdict(list)
+    installments: Counter = Counter()
+    for start, (ptype, n, value) in current.values():
+        values[start, ptype].append(value)
+        installments[start, ptype, n] += 1
+    aggregated = {g: (len(v), sum(v, Decimal(0)), min(v), max(v)) for g, v in values.items()}
+    return aggregated, dict(installments), late
+
+
+# -- what Cassandra and the late-events topic hold -----------------------------------------------
+
+
+def ms(t: dt.datetime) -> int:
+    return round(t.timestamp() * 1000)
+
+
+def served(session) -> tuple[dict, dict]:
+    """Cassandra's two tables, keyed like :func:`fold`'s output; each row checked for its window's end and day."""
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    aggregated, installments = {}, {}
+    for topic, out in ((AGGREGATED, aggregated), (INSTALLMENTS, installments)):
+        for r in read_latest_windows(session, minutes=60, topic=topic, now=now):
+            start = ms(r["window_start"])
+            assert ms(r["window_end"]) == start + WINDOW_MS and r["window_date"] == r["window_start"].date(), r
+            if topic == AGGREGATED:
+                out[start, r["payment_type"]] = (r["payment_count"], r["payment_sum"], r["payment_min"],
+                                                 r["payment_max"], r["payment_avg"])
+            else:
+                out[start, r["payment_type"], r["payment_installments"]] = r["installment_count"]
+    return aggregated, installments
+
+
+def differences(got: tuple[dict, dict], want: tuple[dict, dict]) -> dict[str, Any]:
+    """What differs: rows missing or with other values, and rows that should have been deleted."""
+    (got_agg, got_inst), (want_agg, want_inst) = got, want
+    wrong = {}
+    for g, (count, total, low, high) in want_agg.items():
+        row = got_agg.get(g)
+        if row is None or row[:4] != (count, total, low, high) or not math.isclose(row[4], float(total) / count,
+                                                                                    rel_tol=1e-9):
+            wrong[g] = (row, (count, total, low, high, float(total) / count))
+    wrong |= {g: (got_inst.get(g), n) for g, n in want_inst.items() if got_inst.get(g) != n}
+    stale = sorted({*got_agg.keys() - want_agg.keys(), *got_inst.keys() - want_inst.keys()})
+    return {"wrong or missing (got, want)": wrong, "should be deleted": stale} if wrong or stale else {}
+
+
+def dead_letters(kafka: KafkaService) -> dict[str, int]:
+    """How many records each windowed topic's dead-letter topic holds."""
+    consumer = Consumer(kafka.client_config(**{"group.id": "e2e-dlq"}))
+    try:
+        return {t: consumer.get_watermark_offsets(TopicPartition(t, 0), timeout=10)[1]
+                for t in (f"{AGGREGATED}.dlq", f"{INSTALLMENTS}.dlq")}
+    finally:
+        consumer.close()
+
+
+def late_events(kafka: KafkaService) -> list[dict]:
+    consumer = Consumer(kafka.client_config(**{"group.id": "e2e-late", "enable.auto.commit": False,
+                                               "isolation.level": "read_committed", "enable.partition.eof": True}))
+    consumer.assign([TopicPartition(LATE, 0, 0)])
+    out: list[dict] = []
+    try:
+        while True:
+            msg = consumer.poll(5)
+            if msg is None or (msg.error() and msg.error().code() == KafkaError._PARTITION_EOF):
+                return out
+            assert not msg.error(), msg.error()
+            out.append(json.loads(msg.value()))
+    finally:
+        consumer.close()
+
+
+# -- the test ------------------------------------------------------------------------------------
+
+
+def test_cassandra_holds_exactly_the_windows_of_the_changes_made(pg, kafka, settings, session, sink, flink):
+    writer, raw = Writer(pg, settings.pg_schema), RawTopic(kafka)
+    a, b1, b2, c, d, e = key("a"), key("b"), key("b", 2), key("c"), key("d"), key("e")
+    f, g1, g2, h, i, j, k = key("f"), key("g"), key("g", 2), key("1"), key("2"), key("3"), key("4")
+    z1, z2, z3 = key("7"), key("8"), key("9")  # the second writer's payments
+    records: list[tuple] = []  # what the raw topic must hold, in order
+
+    def step(*changes: tuple[str, Key, Row | None]) -> None:
+        records.extend(expected_records(writer.commit(*changes)))
+
+    def newest_commit() -> int:
+        """Once everything written so far is on the topic (so its order is fixed): the newest commit time."""
+        raw.read_until(len(records))
+        return raw.top()
+
+    def second_writer(*events: tuple[str, Key, Row | None, Row | None, int]) -> None:
+        template = next(v for _, v in reversed(raw.records) if v is not None)
+        inject(kafka, template, list(events))
+        records.extend(expected_records([ev[:4] for ev in events]))
+
+    step(("c", a, ("credit_card", 3, money("120.50"))), ("c", b1, ("boleto", 1, money("35.00"))),
+         ("c", b2, ("boleto", 1, money("60.00"))), ("c", c, ("voucher", 1, money("10.00"))),
+         ("c", d, ("credit_card", 1, money("80.00"))), ("c", e, ("debit_card", 1, money("55.55"))))
+    step(("c", f, ("boleto", 1, money("12.34"))), ("c", g1, ("credit_card", 10, money("999.99"))),
+         ("c", g2, ("voucher", 1, money("20.00"))),
+         ("u", d, ("credit_card", 2, money("85.00"))))  # value and installments; moves to this window
+    # c and e are alone in their window and type: their rows are in Cassandra before the next step empties them.
+    newest_commit()
+    first = raw.records[0][1]["source"]["ts_ms"]
+    w0 = first - first % WINDOW_MS
+    assert wait_for(lambda: {(w0, "voucher"), (w0, "debit_card")} <= served(session)[0].keys(), 60), sink
+    step(("u", c, ("voucher", 1, money("15.00"))),  # moves away: (w0, voucher) has no payment left
+         ("d", e, None),  # (w0, debit_card) has no payment left
+         ("c", h, ("credit_card", 24, money("1500.00"))),
+         ("c", i, ("boleto", 1, money("5.00"))), ("u", i, ("boleto", 1, money("7.50"))))  # one transaction
+    top = newest_commit()
+    second_writer(("c", z1, None, ("voucher", 1, money("30.00")), top - 700),  # on time (within the delay)
+                  ("c", z2, None, ("credit_card", 4, money("44.00")), top - 3_500))  # late
+    step(("d", b1, None),  # its window keeps b2
+         ("u", g1, ("credit_card", 6, money("999.99"))),  # installments only; moves to this window
+         ("c", j, ("credit_card", 2, money("49.90"))))
+    top = newest_commit()
+    second_writer(("c", z3, None, ("boleto", 1, money("18.00")), top - 1_200),  # on time
+                  ("u", z1, ("voucher", 1, money("30.00")), ("voucher", 1, money("32.00")), top - 2_400),  # late
+                  ("d", z2, ("credit_card", 4, money("44.00")), None, top - 3_000))  # late
+    step(("u", a, ("credit_card", 3, money("110.00"))), ("c", k, ("not_defined", 1, money("9.99"))),
+         ("d", f, None))
+
+    # 1. The raw topic holds exactly the changes made, in commit order, the second writer's where produced.
+    topic = raw.read_until(len(records))
+    assert [as_change(r) for r in topic] == records
+    assert not [m for m in raw.consumer.consume(10, 2) if not m.error()], f"more on {TOPIC} than the changes made"
+    assert all(v["source"]["snapshot"] in ("false", None) for _, v in topic if v is not None)
+
+    # 2. The reference, from those changes and the commit times the topic gives them.
+    events = [(ch[0], ch[1], ch[3], r[1]["source"]["ts_ms"]) for r in topic if (ch := as_change(r))[0] != "tombstone"]
+    want = fold(events)
+    windows = {commit - commit % WINDOW_MS for *_, commit in events}
+    moved = [kk for kk in (a, c, d, g1) if len({ts - ts % WINDOW_MS for _, k2, _, ts in events if k2 == kk}) > 1]
+    assert len(windows) >= 5 and moved == [a, c, d, g1], "the scenario spans windows and moves payments across"
+    assert (w0, "voucher") not in want[0] and (w0, "debit_card") not in want[0], "two rows must disappear"
+    assert want[2] == [(z2, "c"), (z1, "u"), (z2, "d")], "late: the second writer's events beyond the delay"
+
+    # 3. Cassandra converges to it, value for value; the rows of a window and type left empty are deleted.
+    assert not sink, f"the serving sink failed: {sink}"
+    if not wait_for(lambda: not differences(served(session), want[:2]), 90, 1):
+        diff = differences(served(session), want[:2])
+        assert not diff["wrong or missing (got, want)"], diff
+        assert not diff["should be deleted"], (
+            "rows of windows whose payments were all deleted or moved away are still in Cassandra "
+            f"(Flink tombstones them; the sink must delete them): {diff}")
+    assert not any(dead_letters(kafka).values()), f"the sink dead-lettered records: {dead_letters(kafka)}"
+
+    # 4. The late events are reported on their topic, each once, in arrival order.
+    def reported() -> list:
+        return [((ev["order_id"], ev["payment_sequential"]), ev["op"]) for ev in late_events(kafka)]
+
+    wait_for(lambda: len(reported()) >= len(want[2]), 30, 1)
+    assert reported() == want[2]
