@@ -112,10 +112,12 @@ class Browser:
         return self.page
 
     def choose(self, slicer: str, text: str) -> None:
-        """Pick the option matching ``text`` in a (multi-)dropdown: open, search, Enter, close."""
+        """Pick the option reading exactly ``text`` in a (multi-)dropdown: open, search, click it, close. (Enter
+        on the search would take whatever option is first while the list is still being filtered.)"""
         self.page.click(f"#{slicer}")
         self.page.keyboard.type(text)
-        self.page.keyboard.press("Enter")
+        option = self.page.locator(".dash-dropdown-option").filter(has_text=re.compile(f"^\\s*{re.escape(text)}\\s*$"))
+        option.first.click()
         self.page.keyboard.press("Escape")
 
     def shot(self, name: str) -> None:

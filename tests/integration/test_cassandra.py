@@ -22,7 +22,7 @@ from emulation.service import port_is_free
 from pipeline.cdc import topic_specs
 from pipeline.contracts import load_registry
 from pipeline.contracts.render_cassandra import KEYSPACE, UPDATED_COLUMN
-from pipeline.serving import AGGREGATED, INSTALLMENTS, TOPICS, CassandraSink, apply_schema, read_latest_windows
+from pipeline.serving import AGGREGATED, INSTALLMENTS, LATE, TOPICS, CassandraSink, apply_schema, read_latest_windows
 from tests.conftest import running
 
 pytestmark = pytest.mark.integration
@@ -149,10 +149,10 @@ def test_the_node_answers_cql_on_loopback_only(cassandra):
 
 
 def test_the_generated_cql_creates_the_keyspace_and_tables(session):
-    assert apply_schema(session) == 3, "idempotent: a second run changes nothing"
+    assert apply_schema(session) == 4, "idempotent: a second run changes nothing"
     tables = {r.table_name for r in session.execute(
         "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (KEYSPACE,))}
-    assert tables == {AGGREGATED, INSTALLMENTS}
+    assert tables == {AGGREGATED, INSTALLMENTS, LATE}
     kinds = {(r.column_name, r.kind, r.type) for r in session.execute(
         "SELECT column_name, kind, type FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
         (KEYSPACE, AGGREGATED))}

@@ -20,7 +20,7 @@ from pipeline.contracts.render_cassandra import (
     render_cassandra,
     serving_tables,
 )
-from pipeline.serving import AGGREGATED, INSTALLMENTS, RecordError, decode, decode_key, parse_timestamp
+from pipeline.serving import AGGREGATED, INSTALLMENTS, LATE, RecordError, decode, decode_key, parse_timestamp
 
 NOW = dt.datetime(2026, 11, 27, 21, 0, 30, tzinfo=dt.UTC)
 GOOD = {"window_start": "2026-11-27 23:59:50.000", "window_end": "2026-11-28 00:00:00.000",
@@ -40,7 +40,10 @@ def test_contract_types_map_to_cql(physical, logical, expected):
 
 def test_both_windowed_topics_get_a_table_holding_every_contract_field(registry):
     tables = {t.name: t for t in serving_tables(registry)}
-    assert set(tables) == {AGGREGATED, INSTALLMENTS}
+    assert set(tables) == {AGGREGATED, INSTALLMENTS, LATE}
+    late = tables.pop(LATE)
+    assert late.partition_key == ("window_date",) and late.clustering[0] == ("commit_time", "DESC")
+    assert late.column_names == ["window_date", *registry.dataset(LATE).column_names, UPDATED_COLUMN]
     for name, table in tables.items():
         ds = registry.dataset(name)
         assert table.keyspace == KEYSPACE
@@ -60,7 +63,7 @@ def test_the_script_creates_the_keyspace_then_the_tables(registry):
     statements = split_statements(render_cassandra(registry))
     assert statements[0].startswith(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE}")
     assert "'SimpleStrategy', 'replication_factor': 1" in statements[0]
-    assert len(statements) == 3
+    assert len(statements) == 4  # the keyspace, then one table per topic with a Cassandra layout
     agg = next(s for s in statements if f"{KEYSPACE}.{AGGREGATED} (" in s)
     assert "PRIMARY KEY ((window_date, payment_type), window_end, window_start)" in agg
     assert "CLUSTERING ORDER BY (window_end DESC, window_start DESC)" in agg

@@ -64,7 +64,8 @@ def test_topics_and_captured_tables_come_from_the_contracts():
     specs = {t.name: t for t in topic_specs()}
     assert set(specs) == {"olist.order_payments", "olist.order_payments.dlq", "olist_payments_aggregated_windowed",
                           "olist_payments_aggregated_windowed.dlq", "olist_payments_installments_windowed",
-                          "olist_payments_installments_windowed.dlq", "olist_payments_late_events"}
+                          "olist_payments_installments_windowed.dlq", "olist_payments_late_events",
+                          "olist_payments_late_events.dlq"}
     assert specs["olist_payments_aggregated_windowed"].config["cleanup.policy"] == "compact"
     assert specs["olist.order_payments"].config["retention.ms"] == "604800000"
     assert captured_tables() == ["order_payments"]
