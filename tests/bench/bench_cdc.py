@@ -76,6 +76,8 @@ def main() -> None:
                     continue
                 idle_since = None
                 event = json.loads(msg.value())
+                if event["source"].get("snapshot") not in (None, "false", False):
+                    continue  # a straggler of the initial snapshot, not a change the simulator made
                 arrivals.append(time.monotonic())
                 lags.append(msg.timestamp()[1] - event["source"]["ts_ms"])
 
