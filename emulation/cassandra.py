@@ -23,7 +23,7 @@ import yaml
 
 from emulation.jvm import JvmSettings, fetch, java_command, wait_healthy
 from emulation.process import ProcessService
-from emulation.service import Endpoint, ServiceError, free_port, port_is_free
+from emulation.service import Endpoint, ServiceError
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -226,31 +226,10 @@ class CassandraService(ProcessService):
         ep = self.endpoint()
         return f"CQL {ep.address}" if ep else "CQL"
 
-    def _require_endpoint(self) -> Endpoint:
-        ep = self.endpoint()
-        if ep is None:
-            raise self.fail("no endpoint file after start")
-        return ep
-
     def _choose_ports(self) -> tuple[int, int]:
-        host = self.settings.bind_host
-        saved = self._saved_endpoint() or {}
-        taken: set[int] = set()
-
-        def pick(configured: int, key: str) -> int:
-            if configured:
-                return configured
-            previous = int(saved.get(key, 0))
-            if previous and previous not in taken and port_is_free(host, previous):
-                return previous
-            port = free_port(host)
-            while port in taken:
-                port = free_port(host)
-            return port
-
-        port = pick(self.jvm.cassandra_port, "port")
-        taken.add(port)
-        return port, pick(self.jvm.cassandra_storage_port, "storage_port")
+        ports = self._keep_ports(self.settings.bind_host, port=self.jvm.cassandra_port,
+                                 storage_port=self.jvm.cassandra_storage_port)
+        return ports["port"], ports["storage_port"]
 
     def _write_config(self, port: int, storage_port: int) -> None:
         host = self.settings.bind_host

@@ -23,7 +23,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 from emulation.jvm import JvmSettings, fetch, java_command, wait_healthy, write_log4j2
 from emulation.kafka import KafkaService
 from emulation.process import ProcessService
-from emulation.service import Endpoint, ServiceError, free_port, port_is_free
+from emulation.service import Endpoint, ServiceError
 from pipeline.settings import Settings
 
 MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
@@ -264,21 +264,8 @@ class ConnectService(ProcessService):
             raise ServiceError(f"connect: {method} {path} answered {code}: {_message(payload)}")
         return payload
 
-    def _require_endpoint(self) -> Endpoint:
-        ep = self.endpoint()
-        if ep is None:
-            raise self.fail("no endpoint file after start")
-        return ep
-
     def _choose_port(self) -> int:
-        if self.jvm.connect_port:
-            return self.jvm.connect_port
-        host = self.settings.bind_host
-        if self._endpoint_file.exists():
-            saved = int(json.loads(self._endpoint_file.read_text())["port"])
-            if port_is_free(host, saved):
-                return saved
-        return free_port(host)
+        return self._keep_ports(self.settings.bind_host, port=self.jvm.connect_port)["port"]
 
 
 def _q(name: str) -> str:

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from emulation.process import ProcessService
-from emulation.service import Endpoint, free_port, port_is_free
+from emulation.service import Endpoint
 from pipeline.settings import Settings
 
 
@@ -47,11 +47,7 @@ class DashboardService(ProcessService):
             return False
 
     def _choose_port(self) -> int:
-        host = self.settings.bind_host
-        if self.port:
-            return self.port
-        previous = int((self._saved_endpoint() or {}).get("port", 0))
-        return previous if previous and port_is_free(host, previous) else free_port(host)
+        return self._keep_ports(self.settings.bind_host, port=self.port)["port"]
 
     def start(self) -> Endpoint:
         if self.pid() is not None:

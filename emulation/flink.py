@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from emulation.jvm import JvmSettings, _locked, default_cache_dir, fetch
 from emulation.kafka import KafkaService
 from emulation.process import ProcessService
-from emulation.service import Endpoint, ServiceError, free_port, port_is_free
+from emulation.service import Endpoint, ServiceError
 from pipeline.settings import PROJECT_ROOT, Settings
 
 FLINK_DIR = PROJECT_ROOT / "flink"
@@ -256,16 +256,5 @@ class FlinkJobService(ProcessService):
         except (OSError, ValueError, urllib.error.URLError):
             return None
 
-    def _require_endpoint(self) -> Endpoint:
-        ep = self.endpoint()
-        if ep is None:
-            raise self.fail("no endpoint file after start")
-        return ep
-
     def _choose_port(self) -> int:
-        if self.flink.rest_port:
-            return self.flink.rest_port
-        saved = self._saved_endpoint()
-        if saved and port_is_free("127.0.0.1", int(saved["port"])):
-            return int(saved["port"])
-        return free_port("127.0.0.1")
+        return self._keep_ports("127.0.0.1", port=self.flink.rest_port)["port"]

@@ -29,7 +29,7 @@ from emulation.jvm import (
     write_log4j2,
 )
 from emulation.process import ProcessService
-from emulation.service import Endpoint, ServiceError, free_port, port_is_free
+from emulation.service import Endpoint, ServiceError
 from pipeline.settings import Settings
 
 MAIN = "kafka.Kafka"
@@ -209,32 +209,10 @@ class KafkaService(ProcessService):
                     raise ServiceError(f"kafka: could not delete topic {name!r}: {err}") from exc
 
     # -- steps ---------------------------------------------------------------------------------
-    def _require_endpoint(self) -> Endpoint:
-        ep = self.endpoint()
-        if ep is None:
-            raise self.fail("no endpoint file after start")
-        return ep
-
     def _choose_ports(self) -> tuple[int, int]:
-        host = self.settings.bind_host
-        saved = json.loads(self._endpoint_file.read_text()) if self._endpoint_file.exists() else {}
-        taken: set[int] = set()
-
-        def pick(configured: int, key: str) -> int:
-            if configured:
-                return configured
-            previous = int(saved.get(key, 0))
-            if previous and previous not in taken and port_is_free(host, previous):
-                return previous
-            port = free_port(host)
-            while port in taken:
-                port = free_port(host)
-            return port
-
-        port = pick(self.jvm.kafka_port, "port")
-        taken.add(port)
-        cport = pick(self.jvm.kafka_controller_port, "controller_port")
-        return port, cport
+        ports = self._keep_ports(self.settings.bind_host, port=self.jvm.kafka_port,
+                                 controller_port=self.jvm.kafka_controller_port)
+        return ports["port"], ports["controller_port"]
 
     def _write_config(self, port: int, cport: int) -> None:
         host = self.settings.bind_host

@@ -22,7 +22,7 @@ import psutil
 import psycopg
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from emulation.service import Endpoint, Service, ServiceError, free_port, port_is_free
+from emulation.service import Endpoint, Service, ServiceError
 from pipeline.settings import Settings
 
 # Emulation tuning: durability off (a laptop cluster rebuilt at will), logical decoding on for CDC.
@@ -227,12 +227,7 @@ class PostgresService(Service):
         main_conf.write_text(main_conf.read_text() + "\ninclude_if_exists = 'olist.conf'\n")
 
     def _choose_port(self) -> int:
-        if self.settings.pg_port:
-            return self.settings.pg_port
-        saved = self._saved_endpoint()
-        if saved and port_is_free(self.settings.bind_host, int(saved["port"])):
-            return int(saved["port"])
-        return free_port(self.settings.bind_host)
+        return self._keep_ports(self.settings.bind_host, port=self.settings.pg_port)["port"]
 
     def _wait_healthy(self) -> None:
         @retry(stop=stop_after_delay(self.settings.service_start_timeout), wait=wait_fixed(0.2),

@@ -110,6 +110,30 @@ class Service(abc.ABC):
         self._endpoint_file.parent.mkdir(parents=True, exist_ok=True)
         self._endpoint_file.write_text(json.dumps(fields))
 
+    def _require_endpoint(self) -> Endpoint:
+        ep = self.endpoint()
+        if ep is None:
+            raise self.fail("no endpoint file after start")
+        return ep
+
+    def _keep_ports(self, host: str, **configured: int) -> dict[str, int]:
+        """A port per name: the configured one (non-zero), else the one saved at the last start while it is
+        still free (clients keep their address across restarts), else a new free one; never twice the same."""
+        saved = self._saved_endpoint() or {}
+        chosen: dict[str, int] = {}
+        for key, wanted in configured.items():
+            previous = int(saved.get(key, 0))
+            if wanted:
+                port = wanted
+            elif previous and previous not in chosen.values() and port_is_free(host, previous):
+                port = previous
+            else:
+                port = free_port(host)
+                while port in chosen.values():
+                    port = free_port(host)
+            chosen[key] = port
+        return chosen
+
     def status(self) -> ServiceStatus:
         pid = self.pid()
         healthy = pid is not None and self.health()
