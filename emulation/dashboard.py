@@ -59,9 +59,10 @@ class DashboardService(ProcessService):
         cmd = [sys.executable, "-m", "pipeline.dashboard", "--port", str(port)]
         if self.warehouse is not None:
             cmd += ["--warehouse", str(self.warehouse)]
-        # The child reads the same settings: the state folder (warehouse, Cassandra's endpoint) and bind host.
+        # The child reads the same settings: the state folder (warehouse, Cassandra's endpoint), bind host and
+        # warehouse target (SNOWFLAKE_* pass through from this environment).
         env = {"OLIST_STATE_DIR": str(self.settings.state_dir), "OLIST_BIND_HOST": self.settings.bind_host,
-               "PYTHONUNBUFFERED": "1"}
+               "OLIST_DASHBOARD_TARGET": self.settings.dashboard_target, "PYTHONUNBUFFERED": "1"}
         self.process.start(cmd, env=env, cwd=self.state_dir)
         self.wait_ready("dashboard")
         return self.endpoint()  # type: ignore[return-value]

@@ -441,9 +441,15 @@ def dashboard(
     port: Annotated[int, typer.Option(help="TCP port on the bind host; 0 picks a free one (printed).")] = 0,
     background: Annotated[bool, typer.Option(
         "--background/--foreground", help="Run as a background service (`olist down` stops it).")] = False,
+    target: Annotated[str | None, typer.Option(
+        help="Warehouse the BI views read: duckdb or snowflake (default: OLIST_DASHBOARD_TARGET or duckdb).")] = None,
 ) -> None:
     """Serve the dashboards (sales, delivery, sellers over the gold marts; live payments over Cassandra)."""
     settings = get_settings()
+    if target is not None:
+        if target not in ("duckdb", "snowflake"):
+            raise fail(f"--target must be duckdb or snowflake, not {target!r}")
+        settings = settings.model_copy(update={"dashboard_target": target})
     if background:
         from emulation.dashboard import DashboardService
 

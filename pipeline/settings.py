@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,8 @@ class Settings(BaseSettings):
     s3_secret_access_key: str = "emulation"
     bronze_prefix: str = "bronze"
     duckdb_path: Path | None = Field(None, description="DuckDB warehouse; unset: <state_dir>/warehouse/olist.duckdb.")
+    dashboard_target: Literal["duckdb", "snowflake"] = Field(
+        "duckdb", description="Warehouse the BI views read: duckdb (the local file) or snowflake (SNOWFLAKE_*).")
 
     service_start_timeout: float = 60.0
 

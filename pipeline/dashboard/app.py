@@ -16,7 +16,13 @@ from dash import Dash, Input, Output, dcc, html
 from pipeline.dashboard import components
 from pipeline.dashboard.components import CSS, SLICERS, Sources
 from pipeline.dashboard.live_data import CassandraReader, LiveSource
-from pipeline.dashboard.warehouse import Filters, WarehouseSnapshot, WarehouseUnavailable, slicer_options
+from pipeline.dashboard.warehouse import (
+    Filters,
+    Warehouse,
+    WarehouseSnapshot,
+    WarehouseUnavailable,
+    slicer_options,
+)
 from pipeline.settings import Settings, get_settings
 
 PAGES = (("sales", "/", "Sales"), ("delivery", "/delivery", "Delivery"), ("sellers", "/sellers", "Sellers"),
@@ -85,9 +91,10 @@ def _city_options(states):
         return []
 
 
-def create_app(warehouse: WarehouseSnapshot | Path, live: LiveSource | None = None) -> Dash:
-    """The app over ``warehouse`` (a snapshot, or the DuckDB file to snapshot) and a live source."""
-    if not isinstance(warehouse, WarehouseSnapshot):
+def create_app(warehouse: Warehouse | Path, live: LiveSource | None = None) -> Dash:
+    """The app over ``warehouse`` (a DuckDB snapshot or Snowflake, or the DuckDB file to snapshot) and a live
+    source."""
+    if isinstance(warehouse, str | Path):
         warehouse = WarehouseSnapshot(Path(warehouse))
     components.SOURCES = Sources(warehouse=warehouse, live=live)
     app = Dash(__name__, use_pages=True, pages_folder="", title="Olist e-commerce", serve_locally=True,
@@ -99,9 +106,14 @@ def create_app(warehouse: WarehouseSnapshot | Path, live: LiveSource | None = No
 
 
 def app_for(settings: Settings, warehouse: Path | None = None) -> Dash:
-    """The app on the configured warehouse (DuckDB: ``pipeline.transform.warehouse_path``) and Cassandra."""
+    """The app on the configured warehouse (``settings.dashboard_target``: DuckDB at
+    ``pipeline.transform.warehouse_path`` or ``warehouse``, or Snowflake's gold) and Cassandra."""
     from pipeline.transform import warehouse_path
 
+    if settings.dashboard_target == "snowflake":
+        from pipeline.dashboard.snowflake_source import SnowflakeWarehouse, snowflake_settings
+
+        return create_app(SnowflakeWarehouse(snowflake_settings(settings)), CassandraReader(settings))
     snapshots = settings.state_dir / "dashboard" / "snapshots"
     shutil.rmtree(snapshots, ignore_errors=True)  # copies left by an earlier run
     return create_app(WarehouseSnapshot(warehouse or warehouse_path(settings), snapshots), CassandraReader(settings))

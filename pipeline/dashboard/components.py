@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from dash import Input, dcc, html
 
 from pipeline.dashboard.live_data import LiveData, LiveSource
-from pipeline.dashboard.warehouse import WarehouseSnapshot
+from pipeline.dashboard.warehouse import Warehouse
 
 BLUE = "#1f3a93"
 PALETTE = ["#1f3a93", "#2c5cc5", "#4a7bd9", "#6d97e3", "#93b4ec", "#b6cdf3", "#d3e1f8"]
@@ -26,14 +26,14 @@ def slicer_inputs() -> list[Input]:
 
 @dataclass
 class Sources:
-    warehouse: WarehouseSnapshot | None = None
+    warehouse: Warehouse | None = None
     live: LiveSource | None = None
 
 
 SOURCES = Sources()  # set by create_app; read by the pages' callbacks
 
 
-def warehouse() -> WarehouseSnapshot:
+def warehouse() -> Warehouse:
     if SOURCES.warehouse is None:
         raise RuntimeError("the dashboard has no warehouse configured")
     return SOURCES.warehouse

@@ -5,10 +5,11 @@ all) and returns plain rows. Where a mart has the slicers' grain (``gold.mart_sa
 does not (distinct counts, delivery, sellers, weight bands), ``fct_order_items`` / ``fct_orders`` are read
 joined to ``dim_time_of_day``, so the same five slicers filter every visual.
 
-The DuckDB file is read through :class:`WarehouseSnapshot`: a copy taken when the file changed and no
-writer is mid-transaction (no ``.wal`` beside it), checked by a query before it is used, and opened
-read-only per request. The dashboard thus never holds a lock on the warehouse, so `olist transform` can
-rebuild it while the dashboard serves, and the dashboard keeps serving its last good copy meanwhile.
+The SQL is shared by both targets (see :class:`Warehouse`). The DuckDB file is read through
+:class:`WarehouseSnapshot`: a copy taken when the file changed and no writer is mid-transaction (no
+``.wal`` beside it), checked by a query before it is used, and opened read-only per request. The dashboard
+thus never holds a lock on the warehouse, so `olist transform` can rebuild it while the dashboard serves,
+and the dashboard keeps serving its last good copy meanwhile.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 
@@ -31,6 +32,18 @@ PERIODS = ("dawn", "morning", "afternoon", "night")  # dim_time_of_day's periods
 
 class WarehouseUnavailable(RuntimeError):
     """No usable warehouse yet (never built, or being built for the first time)."""
+
+
+class Warehouse(Protocol):
+    """What the functions below read through: :class:`WarehouseSnapshot` (DuckDB) or
+    :class:`pipeline.dashboard.snowflake_source.SnowflakeWarehouse`. The SQL is shared, so it keeps to what
+    both engines accept (``?`` placeholders, which the Snowflake reader translates)."""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+    def refresh(self) -> object: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ class Filters:
 
 @dataclass
 class Where:
-    """A WHERE clause and its parameters (``?`` placeholders, DuckDB's)."""
+    """A WHERE clause and its parameters (``?`` placeholders; the Snowflake reader translates them)."""
 
     clauses: list[str] = field(default_factory=list)
     params: list[Any] = field(default_factory=list)
@@ -175,7 +188,7 @@ class WarehouseSnapshot:
 # -- slicer options -------------------------------------------------------------------------------------
 
 
-def slicer_options(wh: WarehouseSnapshot, states: Sequence[str] = ()) -> dict[str, list]:
+def slicer_options(wh: Warehouse, states: Sequence[str] = ()) -> dict[str, list]:
     """The values each slicer offers; cities only of the chosen states (all when none)."""
     out: dict[str, list] = {}
     for key, col in (("states", "customer_state"), ("years", "purchase_year"), ("months", "purchase_month")):
@@ -192,7 +205,7 @@ def slicer_options(wh: WarehouseSnapshot, states: Sequence[str] = ()) -> dict[st
 # -- the sales view -------------------------------------------------------------------------------------
 
 
-def kpis(wh: WarehouseSnapshot, f: Filters) -> dict[str, Any]:
+def kpis(wh: Warehouse, f: Filters) -> dict[str, Any]:
     """The KPI cards: orders (every order, from fct_orders), order items, distinct products, sales and
     freight (from fct_order_items). Unfiltered they equal ``gold.mart_headline_kpis``."""
     wo = where(f, state="customer_state", city="customer_city", year="purchase_year", month="purchase_month",
@@ -205,20 +218,20 @@ def kpis(wh: WarehouseSnapshot, f: Filters) -> dict[str, Any]:
     return {**orders, **items}
 
 
-def sales_by_month(wh: WarehouseSnapshot, f: Filters) -> list[dict[str, Any]]:
+def sales_by_month(wh: Warehouse, f: Filters) -> list[dict[str, Any]]:
     """Sales and freight per purchase year and month (years from the purchase date)."""
     w = _on_sales(f)
     return wh.query(f"select purchase_year, purchase_month, sum(sales) as sales, sum(freight) as freight "
                     f"from gold.mart_sales {w.sql} group by 1, 2 order by 1, 2", w.params)
 
 
-def sales_by_year(wh: WarehouseSnapshot, f: Filters) -> list[dict[str, Any]]:
+def sales_by_year(wh: Warehouse, f: Filters) -> list[dict[str, Any]]:
     w = _on_sales(f)
     return wh.query(f"select purchase_year, sum(sales) as sales from gold.mart_sales {w.sql} group by 1 order by 1",
                     w.params)
 
 
-def top_categories(wh: WarehouseSnapshot, f: Filters, by: str = "sales", n: int = 10) -> list[dict[str, Any]]:
+def top_categories(wh: Warehouse, f: Filters, by: str = "sales", n: int = 10) -> list[dict[str, Any]]:
     """The ``n`` categories with the most ``by`` (sales, freight or items), largest first."""
     if by not in ("sales", "freight", "items"):
         raise ValueError(f"unknown measure {by!r}")
@@ -227,7 +240,7 @@ def top_categories(wh: WarehouseSnapshot, f: Filters, by: str = "sales", n: int 
                     f"group by 1 order by 2 desc, 1 limit {int(n)}", w.params)
 
 
-def by_state(wh: WarehouseSnapshot, f: Filters) -> list[dict[str, Any]]:
+def by_state(wh: Warehouse, f: Filters) -> list[dict[str, Any]]:
     """Sales, freight and items per customer state, with the state's centroid (the mean of its zip-code
     centroids, weighted by their points) for the map; largest sales first."""
     w = _on_sales(f)
@@ -246,12 +259,12 @@ def by_state(wh: WarehouseSnapshot, f: Filters) -> list[dict[str, Any]]:
         order by sales desc, state""", w.params)
 
 
-def zip_centroids(wh: WarehouseSnapshot) -> list[dict[str, Any]]:
+def zip_centroids(wh: Warehouse) -> list[dict[str, Any]]:
     """Every zip-code centroid (already inside Brazil): the map's outline."""
     return wh.query("select latitude, longitude from gold.dim_geolocation")
 
 
-def freight_vs_weight(wh: WarehouseSnapshot, f: Filters, band_g: int = 500) -> list[dict[str, Any]]:
+def freight_vs_weight(wh: Warehouse, f: Filters, band_g: int = 500) -> list[dict[str, Any]]:
     """Freight against product weight in ``band_g`` bands (the seed's scatter without one point per item)."""
     w = _on_sales(f)
     w.clauses.append("product_weight_g is not null")
@@ -267,7 +280,7 @@ def freight_vs_weight(wh: WarehouseSnapshot, f: Filters, band_g: int = 500) -> l
 DELIVERED = "delivered_at is not null"
 
 
-def delivery_kpis(wh: WarehouseSnapshot, f: Filters) -> dict[str, Any]:
+def delivery_kpis(wh: Warehouse, f: Filters) -> dict[str, Any]:
     """On-time rate (of orders with a delivery date, as in mart_headline_kpis), mean days to deliver,
     delivered and late orders."""
     w = _on_sales(f)
@@ -278,7 +291,7 @@ def delivery_kpis(wh: WarehouseSnapshot, f: Filters) -> dict[str, Any]:
         from ({ORDERS}) {w.sql}""", w.params)[0]
 
 
-def delivery_by_state(wh: WarehouseSnapshot, f: Filters) -> list[dict[str, Any]]:
+def delivery_by_state(wh: Warehouse, f: Filters) -> list[dict[str, Any]]:
     w = _on_sales(f)
     w.clauses.append(DELIVERED)
     return wh.query(f"""
@@ -287,7 +300,7 @@ def delivery_by_state(wh: WarehouseSnapshot, f: Filters) -> list[dict[str, Any]]
         from ({ORDERS}) {w.sql} group by 1 order by avg_days desc, 1""", w.params)
 
 
-def delivery_by_month(wh: WarehouseSnapshot, f: Filters) -> list[dict[str, Any]]:
+def delivery_by_month(wh: Warehouse, f: Filters) -> list[dict[str, Any]]:
     w = _on_sales(f)
     w.clauses.append(DELIVERED)
     return wh.query(f"""
@@ -296,7 +309,7 @@ def delivery_by_month(wh: WarehouseSnapshot, f: Filters) -> list[dict[str, Any]]
         from ({ORDERS}) {w.sql} group by 1, 2 order by 1, 2""", w.params)
 
 
-def late_vs_review(wh: WarehouseSnapshot, f: Filters) -> list[dict[str, Any]]:
+def late_vs_review(wh: Warehouse, f: Filters) -> list[dict[str, Any]]:
     """Per review score: delivered orders on time and late (does lateness drive bad reviews?)."""
     w = _on_sales(f)
     w.clauses += [DELIVERED, "review_score is not null"]
@@ -309,7 +322,7 @@ def late_vs_review(wh: WarehouseSnapshot, f: Filters) -> list[dict[str, Any]]:
 # -- the sellers view -----------------------------------------------------------------------------------
 
 
-def seller_stats(wh: WarehouseSnapshot, f: Filters, n: int | None = 15) -> list[dict[str, Any]]:
+def seller_stats(wh: Warehouse, f: Filters, n: int | None = 15) -> list[dict[str, Any]]:
     """Per seller, on the items the slicers keep: orders, items, sales, freight, mean review score and
     late rate of those orders; largest sales first (``n`` of them, all when None)."""
     w = _on_sales(f)
@@ -337,7 +350,7 @@ def seller_stats(wh: WarehouseSnapshot, f: Filters, n: int | None = 15) -> list[
         order by sales desc, seller_id {limit}""", w.params)
 
 
-def sellers_by_state(wh: WarehouseSnapshot, f: Filters) -> list[dict[str, Any]]:
+def sellers_by_state(wh: Warehouse, f: Filters) -> list[dict[str, Any]]:
     """Sellers and their sales per seller state, on the items the slicers keep."""
     w = _on_sales(f)
     return wh.query(f"""
