@@ -1,4 +1,4 @@
-"""The dashboards (``python -m pipeline.dashboard``, a Dash app) as a background process on 127.0.0.1.
+"""The dashboards (``python -m pipeline.serving.dashboard``, a Dash app) as a background process on 127.0.0.1.
 
 Like the engines it keeps a pid file, a log and an endpoint file under ``state/dashboard``; it is healthy when
 ``GET /`` answers 200. The port is chosen at first start (or given) and kept across restarts when free.
@@ -56,7 +56,7 @@ class DashboardService(ProcessService):
         port = self._choose_port()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._save_endpoint(host=self.settings.bind_host, port=port)
-        cmd = [sys.executable, "-m", "pipeline.dashboard", "--port", str(port)]
+        cmd = [sys.executable, "-m", "pipeline.serving.dashboard", "--port", str(port)]
         if self.warehouse is not None:
             cmd += ["--warehouse", str(self.warehouse)]
         # The child reads the same settings: the state folder (warehouse, Cassandra's endpoint), bind host and

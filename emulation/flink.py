@@ -177,7 +177,7 @@ class FlinkJobService(ProcessService):
             return self._require_endpoint()
         if not self.kafka.health():
             raise self.fail("Kafka is not answering; start it first (`olist up kafka`)")
-        from pipeline.cdc import topic_specs
+        from pipeline.speed.cdc import topic_specs
 
         self.kafka.create_topics(topic_specs())  # sinks must exist (compacted ones above all) before the job
         python = ensure_venv(self.flink)

@@ -11,9 +11,9 @@ from rich.table import Table
 
 from emulation import ServiceError, all_services, get_service
 from emulation.postgres import PostgresService
+from pipeline.batch.load import LoadError, LoadSummary, load_directory
 from pipeline.console import console, err_console, human_bytes, progress_bar
 from pipeline.contracts.registry import ContractError
-from pipeline.loader import LoadError, LoadSummary, load_directory
 from pipeline.settings import Settings, get_settings
 
 app = typer.Typer(help="Olist lambda data platform on local cloud emulation.", no_args_is_help=True,
@@ -39,7 +39,7 @@ def generate(
     out: Annotated[Path | None, typer.Option(help="Folder for the nine CSV files. [OLIST_DATA_DIR]")] = None,
 ) -> None:
     """Write the nine Olist CSV files, faithful in format, keys and shape."""
-    from pipeline.generator import generate as run_generate
+    from pipeline.batch.generator import generate as run_generate
 
     settings = get_settings()
     scale = settings.scale if scale is None else scale
@@ -129,7 +129,7 @@ def ingest(
 
 
 def run_ingest(tables: list[str] | None = None):
-    from pipeline.ingest import ingest as run
+    from pipeline.batch.ingest import ingest as run
     from pipeline.storage import s3_location
 
     settings = get_settings()
@@ -172,7 +172,7 @@ def transform(
 
 def run_transform(target: str = "duckdb", select: str | None = None, docs: bool = True,
                   extra: list[str] | None = None):
-    from pipeline.transform import DBT_DIR, refresh_bronze, run_dbt, warehouse_path
+    from pipeline.batch.transform import DBT_DIR, refresh_bronze, run_dbt, warehouse_path
 
     settings = get_settings()
     if target == "duckdb":
@@ -218,8 +218,8 @@ def promote() -> None:
     the same dbt models with --target snowflake, then every gold table compared with DuckDB's."""
     import os
 
-    from pipeline.snowflake import SnowflakeSettings, compare_marts, refresh_bronze
-    from pipeline.transform import environment, warehouse_path
+    from pipeline.batch.promote import SnowflakeSettings, compare_marts, refresh_bronze
+    from pipeline.batch.transform import environment, warehouse_path
 
     settings = get_settings()
     env: dict[str, str] = {}
@@ -278,7 +278,7 @@ def up(services: Annotated[list[str] | None, typer.Argument(
 def down(purge: Annotated[bool, typer.Option(help="Also delete the services' data.")] = False) -> None:
     """Stop every local engine (and with --purge delete its state)."""
     try:
-        from pipeline import cdc
+        from pipeline.speed import cdc
 
         if cdc.status(get_settings()) is not None:
             dropped = cdc.stop(get_settings())
@@ -304,7 +304,7 @@ def status() -> None:
         state = "[green]healthy" if st.healthy else "[yellow]not answering" if st.running else "[dim]stopped"
         table.add_row(st.name, state, st.endpoint.address if st.endpoint else "-", str(st.pid or "-"),
                       str(svc.log_path))
-    from pipeline import cdc
+    from pipeline.speed import cdc
 
     connector = cdc.status(get_settings())
     if connector is not None:
@@ -330,7 +330,7 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Same seed, same sequence of operations.")] = 7,
 ) -> None:
     """Mimic live trading in PostgreSQL: new orders and payments, voucher splits, updates, rare deletes."""
-    from pipeline.simulate import simulate as run
+    from pipeline.speed.simulate import simulate as run
 
     settings = get_settings()
     pg = PostgresService(settings)
@@ -351,7 +351,7 @@ def simulate(
 def cdc_up() -> None:
     """Start Kafka and Connect if needed, create the topics from the contracts, prepare PostgreSQL
     (replication user, publication) and register the Debezium connector; wait until it is RUNNING."""
-    from pipeline import cdc
+    from pipeline.speed import cdc
 
     settings = get_settings()
     try:
@@ -368,7 +368,7 @@ def cdc_up() -> None:
 @cdc_app.command("down")
 def cdc_down() -> None:
     """Remove the connector and drop its replication slot (so no slot holds WAL); services keep running."""
-    from pipeline import cdc
+    from pipeline.speed import cdc
 
     try:
         dropped = cdc.stop(get_settings())
@@ -385,7 +385,7 @@ def cdc_archive(
 ) -> None:
     """Archive the raw topic to S3 Parquet (seed layout, exactly once: offsets committed after upload)."""
     from emulation.kafka import KafkaService
-    from pipeline.archive import RawArchiver
+    from pipeline.speed.archive import RawArchiver
     from pipeline.storage import s3_location
 
     settings = get_settings()
@@ -408,7 +408,7 @@ def cdc_archive(
 @cdc_app.command("status")
 def cdc_status() -> None:
     """The connector's and its tasks' states."""
-    from pipeline import cdc
+    from pipeline.speed import cdc
 
     state = cdc.status(get_settings())
     if state is None:
@@ -425,7 +425,7 @@ def serve(
     idle: Annotated[float, typer.Option(help="Stop after this many quiet seconds.")] = 10,
 ) -> None:
     """Sink the windowed topics into Cassandra (upserts; bad records to the topics' .dlq; read_committed)."""
-    from pipeline.serving import run_sink
+    from pipeline.speed.sink import run_sink
 
     try:
         with console.status("sinking the windowed topics into Cassandra"):
@@ -460,7 +460,7 @@ def dashboard(
         console.print(f"[green]✔[/] dashboard on {DashboardService(settings).url} (`olist down` stops it)")
         return
     from emulation.service import free_port
-    from pipeline.dashboard.app import serve as serve_dashboard
+    from pipeline.serving.dashboard.app import serve as serve_dashboard
 
     serve_dashboard(settings, port or free_port(settings.bind_host))
 
@@ -550,7 +550,7 @@ def demo() -> None:
         dashboard = DashboardService(settings)
     except (LoadError, ServiceError, ContractError) as exc:
         raise fail(str(exc)) from None
-    from pipeline.transform import warehouse_path
+    from pipeline.batch.transform import warehouse_path
 
     pg = PostgresService(settings)
     ep = pg.endpoint()
@@ -585,7 +585,7 @@ def demo() -> None:
 
 def run_streaming(settings: Settings):
     """The demo's streaming lane: connector, simulator (with a progress bar), tap and raw archive."""
-    from pipeline.streaming import run_stream
+    from pipeline.speed.lane import run_stream
 
     rate, seconds = settings.stream_rate, settings.stream_seconds
     with progress_bar() as bar:
@@ -598,7 +598,7 @@ def run_streaming(settings: Settings):
 
 def print_latest_windows(settings: Settings, minutes: float = 5, shown: int = 12) -> list[dict]:
     """The newest windows read back from Cassandra, as a table; returns every window of the last ``minutes``."""
-    from pipeline.serving import latest_windows
+    from pipeline.speed.sink import latest_windows
 
     rows = latest_windows(settings, minutes)
     table = Table(title=f"Latest windows in Cassandra (olist_payments_aggregated_windowed, {len(rows):,} rows "

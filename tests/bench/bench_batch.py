@@ -19,13 +19,13 @@ from rich.table import Table
 
 from emulation.postgres import PostgresService
 from emulation.s3 import S3Service
+from pipeline.batch.generator import generate
+from pipeline.batch.ingest import ingest
+from pipeline.batch.load import load_directory
+from pipeline.batch.transform import refresh_bronze, run_dbt
 from pipeline.console import console
-from pipeline.generator import generate
-from pipeline.ingest import ingest
-from pipeline.loader import load_directory
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.storage import s3_location
-from pipeline.transform import refresh_bronze, run_dbt
 
 
 def dlt_ingest(settings: Settings, pg: PostgresService, prefix: str) -> float:

@@ -20,10 +20,10 @@ from rich.table import Table
 from emulation.connect import ConnectService
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
-from pipeline import cdc
 from pipeline.console import console
 from pipeline.settings import PROJECT_ROOT, Settings
-from pipeline.simulate import simulate
+from pipeline.speed import cdc
+from pipeline.speed.simulate import simulate
 
 TOPIC = "olist.order_payments"
 

@@ -16,10 +16,10 @@ import psycopg
 from rich.table import Table
 
 from emulation.postgres import PostgresService, find_bin_dir
+from pipeline.batch.generator import generate
+from pipeline.batch.load import apply_schema, load_directory
 from pipeline.console import console
 from pipeline.contracts import load_registry
-from pipeline.generator import generate
-from pipeline.loader import apply_schema, load_directory
 from pipeline.settings import PROJECT_ROOT, Settings
 
 

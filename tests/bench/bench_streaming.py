@@ -4,7 +4,7 @@ serving sink writes those to Cassandra. Prints the sustained rate of every stage
 rate (the baseline, same run), and the freshness of the results: for each (window, payment type) row, the
 time Cassandra first shows its final value minus the commit time of the last change to that row (p50, p99;
 and the same minus the window's length, as the issue asks). Final values come from the reference
-(pipeline/windows.py) over the raw topic's events; Cassandra is polled every 250 ms.
+(tests/reference/windows.py) over the raw topic's events; Cassandra is polled every 250 ms.
 
 Run with `nox -s bench` (`-- --rate 3000 --duration 20` for a quick look).
 """
@@ -34,12 +34,12 @@ from emulation.connect import ConnectService
 from emulation.flink import FlinkJobService, FlinkSettings
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
-from pipeline import cdc
 from pipeline.console import console
-from pipeline.serving import AGGREGATED, GROUP, INSTALLMENTS, SinkReport, apply_schema, read_latest_windows, run_sink
 from pipeline.settings import PROJECT_ROOT, Settings
-from pipeline.simulate import simulate
-from pipeline.windows import compute
+from pipeline.speed import cdc
+from pipeline.speed.simulate import simulate
+from pipeline.speed.sink import AGGREGATED, GROUP, INSTALLMENTS, SinkReport, apply_schema, read_latest_windows, run_sink
+from tests.reference.windows import compute
 
 TOPIC = "olist.order_payments"
 WINDOWED = (AGGREGATED, INSTALLMENTS)

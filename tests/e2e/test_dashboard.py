@@ -23,10 +23,10 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from emulation.cassandra import CassandraService
 from emulation.dashboard import DashboardService
-from pipeline.dashboard.pages.live import REFRESH_MS
-from pipeline.serving import apply_schema
+from pipeline.batch.transform import warehouse_path
+from pipeline.serving.dashboard.pages.live import REFRESH_MS
 from pipeline.settings import PROJECT_ROOT, get_settings
-from pipeline.transform import warehouse_path
+from pipeline.speed.sink import apply_schema
 from tests.conftest import running
 
 pytestmark = pytest.mark.e2e

@@ -21,10 +21,10 @@ import pytest
 from typer.testing import CliRunner
 
 from emulation.kafka import KafkaService
+from pipeline.batch.transform import warehouse_path
 from pipeline.cli import app
 from pipeline.settings import get_settings
 from pipeline.storage import s3_location
-from pipeline.transform import warehouse_path
 
 pytestmark = pytest.mark.e2e
 
@@ -179,9 +179,9 @@ class InProcessDuckDB:
 def test_the_snowflake_dashboard_reads_what_the_duckdb_one_reads(demo):
     """The BI views' shared SQL on the Snowflake target (fakesnow, as `olist promote` left it) gives the
     DuckDB warehouse's numbers: the KPI cards unfiltered and sliced, and the top categories."""
-    from pipeline.dashboard.snowflake_source import SnowflakeWarehouse, snowflake_settings
-    from pipeline.dashboard.warehouse import Filters, WarehouseSnapshot, kpis, top_categories
-    from pipeline.snowflake import same_rows
+    from pipeline.batch.promote import same_rows
+    from pipeline.serving.dashboard.snowflake_source import SnowflakeWarehouse, snowflake_settings
+    from pipeline.serving.dashboard.warehouse import Filters, WarehouseSnapshot, kpis, top_categories
 
     _, settings = demo
     local = WarehouseSnapshot(warehouse_path(settings))
@@ -227,7 +227,7 @@ def archived(settings) -> list[dict]:
 
 
 def topic_end(settings) -> int:
-    from pipeline.streaming import end_offsets
+    from pipeline.speed.lane import end_offsets
 
     return sum(end_offsets(KafkaService(settings)).values())
 

@@ -16,7 +16,7 @@ itself from what it did.
 * The reference: the test first checks that the raw topic holds exactly the changes made (op, key, before and
   after values, in commit order, the injected events where they were produced), takes the commit times
   (`source.ts_ms`) from it, and folds them in a few lines (each payment's current version and the window of
-  its commit time; then grouped). Neither Flink's SQL nor `pipeline/windows.py` is used to compute it.
+  its commit time; then grouped). Neither Flink's SQL nor `tests/reference/windows.py` is used to compute it.
 
 The window is shortened to 2 s (the watermark delay stays 2 s, checkpoints every second) to keep the run short.
 """
@@ -44,9 +44,9 @@ from emulation.connect import ConnectService
 from emulation.flink import FlinkJobService, FlinkSettings
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
-from pipeline import cdc
-from pipeline.serving import AGGREGATED, INSTALLMENTS, apply_schema, read_latest_windows, run_sink
 from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.speed import cdc
+from pipeline.speed.sink import AGGREGATED, INSTALLMENTS, apply_schema, read_latest_windows, run_sink
 from tests.conftest import running
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from emulation.kafka import KafkaService, TopicSpec
-from pipeline.archive import RawArchiver
+from pipeline.speed.archive import RawArchiver
 from tests.conftest import running
 
 pytestmark = pytest.mark.integration

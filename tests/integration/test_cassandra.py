@@ -19,10 +19,10 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from emulation.cassandra import CassandraService
 from emulation.kafka import KafkaService
 from emulation.service import port_is_free
-from pipeline.cdc import topic_specs
 from pipeline.contracts import load_registry
 from pipeline.contracts.render_cassandra import KEYSPACE, UPDATED_COLUMN
-from pipeline.serving import AGGREGATED, INSTALLMENTS, LATE, TOPICS, CassandraSink, apply_schema, read_latest_windows
+from pipeline.speed.cdc import topic_specs
+from pipeline.speed.sink import AGGREGATED, INSTALLMENTS, LATE, TOPICS, CassandraSink, apply_schema, read_latest_windows
 from tests.conftest import running
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from emulation.connect import ConnectService
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
-from pipeline import cdc
-from pipeline.events import event_errors
+from pipeline.contracts.event_validation import event_errors
 from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.speed import cdc
 from tests.conftest import running
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def connect(settings: Settings, kafka: KafkaService) -> Iterator[ConnectService]
 
 @pytest.fixture(scope="module")
 def connector(settings: Settings, pg: PostgresService, kafka: KafkaService, connect: ConnectService) -> Iterator[str]:
-    """`pipeline.cdc`: topics from the contracts, the least-privilege user, the publication, the connector RUNNING."""
+    """`pipeline.speed.cdc`: topics from the contracts, the least-privileged user, the publication, the connector."""
     cdc.start(settings)
     cdc.start(settings)  # idempotent: registering again changes nothing
     try:

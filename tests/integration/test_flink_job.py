@@ -1,5 +1,5 @@
 """The Flink job (flink/payments_windows.py, PyFlink 2.2 on a local mini-cluster) on a real Kafka broker, held to
-the pure-Python reference (pipeline/windows.py) value for value: inserts, updates that move a payment to
+the pure-Python reference (tests/reference/windows.py) value for value: inserts, updates that move a payment to
 another window, deletes with tombstones, redelivered events, commit times out of order within the watermark
 delay and beyond it (late: applied all the same, and reported)."""
 
@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from emulation.flink import JOB, FlinkJobService, FlinkSettings, ensure_venv
 from emulation.jvm import fetch
 from emulation.kafka import KafkaService, TopicSpec
-from pipeline.cdc import topic_specs
-from pipeline.windows import Windows, compute
+from pipeline.speed.cdc import topic_specs
 from tests.conftest import running
+from tests.reference.windows import Windows, compute
 
 pytestmark = pytest.mark.integration
 T0 = int(dt.datetime(2026, 11, 27, 18, 0, tzinfo=dt.UTC).timestamp() * 1000)  # a window boundary

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import pipeline.ingest as ingest_mod
-from pipeline.ingest import ingest
-from pipeline.ingest.manifest import committed_files, manifests
-from pipeline.loader import apply_schema, load_directory
+import pipeline.batch.ingest as ingest_mod
+from pipeline.batch.ingest import ingest
+from pipeline.batch.ingest.manifest import committed_files, manifests
+from pipeline.batch.load import apply_schema, load_directory
 from tests.fixtures.tiny import ROWS
 
 pytestmark = pytest.mark.integration

@@ -6,8 +6,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from pipeline.batch.load import load_directory
 from pipeline.cli import EXIT_QUARANTINED, app
-from pipeline.loader import load_directory
 from pipeline.settings import get_settings
 from tests.fixtures.tiny import ROWS
 

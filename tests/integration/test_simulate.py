@@ -7,8 +7,8 @@ import itertools
 import psycopg
 import pytest
 
-from pipeline.loader import load_directory
-from pipeline.simulate import Plan, Profile, Writer, segments, simulate
+from pipeline.batch.load import load_directory
+from pipeline.speed.simulate import Plan, Profile, Writer, segments, simulate
 
 pytestmark = pytest.mark.integration
 

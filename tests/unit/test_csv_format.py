@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.contracts.registry import Column, CsvFormat
-from pipeline.generator.csv_format import (
+from pipeline.batch.generator.csv_format import (
     CsvFormatError,
     column_policies,
     format_column,
@@ -20,6 +19,7 @@ from pipeline.generator.csv_format import (
     normalize_newlines,
     write_table,
 )
+from pipeline.contracts.registry import Column, CsvFormat
 
 PIECES = [",", '"', "\r", "\n", "\r\n", "0", "9", " ", "😀", "ã", "a", "\x00", "\ufeff"]
 TEXT = st.one_of(

@@ -10,10 +10,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.batch.generator.csv_format import write_table
+from pipeline.batch.load.reader import read_source
+from pipeline.batch.load.validate import validate
 from pipeline.contracts import Column, CsvFormat, Dataset
-from pipeline.generator.csv_format import write_table
-from pipeline.loader.reader import read_source
-from pipeline.loader.validate import validate
 
 NAMES = ["a_text", "b_text", "c_text"]
 DATASET = Dataset(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipeline.dashboard.warehouse import Filters, WarehouseSnapshot, WarehouseUnavailable, kpis, where
+from pipeline.serving.dashboard.warehouse import Filters, WarehouseSnapshot, WarehouseUnavailable, kpis, where
 
 
 def test_filters_normalise_the_dropdown_values():

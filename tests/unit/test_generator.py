@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.batch.generator import FULL_ROWS, GenerateResult, generate
 from pipeline.contracts.registry import load_registry
-from pipeline.generator import FULL_ROWS, GenerateResult, generate
 
 SCALE = 0.02
 SEED = 42

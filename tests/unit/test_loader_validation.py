@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.loader.reader import LoadError, read_source
-from pipeline.loader.validate import validate
+from pipeline.batch.load.reader import LoadError, read_source
+from pipeline.batch.load.validate import validate
 from tests.fixtures.tiny import C1, FILES, O1, ROWS
 
 
@@ -158,7 +158,7 @@ def test_missing_file_names_it(registry, tmp_path):
 def test_csv_bytes_survive_empty_leading_chunks():
     import pyarrow as pa
 
-    from pipeline.loader.reader import to_csv_bytes
+    from pipeline.batch.load.reader import to_csv_bytes
 
     col = pa.chunked_array([pa.array([], pa.string()), pa.array(["a,b", None, 'q"x'] * 20000)])
     data = to_csv_bytes(pa.table({"c": col}))

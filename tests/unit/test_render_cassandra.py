@@ -20,7 +20,7 @@ from pipeline.contracts.render_cassandra import (
     render_cassandra,
     serving_tables,
 )
-from pipeline.serving import AGGREGATED, INSTALLMENTS, LATE, RecordError, decode, decode_key, parse_timestamp
+from pipeline.speed.sink import AGGREGATED, INSTALLMENTS, LATE, RecordError, decode, decode_key, parse_timestamp
 
 NOW = dt.datetime(2026, 11, 27, 21, 0, 30, tzinfo=dt.UTC)
 GOOD = {"window_start": "2026-11-27 23:59:50.000", "window_end": "2026-11-28 00:00:00.000",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from pipeline.snowflake import _canonical, same_rows
+from pipeline.batch.promote import _canonical, same_rows
 
 
 def canon(rows):

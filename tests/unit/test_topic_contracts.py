@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from pipeline.events import event_errors
+from pipeline.contracts.event_validation import event_errors
 
 ROW = {"order_id": "e481f51cbdc54678b7cc49136f2d6af7", "payment_sequential": 1, "payment_type": "credit_card",
        "payment_installments": 3, "payment_value": 120.5}
@@ -59,7 +59,7 @@ def test_windowed_records():
 
 
 def test_topics_and_captured_tables_come_from_the_contracts():
-    from pipeline.cdc import captured_tables, topic_specs
+    from pipeline.speed.cdc import captured_tables, topic_specs
 
     specs = {t.name: t for t in topic_specs()}
     assert set(specs) == {"olist.order_payments", "olist.order_payments.dlq", "olist_payments_aggregated_windowed",

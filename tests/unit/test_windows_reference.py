@@ -1,11 +1,11 @@
-"""The pure-Python reference of the Flink job's windows (pipeline/windows.py): its semantics on small cases."""
+"""The pure-Python reference of the Flink job's windows (tests/reference/windows.py): its semantics on small cases."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 
-from pipeline.windows import compute
+from tests.reference.windows import compute
 
 T0 = 1_800_000_000_000  # a 10 s window boundary
 

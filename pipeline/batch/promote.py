@@ -1,0 +1,140 @@
+"""The Snowflake target: bronze loaded from the manifested S3 files, the same dbt models, marts compared.
+
+On real Snowflake bronze arrives by ``COPY INTO`` from an external stage over the bucket, listing exactly
+the manifested files; offline, fakesnow cannot reach S3, so the rehearsal inserts the same rows through
+the connector. Everything after bronze is identical: the same dbt models, selected by ``--target``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import Decimal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.batch.ingest.manifest import committed_files, manifests
+from pipeline.batch.ingest.read import read_bronze
+from pipeline.contracts import load_registry
+from pipeline.contracts.render_snowflake import bronze_table_ddl
+from pipeline.settings import Settings
+from pipeline.storage import s3_location
+
+INSERT_BATCH = 5_000
+
+
+class SnowflakeSettings(BaseSettings):
+    """The standard ``SNOWFLAKE_*`` variables (the same ones dbt's profile reads)."""
+
+    model_config = SettingsConfigDict(env_prefix="SNOWFLAKE_", extra="ignore")
+
+    account: str
+    user: str
+    password: str | None = None
+    role: str | None = None
+    warehouse: str | None = None
+    database: str = "OLIST"
+    host: str | None = None
+    port: int | None = None
+    protocol: str | None = None
+    bronze_load: str = "copy_into"  # copy_into (real Snowflake) | insert (fakesnow)
+
+
+def connect(sf: SnowflakeSettings):
+    import snowflake.connector
+
+    params = {k: v for k, v in sf.model_dump().items() if v and k not in ("bronze_load",)}
+    return snowflake.connector.connect(**params, login_timeout=20, network_timeout=120)
+
+
+def refresh_bronze(settings: Settings, sf: SnowflakeSettings) -> dict[str, int]:
+    """(Re)create each bronze table and fill it with exactly the committed files' rows."""
+    loc = s3_location(settings)
+    counts: dict[str, int] = {}
+    with connect(sf) as conn:
+        cur = conn.cursor()
+        cur.execute(f"create database if not exists {sf.database}")
+        cur.execute(f"use database {sf.database}")
+        cur.execute("create schema if not exists bronze")
+        if sf.bronze_load == "copy_into":
+            cur.execute(
+                f"create stage if not exists bronze.olist_lake url = 's3://{loc.bucket}/{settings.bronze_prefix}/' "
+                f"credentials = (aws_key_id = '{loc.access_key_id}' aws_secret_key = '{loc.secret_access_key}') "
+                "file_format = (type = parquet)")
+        for ds in load_registry().source_tables():
+            cur.execute(bronze_table_ddl(ds))
+            if sf.bronze_load == "copy_into":
+                files = committed_files(manifests(loc, loc.arrow_fs(), settings.bronze_prefix, ds.name))
+                prefix = loc.path(settings.bronze_prefix) + "/"
+                listed = ", ".join(f"'{f.path.removeprefix(prefix)}'" for f in files)
+                if listed:
+                    cur.execute(f"copy into bronze.{ds.name} from @bronze.olist_lake files = ({listed}) "
+                                "match_by_column_name = case_insensitive")
+            else:
+                table = read_bronze(loc, settings.bronze_prefix, ds.name)
+                names = table.column_names
+                sql = (f"insert into bronze.{ds.name} ({', '.join(names)}) "
+                       f"values ({', '.join(['%s'] * len(names))})")
+                for batch in table.to_batches(INSERT_BATCH):
+                    rows = list(zip(*(col.to_pylist() for col in batch.columns), strict=True))
+                    if rows:
+                        cur.executemany(sql, rows)
+            counts[ds.name] = cur.execute(f"select count(*) from bronze.{ds.name}").fetchone()[0]
+    return counts
+
+
+def _canonical(value):
+    """One spelling per value across engines: numbers as floats, timestamps as ``YYYY-MM-DD HH:MM:SS``."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _sort_key(row: tuple) -> str:
+    return repr(tuple(round(v, 2) if isinstance(v, float) else v for v in row))
+
+
+def same_rows(left: list[tuple], right: list[tuple]) -> bool:
+    """Equal row multisets; numbers agree to 1e-6 (float and decimal averages differ in the last digits)."""
+    if len(left) != len(right):
+        return False
+    for a, b in zip(sorted(left, key=_sort_key), sorted(right, key=_sort_key), strict=True):
+        for x, y in zip(a, b, strict=True):
+            if isinstance(x, float | int) and isinstance(y, float | int) and not isinstance(x, bool):
+                if not math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6):
+                    return False
+            elif x != y:
+                return False
+    return True
+
+
+# fakesnow hands back NULL timestamps as 1970-01-01; text keeps them NULL on every engine.
+AS_TEXT = {"TIMESTAMP": "YYYY-MM-DD HH24:MI:SS", "TIMESTAMP WITH TIME ZONE": "YYYY-MM-DD HH24:MI:SS",
+           "DATE": "YYYY-MM-DD"}
+
+
+def compare_marts(duckdb_path, sf: SnowflakeSettings, schema: str = "gold") -> dict[str, tuple[int, int, bool]]:
+    """Every gold table on both targets: (rows in DuckDB, rows in Snowflake, identical?)."""
+    import duckdb
+
+    out = {}
+    with duckdb.connect(str(duckdb_path)) as local, connect(sf) as conn:
+        cur = conn.cursor()
+        cur.execute(f"use database {sf.database}")
+        tables = [r[0] for r in local.execute(
+            "select table_name from information_schema.tables where table_schema = ? order by 1", [schema]).fetchall()]
+        for table in tables:
+            left_cur = local.execute(f"select * from {schema}.{table}")
+            cols = [(d[0].lower(), str(d[1])) for d in left_cur.description]
+            left = [tuple(map(_canonical, r)) for r in left_cur.fetchall()]
+            select = [f"to_varchar({name}, '{AS_TEXT[kind]}')" if kind in AS_TEXT else name for name, kind in cols]
+            cur.execute(f"select {', '.join(select)} from {schema}.{table}")
+            right = [tuple(map(_canonical, r)) for r in cur.fetchall()]
+            out[table] = (len(left), len(right), same_rows(left, right))
+    return out

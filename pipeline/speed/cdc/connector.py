@@ -1,0 +1,128 @@
+"""CDC wiring, all of it from the contracts and the connector's JSON config kept in the repo:
+Kafka topics (partitions, cleanup, retention, dead-letter), a least-privilege replication user, the
+publication for exactly the captured tables, the Debezium connector, and a teardown that leaves no
+replication slot holding WAL."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from emulation.connect import ConnectService, load_connector_config
+from emulation.kafka import KafkaService, TopicSpec
+from emulation.postgres import PostgresService
+from emulation.service import ServiceError
+from pipeline.batch.load import apply_schema
+from pipeline.contracts import Registry, load_registry
+from pipeline.settings import Settings
+
+CONNECTOR_CONFIG = Path(__file__).with_name("debezium-order-payments.json")
+CONNECTOR = "olist-order-payments"
+CDC_USER = "olist_cdc"
+
+
+def topic_specs(registry: Registry | None = None) -> list[TopicSpec]:
+    """Every Kafka topic the contracts describe, with its dead-letter topic."""
+    registry = registry or load_registry()
+    specs = []
+    for ds in registry.topics():
+        partitions = int(ds.custom_property("kafkaPartitions", 1))
+        specs.append(TopicSpec(ds.physical_name, partitions, dict(ds.custom_property("kafkaConfig", {}))))
+        if dlq := ds.custom_property("deadLetterTopic"):
+            specs.append(TopicSpec(dlq, 1, {"cleanup.policy": "delete"}))
+    return specs
+
+
+def captured_tables(registry: Registry | None = None) -> list[str]:
+    """The tables whose rows a CDC topic carries (its envelope's ``rowOf``)."""
+    registry = registry or load_registry()
+    return sorted({c.row_of for ds in registry.topics() for c in ds.columns if c.row_of})
+
+
+def _password(settings: Settings) -> str:
+    path = settings.state_dir / "cdc" / "password"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(18))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def prepare_postgres(pg: PostgresService, settings: Settings, publication: str) -> None:
+    """Tables from the contracts, full row images for updates and deletes, a user with REPLICATION and
+    SELECT on the captured tables only, and a publication limited to them."""
+    schema = settings.pg_schema
+    tables = captured_tables()
+    with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
+        apply_schema(conn, load_registry(), schema)
+        user, password = sql.Identifier(CDC_USER), sql.Literal(_password(settings))
+        exists = conn.execute("select 1 from pg_roles where rolname = %s", (CDC_USER,)).fetchone()
+        verb = "alter" if exists else "create"
+        conn.execute(sql.SQL(verb + " role {} with login replication password {}").format(user, password))
+        conn.execute(sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(schema), user))
+        names = sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
+        conn.execute(sql.SQL("grant select on {} to {}").format(names, user))
+        for table in tables:
+            conn.execute(sql.SQL("alter table {} replica identity full").format(sql.Identifier(schema, table)))
+        if not conn.execute("select 1 from pg_publication where pubname = %s", (publication,)).fetchone():
+            conn.execute(sql.SQL("create publication {} for table {}").format(sql.Identifier(publication), names))
+
+
+def connector_config(pg: PostgresService, settings: Settings, path: Path = CONNECTOR_CONFIG) -> dict:
+    ep = pg.endpoint()
+    assert ep is not None
+    return load_connector_config(path, host=ep.host, port=ep.port, user=CDC_USER, password=_password(settings),
+                                 dbname=ep.extra["dbname"], schema=settings.pg_schema)
+
+
+def start(settings: Settings, timeout: float = 90) -> dict:
+    """Topics, PostgreSQL side, connector registered and RUNNING; returns the connector's status."""
+    pg, kafka, connect = PostgresService(settings), KafkaService(settings), ConnectService(settings)
+    kafka.create_topics(topic_specs())
+    config = connector_config(pg, settings)
+    prepare_postgres(pg, settings, config["publication.name"])
+    connect.register(CONNECTOR, config)
+    return connect.wait_running(CONNECTOR, timeout=timeout)
+
+
+def stop(settings: Settings, timeout: float = 20) -> list[str]:
+    """Remove the connector, then drop its replication slot once released, so no slot holds WAL."""
+    pg, connect = PostgresService(settings), ConnectService(settings)
+    dropped = []
+    slot = connector_config(pg, settings)["slot.name"] if pg.endpoint() else None
+    if connect.pid() is not None:
+        connect.delete(CONNECTOR)
+        gone_by = time.monotonic() + 3 * timeout  # the status topic lags the delete; wait for the task to stop
+        while connect.connector_status(CONNECTOR) is not None and time.monotonic() < gone_by:
+            time.sleep(0.3)
+    if slot is None or pg.pid() is None:
+        return dropped
+    deadline, terminated = time.monotonic() + timeout, False
+    with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
+        while True:
+            row = conn.execute("select active, active_pid from pg_replication_slots where slot_name = %s",
+                               (slot,)).fetchone()
+            if row is None:
+                break
+            active, pid = row
+            if not active:
+                conn.execute("select pg_drop_replication_slot(%s)", (slot,))
+                dropped.append(slot)
+                break
+            if time.monotonic() >= deadline:
+                if terminated:
+                    raise ServiceError(f"cdc: replication slot {slot} is still in use by pid {pid}")
+                # The connector is gone but its walsender lingers (a task still shutting down): end it.
+                conn.execute("select pg_terminate_backend(%s)", (pid,))
+                deadline, terminated = time.monotonic() + timeout, True
+            time.sleep(0.3)
+    return dropped
+
+
+def status(settings: Settings) -> dict | None:
+    connect = ConnectService(settings)
+    return connect.connector_status(CONNECTOR) if connect.pid() is not None else None
