@@ -12,19 +12,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
-from emulation.jvm import JvmSettings, fetch, java_command, wait_healthy
-from emulation.process import ProcessService
-from emulation.service import Endpoint, ServiceError
-from pipeline.settings import Settings
+from emulation.jvm import JvmArtifacts, JvmService, JvmSettings, java_command
+from emulation.service import ServiceError
 
 if TYPE_CHECKING:
     from cassandra.cluster import Cluster, Session
@@ -121,38 +117,27 @@ def cluster(host: str, port: int, timeout: float = 10.0, metadata: bool = True) 
                    schema_metadata_enabled=metadata, token_metadata_enabled=metadata)
 
 
-class CassandraService(ProcessService):
+class CassandraService(JvmService):
     """One Cassandra node; ``session()`` opens a CQL session, ``contact()`` is (host, port) for drivers."""
 
     name = "cassandra"
     process_name = "cassandra"
-
-    def __init__(self, settings: Settings, jvm: JvmSettings | None = None) -> None:
-        super().__init__(settings)
-        self.jvm = jvm or JvmSettings()
-
-    # -- paths ---------------------------------------------------------------------------------
-    @property
-    def data_dir(self) -> Path:
-        return self.state_dir / "data"
-
-    @property
-    def _config_file(self) -> Path:
-        return self.state_dir / "cassandra.yaml"
+    config_name = "cassandra.yaml"
+    stop_timeout = 60.0  # SIGTERM runs Cassandra's drain hook (memtables flushed, commit log closed)
 
     # -- Service interface ---------------------------------------------------------------------
-    def endpoint(self) -> Endpoint | None:
-        saved = self._saved_endpoint()
-        if saved is None:
-            return None
-        return Endpoint(saved["host"], int(saved["port"]), {"storage_port": str(saved["storage_port"]),
-                                                            "protocol_version": str(PROTOCOL_VERSION)})
+    def endpoint_extra(self, saved: dict) -> dict[str, str]:
+        return {"storage_port": str(saved["storage_port"]), "protocol_version": str(PROTOCOL_VERSION)}
 
     def contact(self) -> tuple[str, int]:
         ep = self.endpoint()
         if ep is None:
             raise ServiceError("cassandra: not started yet (run `olist up cassandra`)")
         return ep.host, ep.port
+
+    def where(self) -> str:
+        ep = self.endpoint()
+        return f"CQL {ep.address}" if ep else "CQL"
 
     def health(self) -> bool:
         """The native port is open and a CQL query (``system.local``) answers with the release version."""
@@ -171,36 +156,18 @@ class CassandraService(ProcessService):
             return False
         return row is not None and bool(row.release_version)
 
-    def start(self) -> Endpoint:
-        if self.pid() is not None:
-            if not self.health():
-                wait_healthy(self, self.process, time.monotonic(), self.jvm.jvm_start_timeout, self._where())
-            return self._require_endpoint()
-        artifacts = fetch(self.jvm)
+    def command(self, artifacts: JvmArtifacts) -> list[str]:
         classpath = artifacts.classpath("cassandra")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        port, storage_port = self._choose_ports()
-        self._save_endpoint(host=self.settings.bind_host, port=port, storage_port=storage_port)
-        self._write_config(port, storage_port)
+        ports = self._keep_ports(self.settings.bind_host, port=self.settings.cassandra.port,
+                                 storage_port=self.settings.cassandra.storage_port)
+        self._save_endpoint(host=self.settings.bind_host, **ports)
+        self._write_config(ports["port"], ports["storage_port"])
         logback = write_logback(self.state_dir / "logback.xml", LOG_LEVELS)
-        tmp = self.state_dir / "tmp"
-        for folder in (tmp, self.state_dir / "triggers", self.state_dir / "logs"):
+        for folder in (self.state_dir / "triggers", self.state_dir / "logs"):
             folder.mkdir(parents=True, exist_ok=True)
-        cmd = java_command(MAIN, classpath, heap_mb=self.jvm.cassandra_heap_mb, settings=self._jvm_settings(classpath),
-                           tmp_dir=tmp, props=self._system_properties(logback))
-        started = time.monotonic()
-        self.process.start(cmd, cwd=self.state_dir)
-        wait_healthy(self, self.process, started, self.jvm.jvm_start_timeout, self._where())
-        return self._require_endpoint()
-
-    def stop(self) -> None:
-        # SIGTERM runs Cassandra's drain hook (memtables flushed, commit log closed); it needs a little time.
-        self.process.stop(timeout=60)
-
-    def destroy(self) -> None:
-        """Stop and delete the node's data and state (tests and `olist down --purge`)."""
-        self.stop()
-        shutil.rmtree(self.state_dir, ignore_errors=True)
+        return java_command(MAIN, classpath, heap_mb=self.settings.cassandra.heap_mb,
+                            settings=self._jvm_settings(classpath), tmp_dir=self._tmp_dir,
+                            props=self._system_properties(logback))
 
     # -- clients -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -222,15 +189,6 @@ class CassandraService(ProcessService):
         return len(statements)
 
     # -- steps ---------------------------------------------------------------------------------
-    def _where(self) -> str:
-        ep = self.endpoint()
-        return f"CQL {ep.address}" if ep else "CQL"
-
-    def _choose_ports(self) -> tuple[int, int]:
-        ports = self._keep_ports(self.settings.bind_host, port=self.jvm.cassandra_port,
-                                 storage_port=self.jvm.cassandra_storage_port)
-        return ports["port"], ports["storage_port"]
-
     def _write_config(self, port: int, storage_port: int) -> None:
         host = self.settings.bind_host
         data = self.data_dir

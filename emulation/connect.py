@@ -20,10 +20,9 @@ from typing import Any
 
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from emulation.jvm import JvmSettings, fetch, java_command, wait_healthy, write_log4j2
+from emulation.jvm import JvmArtifacts, JvmService, java_command, write_log4j2
 from emulation.kafka import KafkaService
-from emulation.process import ProcessService
-from emulation.service import Endpoint, ServiceError
+from emulation.service import ServiceError
 from pipeline.settings import Settings
 
 MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
@@ -81,29 +80,20 @@ def load_connector_config(path: Path, **values: object) -> dict[str, Any]:
     return {k: fill(v) for k, v in raw.items()}
 
 
-class ConnectService(ProcessService):
+class ConnectService(JvmService):
     """A Kafka Connect distributed worker; ``register`` and friends wrap its REST API."""
 
     name = "connect"
     process_name = "connect"
+    config_name = "worker.properties"
 
-    def __init__(self, settings: Settings, jvm: JvmSettings | None = None, kafka: KafkaService | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.jvm = jvm or JvmSettings()
-        self.kafka = kafka or KafkaService(settings, self.jvm)
-
-    # -- paths ---------------------------------------------------------------------------------
-    @property
-    def _config_file(self) -> Path:
-        return self.state_dir / "worker.properties"
+        self.kafka = KafkaService(settings)
 
     # -- Service interface ---------------------------------------------------------------------
-    def endpoint(self) -> Endpoint | None:
-        saved = self._saved_endpoint()
-        if saved is None:
-            return None
-        url = f"http://{saved['host']}:{saved['port']}"
-        return Endpoint(saved["host"], int(saved["port"]), {"url": url, "bootstrap_servers": saved["bootstrap"]})
+    def endpoint_extra(self, saved: dict) -> dict[str, str]:
+        return {"url": f"http://{saved['host']}:{saved['port']}", "bootstrap_servers": saved["bootstrap"]}
 
     @property
     def url(self) -> str:
@@ -111,6 +101,9 @@ class ConnectService(ProcessService):
         if ep is None:
             raise ServiceError("connect: not started yet (run `olist up connect`)")
         return ep.extra["url"]
+
+    def where(self) -> str:
+        return self.url
 
     def health(self) -> bool:
         """GET / answers and GET /connector-plugins lists the Debezium PostgreSQL connector."""
@@ -122,34 +115,25 @@ class ConnectService(ProcessService):
             return False
         return code == 200 and "version" in (root or {}) and DEBEZIUM_POSTGRES in self._plugin_classes()
 
-    def start(self) -> Endpoint:
-        if self.pid() is not None:
-            if not self.health():
-                wait_healthy(self, self.process, time.monotonic(), self.jvm.jvm_start_timeout, self.url)
-            return self._require_endpoint()
+    def preflight(self) -> None:
         if not self.kafka.health():
             ep = self.kafka.endpoint()
             raise self.fail(f"Kafka is not answering{f' at {ep.address}' if ep else ''}; start it first "
                             "(`olist up kafka`)")
-        artifacts = fetch(self.jvm)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        port = self._choose_port()
+
+    def command(self, artifacts: JvmArtifacts) -> list[str]:
+        port = self._keep_ports(self.settings.bind_host, port=self.settings.connect.port)["port"]
         bootstrap = self.kafka.bootstrap_servers()
         host = self.settings.bind_host
-        self._endpoint_file.write_text(json.dumps({"host": host, "port": port, "bootstrap": bootstrap}))
+        self._save_endpoint(host=host, port=port, bootstrap=bootstrap)
         conf = {**WORKER_CONF, "bootstrap.servers": bootstrap, "listeners": f"http://{host}:{port}",
                 "rest.advertised.host.name": host, "rest.advertised.port": str(port),
                 "plugin.path": str(artifacts.plugin_path)}
         self._config_file.write_text("".join(f"{k}={v}\n" for k, v in conf.items()))
         log4j2 = write_log4j2(self.state_dir / "log4j2.properties", LOG_LEVELS)
-        tmp = self.state_dir / "tmp"
-        tmp.mkdir(exist_ok=True)
-        cmd = java_command(MAIN, artifacts.classpath("connect"), [str(self._config_file)],
-                           heap_mb=self.jvm.connect_heap_mb, settings=self.jvm, log4j2=log4j2, tmp_dir=tmp)
-        started = time.monotonic()
-        self.process.start(cmd, cwd=self.state_dir)
-        wait_healthy(self, self.process, started, self.jvm.jvm_start_timeout, self.url)
-        return self._require_endpoint()
+        return java_command(MAIN, artifacts.classpath("connect"), [str(self._config_file)],
+                            heap_mb=self.settings.connect.heap_mb, settings=self.jvm, log4j2=log4j2,
+                            tmp_dir=self._tmp_dir)
 
     def destroy(self) -> None:
         """Stop, drop the worker's topics when Kafka still answers, and delete the state."""
@@ -263,9 +247,6 @@ class ConnectService(ProcessService):
         if code not in accept:
             raise ServiceError(f"connect: {method} {path} answered {code}: {_message(payload)}")
         return payload
-
-    def _choose_port(self) -> int:
-        return self._keep_ports(self.settings.bind_host, port=self.jvm.connect_port)["port"]
 
 
 def _q(name: str) -> str:

@@ -25,11 +25,8 @@ class DashboardService(ProcessService):
         self.port = port
         self.warehouse = warehouse
 
-    def endpoint(self) -> Endpoint | None:
-        saved = self._saved_endpoint()
-        if saved is None:
-            return None
-        return Endpoint(saved["host"], int(saved["port"]), {"url": f"http://{saved['host']}:{saved['port']}/"})
+    def endpoint_extra(self, saved: dict) -> dict[str, str]:
+        return {"url": f"http://{saved['host']}:{saved['port']}/"}
 
     @property
     def url(self) -> str | None:

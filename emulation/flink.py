@@ -25,14 +25,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from emulation.jvm import JvmSettings, _locked, default_cache_dir, fetch
+from emulation.jvm import _locked, fetch
 from emulation.kafka import KafkaService
 from emulation.process import ProcessService
 from emulation.service import Endpoint, ServiceError
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.settings import PROJECT_ROOT, FlinkSettings, Settings
 
 FLINK_DIR = PROJECT_ROOT / "flink"
 JOB = FLINK_DIR / "payments_windows.py"
@@ -41,31 +38,11 @@ MARKER = ".complete"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class FlinkSettings(BaseSettings):
-    """Settings of the Flink job (``OLIST_FLINK_*``)."""
-
-    model_config = SettingsConfigDict(env_prefix="OLIST_FLINK_", env_file=".env", extra="ignore")
-
-    venv_base: Path = Field(
-        default_factory=lambda: default_cache_dir().parent,
-        description="Where flink-venv-<hash> is created (default ~/.cache/olist-lambda).",
-    )
-    python: str = Field(sys.executable, description="Interpreter the venv is made from (3.9..3.12).")
-    window_seconds: float = Field(10.0, gt=0, description="Tumbling window size.")
-    watermark_delay_seconds: float = Field(2.0, ge=0, description="Bounded out-of-orderness of commit times.")
-    checkpoint_interval_seconds: float = Field(2.0, gt=0, description="Results are committed on checkpoints.")
-    group_id: str = Field("olist-flink-payments", description="Consumer group prefix of the job (one per source).")
-    startup_mode: str = Field("earliest-offset", description="Where the job starts reading the CDC topic.")
-    rest_port: int = Field(0, ge=0, lt=65536, description="Mini-cluster REST port; 0 picks a free one.")
-    venv_timeout: float = Field(1800.0, description="Seconds creating the venv may take (a cold download).")
-    start_timeout: float = Field(180.0, description="Seconds the job may take to reach RUNNING.")
-
-
 # -- the virtualenv ------------------------------------------------------------------------------
 
 
 def venv_dir(settings: FlinkSettings | None = None, requirements: Path = REQUIREMENTS) -> Path:
-    settings = settings or FlinkSettings()
+    settings = settings or Settings().flink
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
     return settings.venv_base / f"flink-venv-{digest}"
 
@@ -93,7 +70,7 @@ def _run(cmd: list[str], timeout: float) -> None:
 
 def ensure_venv(settings: FlinkSettings | None = None, requirements: Path = REQUIREMENTS) -> Path:
     """The python of the Flink venv, created on first call (idempotent, safe across processes)."""
-    settings = settings or FlinkSettings()
+    settings = settings or Settings().flink
     root = venv_dir(settings, requirements)
     python = root / "bin" / "python"
     if (root / MARKER).exists():
@@ -115,6 +92,16 @@ def ensure_venv(settings: FlinkSettings | None = None, requirements: Path = REQU
     return python
 
 
+def job_arguments(flink: FlinkSettings) -> list[str]:
+    """The job's tuning as its command-line options, from the settings (the one place they are declared)."""
+    return ["--group-id", flink.group_id, "--startup-mode", flink.startup_mode,
+            "--window-seconds", str(flink.window_seconds),
+            "--watermark-delay-seconds", str(flink.watermark_delay_seconds),
+            "--checkpoint-interval-seconds", str(flink.checkpoint_interval_seconds),
+            "--state-ttl", flink.state_ttl, "--transaction-timeout-ms", str(flink.transaction_timeout_ms),
+            "--parallelism", str(flink.parallelism), "--restart-attempts", str(flink.restart_attempts)]
+
+
 # -- the service ---------------------------------------------------------------------------------
 
 
@@ -124,18 +111,10 @@ class FlinkJobService(ProcessService):
     name = "flink"
     process_name = "flink"
 
-    def __init__(
-        self,
-        settings: Settings,
-        flink: FlinkSettings | None = None,
-        jvm: JvmSettings | None = None,
-        kafka: KafkaService | None = None,
-        extra_args: list[str] | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, extra_args: list[str] | None = None) -> None:
         super().__init__(settings)
-        self.flink = flink or FlinkSettings()
-        self.jvm = jvm or JvmSettings()
-        self.kafka = kafka or KafkaService(settings, self.jvm)
+        self.flink = settings.flink
+        self.kafka = KafkaService(settings)
         self.extra_args = list(extra_args or [])  # e.g. --topic overrides (tests)
 
     @property
@@ -149,15 +128,8 @@ class FlinkJobService(ProcessService):
         return {}
 
     # -- Service interface ---------------------------------------------------------------------
-    def endpoint(self) -> Endpoint | None:
-        saved = self._saved_endpoint()
-        if saved is None:
-            return None
-        return Endpoint(
-            saved["host"],
-            int(saved["port"]),
-            {"url": f"http://{saved['host']}:{saved['port']}", "bootstrap_servers": saved["bootstrap"]},
-        )
+    def endpoint_extra(self, saved: dict) -> dict[str, str]:
+        return {"url": f"http://{saved['host']}:{saved['port']}", "bootstrap_servers": saved["bootstrap"]}
 
     def health(self) -> bool:
         """The mini-cluster answers and the job is RUNNING with all its tasks running."""
@@ -181,7 +153,7 @@ class FlinkJobService(ProcessService):
 
         self.kafka.create_topics(topic_specs())  # sinks must exist (compacted ones above all) before the job
         python = ensure_venv(self.flink)
-        jar = next(iter(sorted(fetch(self.jvm).lib("flink").glob("flink-sql-connector-kafka-*.jar"))), None)
+        jar = next(iter(sorted(fetch(self.settings.jvm).lib("flink").glob("flink-sql-connector-kafka-*.jar"))), None)
         if jar is None:
             raise self.fail("no flink-sql-connector-kafka jar in the `flink` Maven profile")
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -190,35 +162,10 @@ class FlinkJobService(ProcessService):
         bootstrap = self.kafka.bootstrap_servers()
         self._save_endpoint(host=host, port=port, bootstrap=bootstrap)
         self.status_file.unlink(missing_ok=True)
-        f = self.flink
-        cmd = [
-            str(python),
-            "-u",
-            str(JOB),
-            "--bootstrap",
-            bootstrap,
-            "--connector-jar",
-            str(jar),
-            "--group-id",
-            f.group_id,
-            "--startup-mode",
-            f.startup_mode,
-            "--window-seconds",
-            str(f.window_seconds),
-            "--watermark-delay-seconds",
-            str(f.watermark_delay_seconds),
-            "--checkpoint-interval-seconds",
-            str(f.checkpoint_interval_seconds),
-            "--transactional-id-prefix",
-            f"olist-flink-{uuid.uuid4().hex[:8]}",
-            "--state-dir",
-            str(self.state_dir),
-            "--rest-port",
-            str(port),
-            *self.extra_args,
-            "--status-file",
-            str(self.status_file),
-        ]
+        cmd = [str(python), "-u", str(JOB), *job_arguments(self.flink), "--bootstrap", bootstrap,
+               "--connector-jar", str(jar), "--transactional-id-prefix", f"olist-flink-{uuid.uuid4().hex[:8]}",
+               "--state-dir", str(self.state_dir), "--rest-port", str(port), *self.extra_args,
+               "--status-file", str(self.status_file)]
         started = time.monotonic()
         self.process.start(cmd, cwd=self.state_dir, env={"PYTHONUNBUFFERED": "1"})
         self._wait_running(started)

@@ -19,47 +19,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from emulation.process import BackgroundProcess
-from emulation.service import Service, ServiceError
+from emulation.process import BackgroundProcess, ProcessService
+from emulation.service import Endpoint, Service, ServiceError
+from pipeline.settings import JvmSettings, Settings
 
 POM = Path(__file__).resolve().parent / "jvm" / "pom.xml"
 PROFILES = ("kafka", "connect", "debezium-postgres", "flink", "cassandra")
 MARKER = ".complete"
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "olist-lambda" / "jvm"
-
-
-class JvmSettings(BaseSettings):
-    """Settings of the JVM engines (``OLIST_*``); candidates to move into ``pipeline.settings.Settings``."""
-
-    model_config = SettingsConfigDict(env_prefix="OLIST_", env_file=".env", extra="ignore")
-
-    jvm_cache_dir: Path = Field(default_factory=default_cache_dir, description="Jars fetched by Maven.")
-    java_bin: str = Field("java", description="The java launcher (Java 17+).")
-    mvn_bin: str = Field("mvn", description="The Maven launcher used to fetch the jars once.")
-    kafka_version: str | None = Field(None, description="Unset: the pom's pin (4.3.1).")
-    debezium_version: str | None = Field(None, description="Unset: the pom's pin (3.6.1.Final).")
-    cassandra_version: str | None = Field(None, description="Unset: the pom's pin (5.0.9).")
-    jvm_fetch_timeout: float = Field(1200.0, description="Seconds a cold Maven fetch may take.")
-
-    kafka_port: int = Field(0, ge=0, lt=65536, description="Broker listener; 0 picks a free port at first start.")
-    kafka_controller_port: int = Field(0, ge=0, lt=65536, description="KRaft controller; 0 picks a free port.")
-    kafka_heap_mb: int = Field(384, ge=128, description="Broker heap, -Xmx (-Xms is half).")
-    kafka_retention_ms: int = Field(6 * 3600 * 1000, ge=60_000, description="Default topic retention.")
-    connect_port: int = Field(0, ge=0, lt=65536, description="Connect REST port; 0 picks a free port.")
-    connect_heap_mb: int = Field(512, ge=128, description="Connect worker heap, -Xmx (-Xms is half).")
-    cassandra_port: int = Field(0, ge=0, lt=65536, description="CQL native port; 0 picks a free port at first start.")
-    cassandra_storage_port: int = Field(0, ge=0, lt=65536, description="Cassandra internode port; 0 picks a free one.")
-    cassandra_heap_mb: int = Field(640, ge=256, description="Cassandra heap, -Xmx (-Xms is half).")
-    jvm_start_timeout: float = Field(120.0, description="Seconds a JVM engine may take to become healthy.")
-    jvm_opts: str = Field("-XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError",
-                          description="Extra JVM options for every engine (small footprint; die rather than limp).")
 
 
 # -- fetching ------------------------------------------------------------------------------------
@@ -223,3 +189,61 @@ def root_cause(log_path: Path) -> str:
     if causes:
         return causes[-1][:300]
     return errors[0][:300] if errors else ""
+
+
+class JvmService(ProcessService):
+    """A JVM engine of ours: its jars from the Maven cache, data and config under its state folder, started
+    with :func:`java_command` and healthy once :meth:`health` answers (the JVM's root cause if it exits)."""
+
+    config_name = "server.properties"
+    stop_timeout = 30.0
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.jvm = settings.jvm
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def _config_file(self) -> Path:
+        return self.state_dir / self.config_name
+
+    @property
+    def _tmp_dir(self) -> Path:
+        return self.state_dir / "tmp"
+
+    def where(self) -> str:
+        """What the health check talks to (for messages)."""
+        ep = self.endpoint()
+        return ep.address if ep else self.name
+
+    def preflight(self) -> None:
+        """Checks before a cold start (an engine it needs is up); raise :meth:`fail` to refuse."""
+
+    def command(self, artifacts: JvmArtifacts) -> list[str]:
+        """Write the engine's config for this start and return its ``java`` command line."""
+        raise NotImplementedError
+
+    def start(self) -> Endpoint:
+        if self.pid() is not None:  # adopt the running engine (give it the usual time to answer)
+            if not self.health():
+                wait_healthy(self, self.process, time.monotonic(), self.jvm.jvm_start_timeout, self.where())
+            return self._require_endpoint()
+        self.preflight()
+        artifacts = fetch(self.jvm)
+        self._tmp_dir.mkdir(parents=True, exist_ok=True)
+        cmd = self.command(artifacts)
+        started = time.monotonic()
+        self.process.start(cmd, cwd=self.state_dir)
+        wait_healthy(self, self.process, started, self.jvm.jvm_start_timeout, self.where())
+        return self._require_endpoint()
+
+    def stop(self) -> None:
+        self.process.stop(timeout=self.stop_timeout)
+
+    def destroy(self) -> None:
+        """Stop and delete the engine's data and state (tests and `olist down --purge`)."""
+        self.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)

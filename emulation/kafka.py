@@ -8,10 +8,7 @@ factor 1 and min ISR 1, so consumer groups and transactions work on the single n
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import shutil
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,17 +17,8 @@ from pathlib import Path
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from emulation.jvm import (
-    JvmSettings,
-    fetch,
-    java_command,
-    run_java,
-    wait_healthy,
-    write_log4j2,
-)
-from emulation.process import ProcessService
-from emulation.service import Endpoint, ServiceError
-from pipeline.settings import Settings
+from emulation.jvm import JvmArtifacts, JvmService, java_command, run_java, write_log4j2
+from emulation.service import ServiceError
 
 MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -84,32 +72,15 @@ def new_cluster_id() -> str:
             return cid
 
 
-class KafkaService(ProcessService):
+class KafkaService(JvmService):
     """A one-node KRaft Kafka broker; ``bootstrap_servers()`` is what clients need."""
 
     name = "kafka"
     process_name = "kafka"
 
-    def __init__(self, settings: Settings, jvm: JvmSettings | None = None) -> None:
-        super().__init__(settings)
-        self.jvm = jvm or JvmSettings()
-
-    # -- paths ---------------------------------------------------------------------------------
-    @property
-    def data_dir(self) -> Path:
-        return self.state_dir / "data"
-
-    @property
-    def _config_file(self) -> Path:
-        return self.state_dir / "server.properties"
-
     # -- Service interface ---------------------------------------------------------------------
-    def endpoint(self) -> Endpoint | None:
-        saved = self._saved_endpoint()
-        if saved is None:
-            return None
-        return Endpoint(saved["host"], int(saved["port"]),
-                        {"controller_port": str(saved["controller_port"]), "cluster_id": self.cluster_id()})
+    def endpoint_extra(self, saved: dict) -> dict[str, str]:
+        return {"controller_port": str(saved["controller_port"]), "cluster_id": self.cluster_id()}
 
     def bootstrap_servers(self) -> str:
         ep = self.endpoint()
@@ -134,35 +105,17 @@ class KafkaService(ProcessService):
             return False
         return NODE_ID in md.brokers
 
-    def start(self) -> Endpoint:
-        if self.pid() is not None and self.health():
-            return self._require_endpoint()
-        if self.pid() is not None:  # running but not answering: give it the usual time
-            wait_healthy(self, self.process, time.monotonic(), self.jvm.jvm_start_timeout, self.bootstrap_servers())
-            return self._require_endpoint()
-        artifacts = fetch(self.jvm)
+    def command(self, artifacts: JvmArtifacts) -> list[str]:
         classpath = artifacts.classpath("kafka")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        port, cport = self._choose_ports()
-        self._endpoint_file.write_text(json.dumps({"host": self.settings.bind_host, "port": port,
-                                                   "controller_port": cport}))
-        self._write_config(port, cport)
+        ports = self._keep_ports(self.settings.bind_host, port=self.settings.kafka.port,
+                                 controller_port=self.settings.kafka.controller_port)
+        self._save_endpoint(host=self.settings.bind_host, **ports)
+        self._write_config(ports["port"], ports["controller_port"])
         log4j2 = write_log4j2(self.state_dir / "log4j2.properties", LOG_LEVELS)
-        tmp = self.state_dir / "tmp"
-        tmp.mkdir(exist_ok=True)
         if not (self.data_dir / "meta.properties").exists():
-            self._format(classpath, log4j2, tmp)
-        cmd = java_command(MAIN, classpath, [str(self._config_file)], heap_mb=self.jvm.kafka_heap_mb,
-                           settings=self.jvm, log4j2=log4j2, tmp_dir=tmp)
-        started = time.monotonic()
-        self.process.start(cmd, cwd=self.state_dir)
-        wait_healthy(self, self.process, started, self.jvm.jvm_start_timeout, self.bootstrap_servers())
-        return self._require_endpoint()
-
-    def destroy(self) -> None:
-        """Stop and delete the broker's data and state (tests and `olist down --purge`)."""
-        self.stop()
-        shutil.rmtree(self.state_dir, ignore_errors=True)
+            self._format(classpath, log4j2)
+        return java_command(MAIN, classpath, [str(self._config_file)], heap_mb=self.settings.kafka.heap_mb,
+                            settings=self.jvm, log4j2=log4j2, tmp_dir=self._tmp_dir)
 
     # -- clients -------------------------------------------------------------------------------
     def client_config(self, **extra: object) -> dict[str, object]:
@@ -209,11 +162,6 @@ class KafkaService(ProcessService):
                     raise ServiceError(f"kafka: could not delete topic {name!r}: {err}") from exc
 
     # -- steps ---------------------------------------------------------------------------------
-    def _choose_ports(self) -> tuple[int, int]:
-        ports = self._keep_ports(self.settings.bind_host, port=self.jvm.kafka_port,
-                                 controller_port=self.jvm.kafka_controller_port)
-        return ports["port"], ports["controller_port"]
-
     def _write_config(self, port: int, cport: int) -> None:
         host = self.settings.bind_host
         conf = {
@@ -222,14 +170,14 @@ class KafkaService(ProcessService):
             "advertised.listeners": f"PLAINTEXT://{host}:{port}",
             "controller.quorum.voters": f"{NODE_ID}@{host}:{cport}",
             "log.dirs": str(self.data_dir),
-            "log.retention.ms": str(self.jvm.kafka_retention_ms),
+            "log.retention.ms": str(self.settings.kafka.retention_ms),
         }
         self._config_file.write_text("".join(f"{k}={v}\n" for k, v in conf.items()))
 
-    def _format(self, classpath: str, log4j2: Path, tmp: Path) -> None:
+    def _format(self, classpath: str, log4j2: Path) -> None:
         cmd = java_command(STORAGE_TOOL, classpath, ["format", "-t", self.cluster_id(), "-c", str(self._config_file),
                                                      "--ignore-formatted"],
-                           heap_mb=256, settings=self.jvm, log4j2=log4j2, tmp_dir=tmp)
+                           heap_mb=256, settings=self.jvm, log4j2=log4j2, tmp_dir=self._tmp_dir)
         proc = run_java(cmd, timeout=self.jvm.jvm_start_timeout)
         with self.log_path.open("a") as log:
             log.write(proc.stdout + proc.stderr)

@@ -132,13 +132,8 @@ class PostgresService(Service):
         return path.read_text().strip()
 
     # -- Service interface ---------------------------------------------------------------------
-    def endpoint(self) -> Endpoint | None:
-        saved = self._saved_endpoint()
-        if saved is None:
-            return None
-        extra = {"dbname": self.settings.pg_database, "user": self.settings.pg_user,
-                 "password": self._password()}
-        return Endpoint(saved["host"], int(saved["port"]), extra)
+    def endpoint_extra(self, saved: dict) -> dict[str, str]:
+        return {"dbname": self.settings.pg_database, "user": self.settings.pg_user, "password": self._password()}
 
     def conninfo(self, dbname: str | None = None) -> str:
         ep = self.endpoint()

@@ -24,11 +24,8 @@ class S3Service(ProcessService):
 
     process_name = "moto"
 
-    def endpoint(self) -> Endpoint | None:
-        saved = self._saved_endpoint()
-        if saved is None:
-            return None
-        return Endpoint(saved["host"], int(saved["port"]), {"url": f"http://{saved['host']}:{saved['port']}"})
+    def endpoint_extra(self, saved: dict) -> dict[str, str]:
+        return {"url": f"http://{saved['host']}:{saved['port']}"}
 
     def client(self):
         ep = self.endpoint()

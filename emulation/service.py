@@ -79,9 +79,16 @@ class Service(abc.ABC):
     def stop(self) -> None:
         """Stop cleanly; a stopped service stays stopped."""
 
-    @abc.abstractmethod
     def endpoint(self) -> Endpoint | None:
-        """Where clients reach the service, or None before its first start."""
+        """Where clients reach the service (its endpoint file, written at start), or None before its first start."""
+        saved = self._saved_endpoint()
+        if saved is None:
+            return None
+        return Endpoint(saved["host"], int(saved["port"]), self.endpoint_extra(saved))
+
+    def endpoint_extra(self, saved: dict) -> dict[str, str]:
+        """What clients need besides the host and port (URLs, credentials), from the saved endpoint fields."""
+        return {}
 
     @abc.abstractmethod
     def pid(self) -> int | None:

@@ -20,19 +20,13 @@ class FakesnowService(ProcessService):
 
     process_name = "fakesnow"
 
-    def endpoint(self) -> Endpoint | None:
-        saved = self._saved_endpoint()
-        if saved is None:
-            return None
-        return Endpoint(saved["host"], int(saved["port"]), {**FAKESNOW_LOGIN, "protocol": "http"})
+    def endpoint_extra(self, saved: dict) -> dict[str, str]:
+        return {**FAKESNOW_LOGIN, "protocol": "http"}
 
-    def env(self) -> dict[str, str]:
-        """The ``SNOWFLAKE_*`` variables dbt's profile and the loader read."""
-        ep = self.endpoint()
-        assert ep is not None
-        return {"SNOWFLAKE_ACCOUNT": ep.extra["account"], "SNOWFLAKE_USER": ep.extra["user"],
-                "SNOWFLAKE_PASSWORD": ep.extra["password"], "SNOWFLAKE_HOST": ep.host,
-                "SNOWFLAKE_PORT": str(ep.port), "SNOWFLAKE_PROTOCOL": "http"}
+    def login(self) -> dict[str, str | int]:
+        """The connection fields of ``SnowflakeSettings`` (account, user, password, host, port, protocol)."""
+        ep = self._require_endpoint()
+        return {**FAKESNOW_LOGIN, "host": ep.host, "port": ep.port, "protocol": "http"}
 
     def health(self) -> bool:
         import snowflake.connector

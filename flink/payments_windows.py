@@ -33,18 +33,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SQL_DIR = HERE.parent / "contracts" / "generated" / "flink"
-SOURCE_TOPIC = "olist.order_payments"
-CHANGELOG, EVENTS = "order_payments_changelog", "order_payments_events"
-AGGREGATED, INSTALLMENTS, LATE = (
-    "olist_payments_aggregated_windowed",
-    "olist_payments_installments_windowed",
-    "olist_payments_late_events",
-)
-SINKS = (AGGREGATED, INSTALLMENTS, LATE)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"OLIST_FLINK_{name.upper().replace('-', '_')}", default)
+
+
+def _tuning(p: argparse.ArgumentParser, flag: str, kind: type, help: str) -> None:
+    """An option without a default of its own: the caller (emulation/flink.py, from the settings) passes it, or
+    its OLIST_FLINK_* variable gives it."""
+    value = _env(flag.removeprefix("--"))
+    p.add_argument(flag, type=kind, default=None if value is None else kind(value), required=value is None, help=help)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,28 +54,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=_env("connector_jar"),
         help="the flink-sql-connector-kafka jar (local runs; on a cluster pass it with `flink run -j`)",
     )
-    p.add_argument("--group-id", default=_env("group_id", "olist-flink-payments"))
-    p.add_argument(
-        "--startup-mode",
-        default=_env("startup_mode", "earliest-offset"),
-        help="earliest-offset (default), latest-offset, group-offsets, ...",
-    )
-    p.add_argument("--window-seconds", type=Decimal, default=Decimal(_env("window_seconds", "10")))
-    p.add_argument("--watermark-delay-seconds", type=Decimal, default=Decimal(_env("watermark_delay_seconds", "2")))
-    p.add_argument("--checkpoint-interval-seconds", type=float, default=float(_env("checkpoint_interval_seconds", "2")))
-    p.add_argument(
-        "--state-ttl",
-        default=_env("state_ttl", "0"),
-        help="idle state retention (e.g. '7 d'); 0 keeps every key's state (exact, unbounded)",
-    )
+    _tuning(p, "--group-id", str, "consumer group prefix (one group per source table)")
+    _tuning(p, "--startup-mode", str, "earliest-offset, latest-offset, group-offsets, ...")
+    _tuning(p, "--window-seconds", Decimal, "tumbling window size")
+    _tuning(p, "--watermark-delay-seconds", Decimal, "bounded out-of-orderness of commit times")
+    _tuning(p, "--checkpoint-interval-seconds", float, "results are committed on checkpoints")
+    _tuning(p, "--state-ttl", str, "idle state retention (e.g. '7 d'); 0 keeps every key's state (exact, unbounded)")
+    _tuning(p, "--transaction-timeout-ms", int, "at most the broker's transaction.max.timeout.ms (15 min by default)")
+    _tuning(p, "--parallelism", int, "default parallelism")
+    _tuning(p, "--restart-attempts", int, "restarts after a failure (0: none)")
     p.add_argument("--transactional-id-prefix", default=_env("transactional_id_prefix", "olist-flink"))
-    p.add_argument(
-        "--transaction-timeout-ms",
-        type=int,
-        default=int(_env("transaction_timeout_ms", "600000")),
-        help="must not exceed the broker's transaction.max.timeout.ms (15 min by default)",
-    )
-    p.add_argument("--parallelism", type=int, default=int(_env("parallelism", "1")))
     p.add_argument(
         "--state-dir",
         default=_env("state_dir"),
@@ -105,7 +92,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="CONTRACT_TOPIC=TOPIC",
         help="read or write another topic instead of a contract's (tests); repeatable",
     )
-    p.add_argument("--restart-attempts", type=int, default=int(_env("restart_attempts", "3")))
     args = p.parse_args(argv)
     if not args.bootstrap:
         p.error("--bootstrap (or OLIST_FLINK_BOOTSTRAP) is required")
@@ -134,10 +120,18 @@ def hint(options: dict[str, str]) -> str:
     return f" /*+ OPTIONS({inner}) */"
 
 
+def job_tables(sql_dir: Path) -> dict[str, str]:
+    """The tables by role (source_topic, changelog, events, aggregated, installments, late), generated from the
+    contracts beside the DDL."""
+    return json.loads((sql_dir / "job.json").read_text(encoding="utf-8"))
+
+
 def queries(args: argparse.Namespace) -> list[str]:
     """The three INSERTs of the job's one statement set."""
+    t = job_tables(Path(args.sql_dir))
     size_ms = int(args.window_seconds * 1000)
-    source_opts = {"topic": args.topics[SOURCE_TOPIC]} if SOURCE_TOPIC in args.topics else {}
+    source = t["source_topic"]
+    source_opts = {"topic": args.topics[source]} if source in args.topics else {}
     if args.bounded:
         source_opts["scan.bounded.mode"] = "latest-offset"
 
@@ -150,30 +144,30 @@ def queries(args: argparse.Namespace) -> list[str]:
         SELECT payment_type, CAST(payment_installments AS INT) AS payment_installments, payment_value,
                CAST(TO_TIMESTAMP_LTZ({ms} - MOD({ms}, {size_ms}), 3) AS TIMESTAMP(3)) AS window_start,
                CAST(TO_TIMESTAMP_LTZ({ms} - MOD({ms}, {size_ms}) + {size_ms}, 3) AS TIMESTAMP(3)) AS window_end
-        FROM `{CHANGELOG}`{hint(source_opts)}"""
+        FROM `{t["changelog"]}`{hint(source_opts)}"""
     # window_end is part of the group (and so of the upsert key): the sinks' key names the window whole.
     aggregated = f"""
-        INSERT INTO {sink(AGGREGATED)} (window_start, window_end, payment_type, payment_count, payment_sum,
+        INSERT INTO {sink(t["aggregated"])} (window_start, window_end, payment_type, payment_count, payment_sum,
                                         payment_avg, payment_min, payment_max)
         SELECT window_start, window_end, payment_type, COUNT(*), CAST(SUM(payment_value) AS DECIMAL(14, 2)),
                CAST(SUM(payment_value) AS DOUBLE) / COUNT(*), MIN(payment_value), MAX(payment_value)
         FROM ({versions})
         GROUP BY window_start, window_end, payment_type"""
     installments = f"""
-        INSERT INTO {sink(INSTALLMENTS)} (window_start, window_end, payment_type, payment_installments,
+        INSERT INTO {sink(t["installments"])} (window_start, window_end, payment_type, payment_installments,
                                           installment_count)
         SELECT window_start, window_end, payment_type, payment_installments, COUNT(*)
         FROM ({versions})
         GROUP BY window_start, window_end, payment_type, payment_installments"""
     row = "COALESCE(`after`, `before`)"
     late = f"""
-        INSERT INTO {sink(LATE)} (order_id, payment_sequential, op, payment_type, commit_time, window_start,
+        INSERT INTO {sink(t["late"])} (order_id, payment_sequential, op, payment_type, commit_time, window_start,
                                   watermark_time)
         SELECT {row}.order_id, CAST({row}.payment_sequential AS INT), op, {row}.payment_type,
                CAST(event_time AS TIMESTAMP(3)),
                CAST(TO_TIMESTAMP_LTZ(`source`.ts_ms - MOD(`source`.ts_ms, {size_ms}), 3) AS TIMESTAMP(3)),
                CAST(CURRENT_WATERMARK(event_time) AS TIMESTAMP(3))
-        FROM `{EVENTS}`{hint(source_opts)}
+        FROM `{t["events"]}`{hint(source_opts)}
         WHERE event_time < CURRENT_WATERMARK(event_time)"""
     return [aggregated, installments, late]
 

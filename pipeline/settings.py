@@ -1,14 +1,18 @@
-"""One settings model for the whole platform, fed by ``OLIST_*`` environment variables.
+"""One settings model for the whole platform, fed by ``OLIST_*`` environment variables (and ``SNOWFLAKE_*``).
 
-Every default works on a fresh machine with nothing configured: services bind to 127.0.0.1 on
-free ports and keep their data under the project's ``.state`` folder.
+Every default works on a fresh machine with nothing configured: services bind to 127.0.0.1 on free ports and
+keep their data under the project's ``.state`` folder. The engines' settings are sections of the one model
+(``settings.kafka``, ``settings.connect``, ``settings.cassandra``, ``settings.flink``, ``settings.jvm``,
+``settings.snowflake``), each read from its own variables (``OLIST_KAFKA_PORT`` is ``settings.kafka.port``).
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,8 +20,104 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+def cache_root() -> Path:
+    """``~/.cache/olist-lambda`` (or under ``XDG_CACHE_HOME``): jars and the Flink venv, shared by every clone."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "olist-lambda"
+
+
+def _section(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore")
+
+
+class JvmSettings(BaseSettings):
+    """The JVM engines' jars, launcher and options (``OLIST_JVM_CACHE_DIR``, ``OLIST_KAFKA_VERSION`` ...)."""
+
+    model_config = _section("OLIST_")
+
+    jvm_cache_dir: Path = Field(default_factory=lambda: cache_root() / "jvm", description="Jars fetched by Maven.")
+    java_bin: str = Field("java", description="The java launcher (Java 17+).")
+    mvn_bin: str = Field("mvn", description="The Maven launcher used to fetch the jars once.")
+    kafka_version: str | None = Field(None, description="Unset: the pom's pin (4.3.1).")
+    debezium_version: str | None = Field(None, description="Unset: the pom's pin (3.6.1.Final).")
+    cassandra_version: str | None = Field(None, description="Unset: the pom's pin (5.0.9).")
+    jvm_fetch_timeout: float = Field(1200.0, description="Seconds a cold Maven fetch may take.")
+    jvm_start_timeout: float = Field(120.0, description="Seconds a JVM engine may take to become healthy.")
+    jvm_opts: str = Field("-XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError",
+                          description="Extra JVM options for every engine (small footprint; die rather than limp).")
+
+
+class KafkaSettings(BaseSettings):
+    """The local KRaft broker (``OLIST_KAFKA_*``)."""
+
+    model_config = _section("OLIST_KAFKA_")
+
+    port: int = Field(0, ge=0, lt=65536, description="Broker listener; 0 picks a free port at first start.")
+    controller_port: int = Field(0, ge=0, lt=65536, description="KRaft controller; 0 picks a free port.")
+    heap_mb: int = Field(384, ge=128, description="Broker heap, -Xmx (-Xms is half).")
+    retention_ms: int = Field(6 * 3600 * 1000, ge=60_000, description="Default retention of topics without one.")
+
+
+class ConnectSettings(BaseSettings):
+    """The Kafka Connect worker running Debezium (``OLIST_CONNECT_*``)."""
+
+    model_config = _section("OLIST_CONNECT_")
+
+    port: int = Field(0, ge=0, lt=65536, description="REST port; 0 picks a free port.")
+    heap_mb: int = Field(512, ge=128, description="Worker heap, -Xmx (-Xms is half).")
+
+
+class CassandraSettings(BaseSettings):
+    """The local Cassandra node (``OLIST_CASSANDRA_*``)."""
+
+    model_config = _section("OLIST_CASSANDRA_")
+
+    port: int = Field(0, ge=0, lt=65536, description="CQL native port; 0 picks a free port at first start.")
+    storage_port: int = Field(0, ge=0, lt=65536, description="Internode port; 0 picks a free one.")
+    heap_mb: int = Field(640, ge=256, description="Heap, -Xmx (-Xms is half).")
+
+
+class FlinkSettings(BaseSettings):
+    """The Flink job (``OLIST_FLINK_*``): the one place its defaults are declared; the job takes them as arguments."""
+
+    model_config = _section("OLIST_FLINK_")
+
+    venv_base: Path = Field(default_factory=cache_root, description="Where flink-venv-<hash> is created.")
+    python: str = Field(sys.executable, description="Interpreter the venv is made from (3.9..3.12).")
+    window_seconds: float = Field(10.0, gt=0, description="Tumbling window size.")
+    watermark_delay_seconds: float = Field(2.0, ge=0, description="Bounded out-of-orderness of commit times.")
+    checkpoint_interval_seconds: float = Field(2.0, gt=0, description="Results are committed on checkpoints.")
+    group_id: str = Field("olist-flink-payments", description="Consumer group prefix of the job (one per source).")
+    startup_mode: str = Field("earliest-offset", description="Where the job starts reading the CDC topic.")
+    state_ttl: str = Field("0", description="Idle state retention (e.g. '7 d'); 0 keeps every key (exact).")
+    transaction_timeout_ms: int = Field(600_000, description="At most the broker's transaction.max.timeout.ms.")
+    parallelism: int = Field(1, ge=1, description="Default parallelism of the job's operators.")
+    restart_attempts: int = Field(3, ge=0, description="Restarts the job may make after a failure.")
+    rest_port: int = Field(0, ge=0, lt=65536, description="Mini-cluster REST port; 0 picks a free one.")
+    venv_timeout: float = Field(1800.0, description="Seconds creating the venv may take (a cold download).")
+    start_timeout: float = Field(180.0, description="Seconds the job may take to reach RUNNING.")
+
+
+class SnowflakeSettings(BaseSettings):
+    """The standard ``SNOWFLAKE_*`` variables (the same ones dbt's profile reads); unset account: fakesnow."""
+
+    model_config = SettingsConfigDict(env_prefix="SNOWFLAKE_", extra="ignore")
+
+    account: str | None = None
+    user: str | None = None
+    password: str | None = None
+    role: str | None = None
+    warehouse: str | None = None
+    database: str = "OLIST"
+    host: str | None = None
+    port: int | None = None
+    protocol: str | None = None
+    bronze_load: Literal["copy_into", "insert"] = "copy_into"  # copy_into (real Snowflake) | insert (fakesnow)
+
+
 class Settings(BaseSettings):
-    """Ports, folders, credentials and scale; override any field with ``OLIST_<FIELD>``."""
+    """Ports, folders, credentials and scale; override any field with ``OLIST_<FIELD>``, a section's with its
+    own prefix (``OLIST_KAFKA_HEAP_MB``)."""
 
     model_config = SettingsConfigDict(env_prefix="OLIST_", env_file=".env", extra="ignore")
 
@@ -43,6 +143,7 @@ class Settings(BaseSettings):
     s3_access_key_id: str = "emulation"
     s3_secret_access_key: str = "emulation"
     bronze_prefix: str = "bronze"
+    raw_prefix: str = Field("raw", description="Key prefix of the raw archive of the CDC topic.")
     duckdb_path: Path | None = Field(None, description="DuckDB warehouse; unset: <state_dir>/warehouse/olist.duckdb.")
     dashboard_target: Literal["duckdb", "snowflake"] = Field(
         "duckdb", description="Warehouse the BI views read: duckdb (the local file) or snowflake (SNOWFLAKE_*).")
@@ -53,9 +154,32 @@ class Settings(BaseSettings):
     stream_seconds: float = Field(60.0, gt=0, description="Demo: how long the simulator runs.")
     stream_seed: int = Field(7, description="Demo: the simulator's seed.")
 
+    jvm: JvmSettings = Field(default_factory=JvmSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    connect: ConnectSettings = Field(default_factory=ConnectSettings)
+    cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
+    flink: FlinkSettings = Field(default_factory=FlinkSettings)
+    snowflake: SnowflakeSettings = Field(default_factory=SnowflakeSettings)
+
     @property
     def quarantine_table(self) -> str:
         return "load_quarantine"
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The DuckDB warehouse file."""
+        return self.duckdb_path or self.state_dir / "warehouse" / "olist.duckdb"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with fields changed; a dict for a section changes only the fields it names
+        (``settings.replace(flink={"window_seconds": 2})``)."""
+        update = {}
+        for name, value in changes.items():
+            current = getattr(self, name)
+            if isinstance(value, dict) and isinstance(current, BaseSettings):
+                value = current.model_copy(update=value)
+            update[name] = value
+        return self.model_copy(update=update)
 
 
 @functools.cache

@@ -9,41 +9,39 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass, field
 from decimal import Decimal
-
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.batch.ingest.manifest import committed_files, manifests
 from pipeline.batch.ingest.read import read_bronze
+from pipeline.batch.lane import TransformReport
 from pipeline.contracts import load_registry
 from pipeline.contracts.render_snowflake import bronze_table_ddl
-from pipeline.settings import Settings
+from pipeline.progress import SILENT, Progress
+from pipeline.settings import Settings, SnowflakeSettings
 from pipeline.storage import s3_location
 
 INSERT_BATCH = 5_000
 
 
-class SnowflakeSettings(BaseSettings):
-    """The standard ``SNOWFLAKE_*`` variables (the same ones dbt's profile reads)."""
+def snowflake_target(settings: Settings) -> SnowflakeSettings:
+    """The account in ``settings.snowflake`` (``SNOWFLAKE_*``), or fakesnow, started if need be, when no account
+    is set (bronze then goes in by INSERT: fakesnow cannot reach S3)."""
+    if settings.snowflake.account:
+        return settings.snowflake
+    from emulation.snowflake import FakesnowService
 
-    model_config = SettingsConfigDict(env_prefix="SNOWFLAKE_", extra="ignore")
-
-    account: str
-    user: str
-    password: str | None = None
-    role: str | None = None
-    warehouse: str | None = None
-    database: str = "OLIST"
-    host: str | None = None
-    port: int | None = None
-    protocol: str | None = None
-    bronze_load: str = "copy_into"  # copy_into (real Snowflake) | insert (fakesnow)
+    service = FakesnowService(settings)
+    service.start()
+    return SnowflakeSettings(**service.login(), bronze_load="insert")
 
 
 def connect(sf: SnowflakeSettings):
     import snowflake.connector
 
     params = {k: v for k, v in sf.model_dump().items() if v and k not in ("bronze_load",)}
+    if not params.get("account"):
+        raise ValueError("no Snowflake account: set SNOWFLAKE_ACCOUNT (or let the rehearsal start fakesnow)")
     return snowflake.connector.connect(**params, login_timeout=20, network_timeout=120)
 
 
@@ -138,3 +136,39 @@ def compare_marts(duckdb_path, sf: SnowflakeSettings, schema: str = "gold") -> d
             right = [tuple(map(_canonical, r)) for r in cur.fetchall()]
             out[table] = (len(left), len(right), same_rows(left, right))
     return out
+
+
+@dataclass
+class PromotionReport:
+    """The Snowflake rehearsal: where it ran, bronze loaded, the dbt build, and each gold table compared."""
+
+    account: str
+    stand_in: bool  # fakesnow rather than a real account
+    bronze_rows: dict[str, int]
+    bronze_load: str
+    transform: TransformReport
+    compared: dict[str, tuple[int, int, bool]] = field(default_factory=dict)  # table: (duckdb, snowflake, same)
+
+    @property
+    def identical(self) -> bool:
+        return self.transform.success and bool(self.compared) and all(same for *_, same in self.compared.values())
+
+
+def rehearse(settings: Settings, progress: Progress = SILENT) -> PromotionReport:
+    """Bronze into Snowflake (fakesnow when no account is set), the same dbt models with ``--target snowflake``,
+    then every gold table compared with DuckDB's."""
+    from pipeline.batch.lane import transform
+
+    stand_in = not settings.snowflake.account
+    sf = snowflake_target(settings)
+    settings = settings.replace(snowflake=sf)
+    progress.update("bronze", description="loading bronze into Snowflake", total=None)
+    counts = refresh_bronze(settings, sf)
+    progress.update("bronze", description="bronze in Snowflake", total=1, completed=1)
+    # fakesnow cannot create the temporary tables dbt's unit tests use; they run on DuckDB and on a real account.
+    extra = ["--exclude-resource-type", "unit_test"] if sf.bronze_load == "insert" else []
+    built = transform(settings, "snowflake", docs=False, extra=extra, progress=progress)
+    report = PromotionReport(str(sf.account), stand_in, counts, sf.bronze_load, built)
+    if built.success:
+        report.compared = compare_marts(settings.warehouse_path, sf)
+    return report

@@ -14,14 +14,13 @@ from pipeline.storage import s3_location
 DBT_DIR = PROJECT_ROOT / "dbt"
 
 
-def warehouse_path(settings: Settings) -> Path:
-    return settings.duckdb_path or settings.state_dir / "warehouse" / "olist.duckdb"
-
-
 def dbt_env(settings: Settings, target: str = "duckdb") -> dict[str, str]:
-    """What ``dbt/profiles.yml`` reads through ``env_var``."""
-    env = {"OLIST_DBT_TARGET": target, "OLIST_DUCKDB_PATH": str(warehouse_path(settings)),
+    """What ``dbt/profiles.yml`` reads through ``env_var`` (the ``SNOWFLAKE_*`` of ``settings.snowflake`` too)."""
+    env = {"OLIST_DBT_TARGET": target, "OLIST_DUCKDB_PATH": str(settings.warehouse_path),
            "OLIST_BRONZE_PREFIX": settings.bronze_prefix, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    if target == "snowflake":
+        sf = settings.snowflake.model_dump(exclude={"bronze_load"})
+        env |= {f"SNOWFLAKE_{k.upper()}": str(v) for k, v in sf.items() if v is not None}
     return env
 
 
@@ -52,7 +51,7 @@ def refresh_bronze(settings: Settings, tables: list[str] | None = None) -> dict[
 
     loc = s3_location(settings)
     counts = {}
-    path = warehouse_path(settings)
+    path = settings.warehouse_path
     path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(path)) as con:
         con.execute("create schema if not exists bronze")
@@ -86,7 +85,7 @@ def run_dbt(command: list[str], settings: Settings, target: str = "duckdb",
     """
     from dbt.cli.main import dbtRunner
 
-    warehouse_path(settings).parent.mkdir(parents=True, exist_ok=True)
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     if target != "duckdb":
         return _run_dbt_process(command, settings, target, timeout)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.contracts.registry import CONTRACTS_DIR, Registry, load_registry
-from pipeline.contracts.render_cassandra import CQL_PATH, render_cassandra
+from pipeline.contracts.render_cassandra import cql_path, render_cassandra
 from pipeline.contracts.render_dbt import render_dbt
 from pipeline.contracts.render_flink import render_flink
 from pipeline.contracts.render_jsonschema import render_topics
@@ -21,7 +21,7 @@ def render_all(registry: Registry | None = None) -> dict[Path, str]:
     return {
         Path("contracts/generated/postgres/olist.sql"): render_schema(registry, "olist"),
         Path("contracts/generated/snowflake/bronze.sql"): render_bronze(registry),
-        Path(CQL_PATH): render_cassandra(registry),
+        Path(cql_path(registry)): render_cassandra(registry),
         **render_dbt(registry),
         **render_topics(registry),
         **render_flink(registry),

@@ -12,7 +12,14 @@ import jsonschema
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
-from pipeline.contracts.registry import CONTRACTS_DIR, QUOTE_POLICIES, ContractError, contract_files, load_registry
+from pipeline.contracts.registry import (
+    CONTRACTS_DIR,
+    QUOTE_POLICIES,
+    STREAM_ROLES,
+    ContractError,
+    contract_files,
+    load_registry,
+)
 
 LOGICAL_TYPES_FOR_ENUM = {"string": str, "integer": int, "number": (int, float)}
 
@@ -135,4 +142,17 @@ def lint(root: Path = CONTRACTS_DIR) -> list[LintIssue]:
         registry.source_tables()
     except ContractError as exc:
         issues.append(LintIssue("contracts", "relationships", str(exc)))
+    for role in STREAM_ROLES:
+        try:
+            registry.topic(role)
+        except ContractError as exc:
+            issues.append(LintIssue("contracts", "streamRole", str(exc)))
+    for ds in registry.topics():
+        if ds.custom_property("cassandraPartitionKey") and not ds.custom_property("cassandraKeyspace"):
+            issues.append(LintIssue(str(ds.path.relative_to(root.parent)), ds.name,
+                                    "a served topic needs a cassandraKeyspace custom property"))
+    try:
+        registry.keyspace  # noqa: B018 - raises when the served topics disagree
+    except ContractError as exc:
+        issues.append(LintIssue("contracts", "cassandraKeyspace", str(exc)))
     return issues

@@ -12,6 +12,8 @@ from open_data_contract_standard.model import OpenDataContractStandard, SchemaOb
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 QUOTE_POLICIES = ("leadingDigit", "always", "minimal", "never")
+# What each topic is to the speed lane (its ``streamRole``): the CDC topic, the two windowed views, late events.
+STREAM_ROLES = ("raw", "aggregated", "installments", "late")
 
 
 class ContractError(ValueError):
@@ -184,6 +186,22 @@ class Registry:
     def topics(self) -> list[Dataset]:
         return [d for d in self.datasets if d.physical_type == "topic"]
 
+    def topic(self, role: str) -> Dataset:
+        """The topic playing ``role`` in the speed lane (its ``streamRole``: raw, aggregated, installments, late)."""
+        found = [d for d in self.topics() if d.custom_property("streamRole") == role]
+        if len(found) != 1:
+            raise ContractError(f"{len(found)} topic contracts have streamRole {role!r}; exactly one must")
+        return found[0]
+
+    @property
+    def keyspace(self) -> str:
+        """The Cassandra keyspace of the serving tables (every windowed topic's ``cassandraKeyspace``)."""
+        spaces = {d.custom_property("cassandraKeyspace") for d in self.topics()} - {None}
+        if len(spaces) != 1:
+            raise ContractError(f"the topic contracts name {len(spaces)} Cassandra keyspaces {sorted(spaces)}; "
+                                "exactly one must")
+        return spaces.pop()
+
     def source_tables(self) -> list[Dataset]:
         """The Olist CSV-backed tables, parents before children."""
         return self.load_order([d for d in self.datasets if d.source_file])
@@ -219,3 +237,37 @@ def load_registry(root: Path = CONTRACTS_DIR) -> Registry:
         for obj in contract.schema_ or []:
             datasets.append(_dataset(contract, obj, path))
     return Registry(root=root, datasets=tuple(datasets))
+
+
+@dataclass(frozen=True)
+class StreamNames:
+    """The speed lane's names, all read from the topic contracts: the CDC topic, the windowed topics, the late
+    events, their dead-letter topics and the Cassandra keyspace of their serving tables."""
+
+    raw: str
+    aggregated: str
+    installments: str
+    late: str
+    keyspace: str
+    dead_letters: dict[str, str]
+
+    @property
+    def windowed(self) -> tuple[str, str]:
+        return (self.aggregated, self.installments)
+
+    @property
+    def served(self) -> tuple[str, str, str]:
+        """The topics the sink writes to Cassandra."""
+        return (self.aggregated, self.installments, self.late)
+
+    def dead_letter(self, topic: str) -> str:
+        return self.dead_letters[topic]
+
+
+@functools.cache
+def stream_names(root: Path = CONTRACTS_DIR) -> StreamNames:
+    registry = load_registry(root)
+    topics = {role: registry.topic(role).physical_name for role in STREAM_ROLES}
+    dead = {ds.physical_name: ds.custom_property("deadLetterTopic") or f"{ds.physical_name}.dlq"
+            for ds in registry.topics()}
+    return StreamNames(**topics, keyspace=registry.keyspace, dead_letters=dead)

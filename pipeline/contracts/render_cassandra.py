@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pipeline.contracts.registry import Column, ContractError, Dataset, Registry
 
 HEADER = "-- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.\n"
-KEYSPACE = "olist_streaming"
 UPDATED_COLUMN = "updated_at"
-CQL_PATH = f"contracts/generated/cassandra/{KEYSPACE}.cql"
 
 _PHYSICAL = {"bigint": "bigint", "int": "int", "integer": "int", "smallint": "smallint", "double": "double",
              "float": "double", "real": "float", "boolean": "boolean", "date": "date", "text": "text",
@@ -107,7 +105,12 @@ def _clustering(spec: object, ds: Dataset) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def cassandra_table(ds: Dataset, keyspace: str = KEYSPACE) -> CassandraTable:
+def cql_path(registry: Registry) -> str:
+    """Where the generated CQL lives: one script per keyspace."""
+    return f"contracts/generated/cassandra/{registry.keyspace}.cql"
+
+
+def cassandra_table(ds: Dataset, keyspace: str | None = None) -> CassandraTable:
     """The serving table of a topic contract with ``cassandraPartitionKey``; errors name the contract."""
     partition = ds.custom_property("cassandraPartitionKey")
     if not isinstance(partition, list) or not partition:
@@ -140,12 +143,15 @@ def cassandra_table(ds: Dataset, keyspace: str = KEYSPACE) -> CassandraTable:
     options = ds.custom_property("cassandraTableOptions", {}) or {}
     if not isinstance(options, dict):
         raise ContractError(f"{ds.name}: cassandraTableOptions must be a mapping")
+    keyspace = keyspace or ds.custom_property("cassandraKeyspace")
+    if not keyspace:
+        raise ContractError(f"{ds.name}: a served topic needs a cassandraKeyspace custom property")
     return CassandraTable(keyspace, ds.physical_name, ds.physical_name, tuple(columns), tuple(partition), clustering,
                           tuple(sorted(options.items())), ds.description)
 
 
-def serving_tables(registry: Registry, keyspace: str = KEYSPACE) -> list[CassandraTable]:
-    """Every topic contract with a Cassandra layout, by name."""
+def serving_tables(registry: Registry, keyspace: str | None = None) -> list[CassandraTable]:
+    """Every topic contract with a Cassandra layout, by name (in ``keyspace`` instead of the contracts' one)."""
     return [cassandra_table(ds, keyspace) for ds in sorted(registry.topics(), key=lambda d: d.name)
             if ds.custom_property("cassandraPartitionKey") is not None]
 
@@ -160,7 +166,7 @@ def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def keyspace_cql(keyspace: str = KEYSPACE, replication_factor: int = 1) -> str:
+def keyspace_cql(keyspace: str, replication_factor: int = 1) -> str:
     return (f"CREATE KEYSPACE IF NOT EXISTS {keyspace}\n"
             f"    WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}};\n")
 
@@ -182,7 +188,8 @@ def table_cql(table: CassandraTable) -> str:
     return f"-- from topic {table.topic}\n{ddl};\n"
 
 
-def render_cassandra(registry: Registry, keyspace: str = KEYSPACE) -> str:
-    """The keyspace and every serving table, as one CQL script."""
+def render_cassandra(registry: Registry, keyspace: str | None = None) -> str:
+    """The keyspace and every serving table, as one CQL script (the contracts' keyspace unless one is given)."""
+    keyspace = keyspace or registry.keyspace
     return HEADER + "\n" + keyspace_cql(keyspace) + "".join(
         "\n" + table_cql(t) for t in serving_tables(registry, keyspace))

@@ -15,6 +15,7 @@ fills in: ``bootstrap_servers``, ``group_id``, ``startup_mode``, ``watermark_del
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -205,6 +206,17 @@ def topic_sql(ds: Dataset, registry: Registry) -> str:
     return head + sink_ddl(ds, registry)
 
 
+def job_tables(registry: Registry) -> dict[str, str]:
+    """The Flink table of each role the job reads or writes (``contracts/generated/flink/job.json``): the job
+    takes every name from there, none of its own."""
+    raw = registry.topic("raw")
+    return {"source_topic": raw.physical_name, "changelog": table_name(raw, "changelog"),
+            "events": table_name(raw, "events"),
+            **{role: table_name(registry.topic(role)) for role in ("aggregated", "installments", "late")}}
+
+
 def render_flink(registry: Registry) -> dict[Path, str]:
-    """One SQL file per Kafka topic contract."""
-    return {FLINK_DIR / f"{ds.physical_name}.sql": topic_sql(ds, registry) for ds in registry.topics()}
+    """One SQL file per Kafka topic contract, and the job's table names by role."""
+    out = {FLINK_DIR / f"{ds.physical_name}.sql": topic_sql(ds, registry) for ds in registry.topics()}
+    out[FLINK_DIR / "job.json"] = json.dumps(job_tables(registry), indent=2) + "\n"
+    return out

@@ -20,6 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from pipeline.contracts.event_validation import event_errors
+from pipeline.speed import topics
+from pipeline.speed.topics import producer_config
 from pipeline.storage import S3Location
 
 SCHEMA = pa.schema([
@@ -51,17 +54,7 @@ class ArchiveReport:
     dead_lettered: int = 0
 
 
-def dead_letter(producer: Producer, topic: str, msg: Message, reasons: list[str]) -> None:
-    """Copy ``msg`` to the dead-letter ``topic`` with why (header ``olist.reason``) and where it was
-    (``olist.source``: topic/partition/offset)."""
-    producer.produce(topic, key=msg.key(), value=msg.value(), headers={
-        "olist.reason": "; ".join(reasons)[:2000],
-        "olist.source": f"{msg.topic()}/{msg.partition()}/{msg.offset()}"})
-
-
 def _violations(topic: str, value: bytes) -> list[str]:
-    from pipeline.contracts.event_validation import event_errors
-
     try:
         event = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -79,8 +72,7 @@ class RawArchiver:
         # Events that break the topic's contract are copied, with the reason, to ``dead_letter`` (and still
         # archived raw); the archive keeps going.
         self.dead_letter = dead_letter
-        self.producer = Producer({k: v for k, v in consumer_config.items() if k in ("bootstrap.servers", "logger")}
-                                 | {"enable.idempotence": True}) if dead_letter else None
+        self.producer = Producer(producer_config(consumer_config)) if dead_letter else None
         self.flush_records, self.flush_seconds = flush_records, flush_seconds
         self.after_upload = after_upload  # a hook between upload and commit (tests crash there)
         self.fs = loc.arrow_fs()
@@ -126,7 +118,7 @@ class RawArchiver:
         if self.producer and value is not None:
             reasons = _violations(self.topic, value)
             if reasons:
-                dead_letter(self.producer, self.dead_letter, msg, reasons)
+                topics.dead_letter(self.producer, self.dead_letter, msg, reasons)
                 report.dead_lettered += 1
         buf.rows.append((msg.topic(), msg.partition(), msg.offset(), ts,
                          key.decode() if key is not None else None, value.decode() if value is not None else None))

@@ -19,27 +19,22 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from pipeline.contracts import load_registry
+from pipeline.contracts import load_registry, stream_names
 from pipeline.contracts.event_validation import event_errors, validator
-from pipeline.contracts.render_cassandra import KEYSPACE, UPDATED_COLUMN, CassandraTable, serving_tables
+from pipeline.contracts.render_cassandra import UPDATED_COLUMN, CassandraTable, serving_tables
 from pipeline.settings import Settings
-from pipeline.speed.archive import dead_letter
+from pipeline.speed.topics import dead_letter, producer_config
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
 
-AGGREGATED = "olist_payments_aggregated_windowed"
-INSTALLMENTS = "olist_payments_installments_windowed"
-LATE = "olist_payments_late_events"  # one row per change that reached Flink behind its watermark
-TOPICS = (AGGREGATED, INSTALLMENTS, LATE)
 GROUP = "olist-serving-cassandra"
-MAX_WINDOW = dt.timedelta(hours=1)  # windows are shorter: the reads look this far back for a window's start day
 log = logging.getLogger(__name__)
 
 
@@ -173,11 +168,8 @@ class CassandraSink:
                  group: str = GROUP, batch_size: int = 1000, concurrency: int = 32, rows_per_request: int = 40,
                  dead_letters: dict[str, str] | None = None,
                  after_write: Callable[[int], None] | None = None) -> None:
-        registry = load_registry()
-        self.tables = {t.topic: t for t in (tables or serving_tables(registry))}
-        self.dead_letters = dead_letters or {
-            topic: registry.dataset(topic).custom_property("deadLetterTopic") or f"{topic}.dlq"
-            for topic in self.tables}
+        self.tables = {t.topic: t for t in (tables or serving_tables(load_registry()))}
+        self.dead_letters = dead_letters or {topic: stream_names().dead_letter(topic) for topic in self.tables}
         self.session, self.batch_size, self.concurrency = session, batch_size, concurrency
         self.rows_per_request = rows_per_request  # rows of one partition per UNLOGGED batch (about 4 KiB)
         self._partition_index = {topic: [t.column_names.index(k) for k in t.partition_key]
@@ -185,8 +177,7 @@ class CassandraSink:
         self.after_write = after_write  # a hook between the writes and the commit (tests crash there)
         self.inserts = {topic: session.prepare(t.insert_cql()) for topic, t in self.tables.items()}
         self.deletes = {topic: session.prepare(t.delete_cql()) for topic, t in self.tables.items()}
-        self.producer = Producer({k: v for k, v in consumer_config.items() if k in ("bootstrap.servers", "logger")}
-                                 | {"enable.idempotence": True})
+        self.producer = Producer(producer_config(consumer_config))
         self.consumer = Consumer({**consumer_config, "group.id": group, "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest", "isolation.level": "read_committed",
                                   "enable.partition.eof": True})
@@ -300,17 +291,12 @@ class CassandraSink:
 # -- wiring from settings ------------------------------------------------------------------------
 
 
-def schema_cql(keyspace: str = KEYSPACE) -> str:
-    from pipeline.contracts.render_cassandra import render_cassandra
-
-    return render_cassandra(load_registry(), keyspace)
-
-
-def apply_schema(session: Session, keyspace: str = KEYSPACE) -> int:
+def apply_schema(session: Session, keyspace: str | None = None) -> int:
     """Create the keyspace and the serving tables (idempotent); returns how many statements ran."""
     from emulation.cassandra import split_statements
+    from pipeline.contracts.render_cassandra import render_cassandra
 
-    statements = split_statements(schema_cql(keyspace))
+    statements = split_statements(render_cassandra(load_registry(), keyspace))
     for statement in statements:
         session.execute(statement, timeout=60)
     return len(statements)
@@ -329,94 +315,9 @@ def run_sink(settings: Settings, duration: float | None = None, until_idle: floa
     for service in (kafka, cassandra):
         if service.pid() is None:
             raise ServiceError(f"{service.name} is not running: start it with `olist up {service.name}`")
-    kafka.create_topics([s for s in topic_specs() if s.name.removesuffix(".dlq") in TOPICS])
+    served = stream_names().served
+    kafka.create_topics([s for s in topic_specs() if s.name.removesuffix(".dlq") in served])
     with cassandra.session() as session:
         apply_schema(session)
         sink = CassandraSink(kafka.client_config(), session, group=group, batch_size=batch_size)
         return sink.run(duration, until_idle, stop)
-
-
-# -- reads for the dashboard and the demo --------------------------------------------------------
-
-
-def _table(topic: str) -> CassandraTable:
-    return next(t for t in serving_tables(load_registry()) if t.topic == topic)
-
-
-def _partition_values(table: CassandraTable, since: dt.datetime, now: dt.datetime) -> dict[str, list[Any]]:
-    """Every value of each partition-key column between ``since`` and ``now``: the UTC days of the day column,
-    the enum of each other (the contract's payment types)."""
-    ds = load_registry().dataset(table.topic)
-    values: dict[str, list[Any]] = {}
-    for name in table.partition_key:
-        col = next(c for c in table.columns if c.name == name)
-        if col.source:  # the day of a window's start: a window ending after ``since`` may have begun the day before
-            days, day = [], (since - MAX_WINDOW).date()
-            while day <= now.date():
-                days.append(day)
-                day += dt.timedelta(days=1)
-            values[name] = days
-        else:
-            enum = ds.column(name).enum
-            if not enum:
-                raise ValueError(f"{table.name}: partition column {name} has no enum to enumerate")
-            values[name] = list(enum)
-    return values
-
-
-def read_latest_windows(session: Session, minutes: float = 15, topic: str = AGGREGATED,
-                        now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """The rows of ``topic``'s table whose window ended in the last ``minutes`` (up to ``now``, default the
-    current time), oldest first; timestamps come back as aware UTC datetimes. One query: the partitions of the
-    days spanned times the payment types, each read from its newest window down."""
-    from cassandra.util import Date as CqlDate
-
-    table = _table(topic)
-    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    since = now - dt.timedelta(minutes=minutes)
-    parts = _partition_values(table, since, now)
-    where = " AND ".join(f"{k} IN ?" for k in parts)
-    order = table.clustering[0][0]
-    query = session.prepare(f"SELECT * FROM {table.qualified_name} WHERE {where} AND {order} > ? AND {order} <= ?")
-    rows = session.execute(query, [*parts.values(), since, now], timeout=30)
-    out = []
-    for row in rows:
-        record = row._asdict()
-        for key, value in record.items():
-            if isinstance(value, dt.datetime) and value.tzinfo is None:
-                record[key] = value.replace(tzinfo=dt.UTC)
-            elif isinstance(value, CqlDate):
-                record[key] = value.date()
-        out.append(record)
-    out.sort(key=lambda r: (r[order], *(r[c] for c in table.primary_key if c != order)))
-    return out
-
-
-def latest_windows(settings: Settings, minutes: float = 15, topic: str = AGGREGATED,
-                   now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """:func:`read_latest_windows` on the local Cassandra named by ``settings``."""
-    from emulation.cassandra import CassandraService
-
-    with CassandraService(settings).session(KEYSPACE) as session:
-        return read_latest_windows(session, minutes, topic, now)
-
-
-def count_late_events(session: Session, days: int = 2, today: dt.date | None = None) -> int:
-    """Late changes Flink reported, over the windows of the last ``days`` UTC days (today included)."""
-    table = _table(LATE)
-    today = today or dt.datetime.now(dt.UTC).date()
-    query = session.prepare(f"SELECT count(*) FROM {table.qualified_name} WHERE {table.partition_key[0]} IN ?")
-    return int(session.execute(query, [[today - dt.timedelta(days=d) for d in range(days)]], timeout=30).one()[0])
-
-
-def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """What the dashboard's headline shows, from aggregated rows: total value and count, by payment type."""
-    by_type: dict[str, dict[str, Any]] = {}
-    total, count = decimal.Decimal(0), 0
-    for r in rows:
-        t = by_type.setdefault(r["payment_type"], {"payment_count": 0, "payment_sum": decimal.Decimal(0)})
-        t["payment_count"] += r["payment_count"]
-        t["payment_sum"] += r["payment_sum"]
-        total += r["payment_sum"]
-        count += r["payment_count"]
-    return {"payment_sum": total, "payment_count": count, "by_payment_type": by_type}

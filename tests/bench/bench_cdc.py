@@ -21,11 +21,12 @@ from emulation.connect import ConnectService
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
 from pipeline.console import console
+from pipeline.contracts import stream_names
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
 from pipeline.speed.simulate import simulate
 
-TOPIC = "olist.order_payments"
+TOPIC = stream_names().raw
 
 
 def settle(kafka: KafkaService, quiet: float = 3.0, timeout: float = 300) -> dict[int, int]:

@@ -31,18 +31,20 @@ from rich.table import Table
 
 from emulation.cassandra import CassandraService
 from emulation.connect import ConnectService
-from emulation.flink import FlinkJobService, FlinkSettings
+from emulation.flink import FlinkJobService
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
 from pipeline.console import console
+from pipeline.contracts import stream_names
+from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
 from pipeline.speed.simulate import simulate
-from pipeline.speed.sink import AGGREGATED, GROUP, INSTALLMENTS, SinkReport, apply_schema, read_latest_windows, run_sink
+from pipeline.speed.sink import GROUP, SinkReport, apply_schema, run_sink
 from tests.reference.windows import compute
 
-TOPIC = "olist.order_payments"
-WINDOWED = (AGGREGATED, INSTALLMENTS)
+NAMES = stream_names()
+TOPIC, WINDOWED = NAMES.raw, NAMES.windowed
 
 
 def read_all(kafka: KafkaService, topic: str) -> list[tuple[float, dict | None]]:
@@ -97,7 +99,7 @@ class Progress(threading.Thread):
                 started = time.time()
                 try:
                     self.samples.append((started, self._offsets(consumer, admin)))
-                    for r in read_latest_windows(self.session, minutes=24 * 60 + 60, now=future):
+                    for r in read_windows(self.session, NAMES.aggregated, minutes=24 * 60 + 60, until=future):
                         value = (r["payment_count"], r["payment_sum"], r["payment_min"], r["payment_max"],
                                  r["payment_avg"])
                         seen = self.rows.setdefault((r["window_start"].replace(tzinfo=None), r["payment_type"]), [])
@@ -212,12 +214,11 @@ def main() -> None:
     args, _ = parser.parse_known_args()
     window_ms = int(args.window_seconds * 1000)
 
-    settings = Settings(state_dir=PROJECT_ROOT / ".state" / "bench-streaming")
+    settings = Settings(state_dir=PROJECT_ROOT / ".state" / "bench-streaming").replace(
+        flink={"window_seconds": args.window_seconds, "checkpoint_interval_seconds": args.checkpoint_seconds})
     pg, kafka, cassandra = PostgresService(settings), KafkaService(settings), CassandraService(settings)
-    connect = ConnectService(settings, kafka=kafka)
-    flink_settings = FlinkSettings(window_seconds=args.window_seconds,
-                                   checkpoint_interval_seconds=args.checkpoint_seconds)
-    flink = FlinkJobService(settings, flink_settings, kafka=kafka)
+    connect = ConnectService(settings)
+    flink = FlinkJobService(settings)
     services = [pg, kafka, connect, cassandra]
     for svc in services:
         if svc.pid() is None:
@@ -239,7 +240,7 @@ def main() -> None:
         sink.start()
         stack.callback(sink.join, 30)
         stack.callback(stop_sink.set)
-        progress = Progress(kafka, session, f"{flink_settings.group_id}-changelog")
+        progress = Progress(kafka, session, f"{settings.flink.group_id}-changelog")
         progress.start()
         stack.callback(progress.join, 10)
         stack.callback(progress.stop.set)
@@ -255,7 +256,7 @@ def main() -> None:
                  and len({s["end:" + TOPIC] for _, s in progress.samples[-12:]}) == 1, 120)
         raw = read_all(kafka, TOPIC)
         events = [v for _, v in raw if v is not None]
-        want = compute(events, window_ms, int(flink_settings.watermark_delay_seconds * 1000)).aggregated
+        want = compute(events, window_ms, int(settings.flink.watermark_delay_seconds * 1000)).aggregated
         touched = last_touch(events, window_ms)
         converged = wait_for(lambda: all(final_since(progress.rows.get(k, []), w) for k, w in want.items()), 180)
         raw_end = progress.samples[-1][1]["end:" + TOPIC]
@@ -269,8 +270,8 @@ def main() -> None:
     first_commit, last_commit = min(commits), max(commits)
     topic_rate = rate(len(events), raw[0][0], raw[-1][0])
     per_offset = len(events) / raw_end  # events per raw-topic offset (the rest are tombstones)
-    flink_done = progress.reached(f"{flink_settings.group_id}-changelog:{TOPIC}", raw_end)
-    flink_rate = progress.rate(f"{flink_settings.group_id}-changelog:{TOPIC}", raw_end) * per_offset
+    flink_done = progress.reached(f"{settings.flink.group_id}-changelog:{TOPIC}", raw_end)
+    flink_rate = progress.rate(f"{settings.flink.group_id}-changelog:{TOPIC}", raw_end) * per_offset
     ends = {t: progress.samples[-1][1][f"end:{t}"] for t in WINDOWED}  # each ends with a transaction marker
     out_rate = sum(progress.rate(f"end:{t}", ends[t]) for t in WINDOWED)
     sink_rate = sum(progress.rate(f"{GROUP}:{t}", ends[t] - 1) for t in WINDOWED)

@@ -23,7 +23,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from emulation.cassandra import CassandraService
 from emulation.dashboard import DashboardService
-from pipeline.batch.transform import warehouse_path
+from pipeline.contracts import stream_names
 from pipeline.serving.dashboard.pages.live import REFRESH_MS
 from pipeline.settings import PROJECT_ROOT, get_settings
 from pipeline.speed.sink import apply_schema
@@ -35,7 +35,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCHEMA, PREFIX = "e2e_dashboard", "bronze-dashboard"
 SHOTS = Path(os.environ.get("OLIST_SCREENSHOT_DIR", PROJECT_ROOT / ".state" / "screenshots"))
-KEYSPACE = "olist_streaming"
+NAMES = stream_names()
+KEYSPACE = NAMES.keyspace
 expect.set_options(timeout=20_000)  # the first render copies the warehouse and runs every query
 
 
@@ -89,7 +90,7 @@ def olist(*args: str, check: bool = True) -> subprocess.Popen | str:
 
 
 def gold(settings, sql: str, params=()) -> list[tuple]:
-    with duckdb.connect(str(warehouse_path(settings)), read_only=True) as con:
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         return con.execute(sql, list(params)).fetchall()
 
 
@@ -226,10 +227,10 @@ def test_sellers_view(env, browser):
 def write_window(session, end: dt.datetime, payments: dict[str, list[Decimal]]) -> None:
     """One 10-second window: its aggregated rows per payment type and the installments rows."""
     start = end - dt.timedelta(seconds=10)
-    agg = session.prepare(f"INSERT INTO {KEYSPACE}.olist_payments_aggregated_windowed (window_date, "
+    agg = session.prepare(f"INSERT INTO {KEYSPACE}.{NAMES.aggregated} (window_date, "
                           "window_start, window_end, payment_type, payment_count, payment_sum, payment_avg, "
                           "payment_min, payment_max, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-    inst = session.prepare(f"INSERT INTO {KEYSPACE}.olist_payments_installments_windowed (window_date, window_start, "
+    inst = session.prepare(f"INSERT INTO {KEYSPACE}.{NAMES.installments} (window_date, window_start, "
                            "window_end, payment_type, payment_installments, installment_count, updated_at) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?)")
     now = dt.datetime.now(dt.UTC)
@@ -258,7 +259,7 @@ def test_live_view_shows_the_windows_and_a_new_one_within_its_refresh(browser, c
     for end, payments in written.items():
         write_window(cassandra, end, payments)
     total = sum((sum(v, Decimal(0)) for p in written.values() for v in p.values()), Decimal(0))
-    late = cassandra.prepare(f"INSERT INTO {KEYSPACE}.olist_payments_late_events (window_date, commit_time, order_id, "
+    late = cassandra.prepare(f"INSERT INTO {KEYSPACE}.{NAMES.late} (window_date, commit_time, order_id, "
                              "payment_sequential, op, payment_type, window_start, watermark_time, updated_at) "
                              "VALUES (?, ?, ?, 1, 'u', 'boleto', ?, ?, ?)")
     for i, end in enumerate(list(written)[:2]):  # two changes that reached Flink behind its watermark

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import time
 import urllib.request
 from collections import Counter, defaultdict
@@ -18,12 +17,15 @@ import psycopg
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
 from emulation.kafka import KafkaService
-from pipeline.batch.transform import warehouse_path
-from pipeline.cli import app
+from pipeline.batch.promote import rehearse
+from pipeline.console import show_demo
+from pipeline.contracts import stream_names
+from pipeline.demo import run_demo
 from pipeline.settings import get_settings
+from pipeline.speed.lane import archive_raw
+from pipeline.speed.topics import end_offsets
 from pipeline.storage import s3_location
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +35,8 @@ SIMULATED = {"customers", "orders", "order_payments"}  # tables the demo's simul
 
 @pytest.fixture(scope="module")
 def demo(postgres, s3, test_settings, tmp_path_factory):
-    """Run `olist demo` once against the session's engines, in a schema and bronze prefix of its own."""
+    """Run the demo once against the session's engines, in a schema and bronze prefix of its own; yields its
+    report (and the settings it ran with)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OLIST_STATE_DIR", str(test_settings.state_dir))
         mp.setenv("OLIST_DATA_DIR", str(tmp_path_factory.mktemp("sample")))
@@ -42,9 +45,9 @@ def demo(postgres, s3, test_settings, tmp_path_factory):
         mp.setenv("OLIST_STREAM_SECONDS", "8")
         mp.setenv("OLIST_STREAM_RATE", "400")
         get_settings.cache_clear()
-        result = CliRunner().invoke(app, ["demo"])
         settings = get_settings()
-        yield result, settings
+        report = run_demo(settings)
+        yield report, settings
         get_settings.cache_clear()
     with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
         conn.execute("drop schema if exists e2e_demo cascade")
@@ -56,16 +59,18 @@ def rows(settings, name):
 
 
 def gold(settings, sql):
-    with duckdb.connect(str(warehouse_path(settings))) as con:
+    with duckdb.connect(str(settings.warehouse_path)) as con:
         return con.execute(sql).fetchall()
 
 
 def test_demo_runs_the_batch_lane(demo):
-    result, _ = demo
-    assert result.exit_code == 0, result.output
-    assert "0 quarantined" in result.output
-    assert "all passed" in result.output
-    assert "lineage docs:" in result.output
+    report, _ = demo
+    assert report.problems == []
+    assert report.batch.load.quarantined == 0 and report.batch.load.loaded > 30_000
+    assert report.batch.ingest.reconciled
+    assert report.batch.transform.success and report.batch.transform.tests > 200
+    assert report.batch.transform.docs is not None and report.batch.transform.docs.exists()
+    show_demo(report)  # the CLI's rendering of it works on a real report
 
 
 def normalise(value, logical_type):
@@ -150,14 +155,14 @@ def test_payment_mix_equals_the_files(demo, expected):
 
 
 def test_the_same_models_promote_to_snowflake_and_match_duckdb(demo):
-    """`olist promote` on fakesnow: bronze from the manifested files, every model and data test on the
+    """The promotion rehearsal on fakesnow: bronze from the manifested files, every model and data test on the
     snowflake target, then each gold table equal to DuckDB's."""
-    result, _ = demo
-    assert result.exit_code == 0
-    promoted = CliRunner().invoke(app, ["promote"])
-    assert promoted.exit_code == 0, promoted.output
-    assert "dbt build on snowflake" in promoted.output and "all passed" in promoted.output
-    assert "21 gold tables identical on both targets" in promoted.output
+    report, settings = demo
+    assert report.problems == []
+    promoted = rehearse(settings)
+    assert promoted.stand_in and promoted.transform.target == "snowflake" and promoted.transform.success
+    assert promoted.bronze_rows == {t.table: t.source_rows for t in report.batch.ingest.tables}
+    assert len(promoted.compared) == 21 and promoted.identical, promoted.compared
 
 
 class InProcessDuckDB:
@@ -179,18 +184,18 @@ class InProcessDuckDB:
 def test_the_snowflake_dashboard_reads_what_the_duckdb_one_reads(demo):
     """The BI views' shared SQL on the Snowflake target (fakesnow, as `olist promote` left it) gives the
     DuckDB warehouse's numbers: the KPI cards unfiltered and sliced, and the top categories."""
-    from pipeline.batch.promote import same_rows
-    from pipeline.serving.dashboard.snowflake_source import SnowflakeWarehouse, snowflake_settings
+    from pipeline.batch.promote import same_rows, snowflake_target
+    from pipeline.serving.dashboard.snowflake_source import SnowflakeWarehouse
     from pipeline.serving.dashboard.warehouse import Filters, WarehouseSnapshot, kpis, top_categories
 
     _, settings = demo
-    local = WarehouseSnapshot(warehouse_path(settings))
+    local = WarehouseSnapshot(settings.warehouse_path)
     if Path(f"{local.path}.wal").exists():
         # `olist demo` ran dbt in this process, whose DuckDB session may still hold the file (WAL beside it),
         # so a snapshot would never be taken here; read the file through that session instead.
         local.close()
-        local = InProcessDuckDB(warehouse_path(settings))
-    remote = SnowflakeWarehouse(snowflake_settings(settings))
+        local = InProcessDuckDB(settings.warehouse_path)
+    remote = SnowflakeWarehouse(snowflake_target(settings))
 
     def plain(rows: list[dict]) -> list[tuple]:
         return [tuple((k, float(v) if isinstance(v, Decimal) else v) for k, v in sorted(r.items())) for r in rows]
@@ -227,29 +232,25 @@ def archived(settings) -> list[dict]:
 
 
 def topic_end(settings) -> int:
-    from pipeline.speed.lane import end_offsets
-
-    return sum(end_offsets(KafkaService(settings)).values())
+    return sum(end_offsets(KafkaService(settings).client_config(), stream_names().raw).values())
 
 
 def test_demo_streams_every_committed_change_to_the_topic_and_the_archive(demo):
-    result, _ = demo
-    assert result.exit_code == 0, result.output
-    line = next(ln for ln in result.output.splitlines() if ln.startswith("Streaming"))
-    committed = int(re.search(r"([\d,]+) payment changes committed", line)[1].replace(",", ""))
-    assert committed > 1000
-    assert f"{committed:,} of {committed:,} on olist.order_payments" in line
-    assert re.search(r"Raw archive +[\d,]+ events in \d+ Parquet files .*; 0 dead-lettered", result.output)
+    report, _ = demo
+    stream = report.stream
+    assert stream is not None and stream.simulation.changes > 1000
+    assert stream.topic.events == stream.simulation.changes and stream.complete
+    assert stream.raw_topic == stream_names().raw
+    assert stream.archive.records > 0 and stream.archive.files and stream.archive.dead_lettered == 0
 
 
 def test_demo_serves_flink_windows_from_cassandra_and_leaves_the_dashboard_up(demo):
-    result, _ = demo
-    assert result.exit_code == 0, result.output
-    assert re.search(r"Serving +Flink windows -> [1-9][\d,]* rows upserted in Cassandra; [1-9][\d,]* windows of "
-                     r"the last 5 min read back; 0 dead-lettered", result.output)
-    assert "Latest windows in Cassandra" in result.output
-    url = re.search(r"Dashboards +(http://127\.0\.0\.1:\d+/)", result.output)[1]
-    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=30) as resp:
+    report, _ = demo
+    served = report.stream.served
+    assert served is not None and served.written > 0 and served.dead_lettered == 0
+    assert report.windows and all(w["payment_count"] > 0 for w in report.windows)
+    assert report.dashboard_url and report.dashboard_url.startswith("http://127.0.0.1:")
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(report.dashboard_url, timeout=30) as resp:
         assert resp.status == 200
 
 
@@ -291,8 +292,7 @@ def test_insert_update_delete_arrive_once_in_commit_order_in_the_archive(demo, p
     deadline = time.monotonic() + 60
     while topic_end(settings) < len(archived(settings)) + 4 and time.monotonic() < deadline:
         time.sleep(0.5)
-    result = CliRunner().invoke(app, ["cdc", "archive", "--idle", "3"])
-    assert result.exit_code == 0, result.output
+    archive_raw(settings, idle=3)
     mine = [r for r in archived(settings) if r["key"] and order_id in r["key"]]
     events = [json.loads(r["value"]) if r["value"] else None for r in mine]
     assert [e["op"] if e else None for e in events] == ["c", "u", "d", None]

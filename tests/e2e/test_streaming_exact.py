@@ -41,17 +41,21 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from emulation.cassandra import CassandraService
 from emulation.connect import ConnectService
-from emulation.flink import FlinkJobService, FlinkSettings
+from emulation.flink import FlinkJobService
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
+from pipeline.contracts import stream_names
+from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
-from pipeline.speed.sink import AGGREGATED, INSTALLMENTS, apply_schema, read_latest_windows, run_sink
+from pipeline.speed.sink import apply_schema, run_sink
 from tests.conftest import running
+from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.e2e
 
-TOPIC, LATE = "olist.order_payments", "olist_payments_late_events"
+NAMES = stream_names()
+TOPIC, LATE, (AGGREGATED, INSTALLMENTS) = NAMES.raw, NAMES.late, NAMES.windowed
 WINDOW_MS, DELAY_MS = 2_000, 2_000
 CENT = Decimal("0.01")
 
@@ -74,7 +78,9 @@ def money(value: Any) -> Decimal:
 @pytest.fixture(scope="module")
 def settings() -> Iterator[Settings]:
     state = PROJECT_ROOT / ".state" / f"pytest-streaming-{os.getpid()}"
-    yield Settings(state_dir=state)
+    yield Settings(state_dir=state).replace(flink={"window_seconds": WINDOW_MS / 1000,
+                                                   "watermark_delay_seconds": DELAY_MS / 1000,
+                                                   "checkpoint_interval_seconds": 1})
     shutil.rmtree(state, ignore_errors=True)
 
 
@@ -92,7 +98,7 @@ def kafka(settings):
 
 @pytest.fixture(scope="module")
 def connect(settings, kafka):
-    with running(ConnectService(settings, kafka=kafka)) as svc:
+    with running(ConnectService(settings)) as svc:
         yield svc
 
 
@@ -117,9 +123,7 @@ def connector(settings, pg, kafka, connect):
 
 @pytest.fixture(scope="module")
 def flink(settings, kafka, connector):
-    flink = FlinkSettings(window_seconds=WINDOW_MS / 1000, watermark_delay_seconds=DELAY_MS / 1000,
-                          checkpoint_interval_seconds=1)
-    with running(FlinkJobService(settings, flink, kafka=kafka)) as svc:
+    with running(FlinkJobService(settings)) as svc:
         yield svc
 
 
@@ -303,7 +307,7 @@ def served(session) -> tuple[dict, dict]:
     now = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
     aggregated, installments = {}, {}
     for topic, out in ((AGGREGATED, aggregated), (INSTALLMENTS, installments)):
-        for r in read_latest_windows(session, minutes=60, topic=topic, now=now):
+        for r in read_windows(session, topic, minutes=60, until=now):
             start = ms(r["window_start"])
             assert ms(r["window_end"]) == start + WINDOW_MS and r["window_date"] == r["window_start"].date(), r
             if topic == AGGREGATED:
@@ -333,25 +337,13 @@ def dead_letters(kafka: KafkaService) -> dict[str, int]:
     consumer = Consumer(kafka.client_config(**{"group.id": "e2e-dlq"}))
     try:
         return {t: consumer.get_watermark_offsets(TopicPartition(t, 0), timeout=10)[1]
-                for t in (f"{AGGREGATED}.dlq", f"{INSTALLMENTS}.dlq")}
+                for t in map(NAMES.dead_letter, NAMES.windowed)}
     finally:
         consumer.close()
 
 
 def late_events(kafka: KafkaService) -> list[dict]:
-    consumer = Consumer(kafka.client_config(**{"group.id": "e2e-late", "enable.auto.commit": False,
-                                               "isolation.level": "read_committed", "enable.partition.eof": True}))
-    consumer.assign([TopicPartition(LATE, 0, 0)])
-    out: list[dict] = []
-    try:
-        while True:
-            msg = consumer.poll(5)
-            if msg is None or (msg.error() and msg.error().code() == KafkaError._PARTITION_EOF):
-                return out
-            assert not msg.error(), msg.error()
-            out.append(json.loads(msg.value()))
-    finally:
-        consumer.close()
+    return [r.json_value() for r in read_topic(kafka, LATE)]
 
 
 # -- the test ------------------------------------------------------------------------------------

@@ -8,24 +8,28 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import time
 import uuid
 from decimal import Decimal
 
 import psutil
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Producer
 
 from emulation.cassandra import CassandraService
 from emulation.kafka import KafkaService
 from emulation.service import port_is_free
-from pipeline.contracts import load_registry
-from pipeline.contracts.render_cassandra import KEYSPACE, UPDATED_COLUMN
+from pipeline.contracts import load_registry, stream_names
+from pipeline.contracts.render_cassandra import UPDATED_COLUMN
+from pipeline.serving.windows import read_windows
 from pipeline.speed.cdc import topic_specs
-from pipeline.speed.sink import AGGREGATED, INSTALLMENTS, LATE, TOPICS, CassandraSink, apply_schema, read_latest_windows
+from pipeline.speed.sink import CassandraSink, apply_schema
 from tests.conftest import running
+from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
+NAMES = stream_names()
+AGGREGATED, INSTALLMENTS, LATE = NAMES.served
+KEYSPACE = NAMES.keyspace
 GROUP = f"serving-{uuid.uuid4().hex[:6]}"
 TYPES = ("credit_card", "boleto", "voucher", "debit_card")
 
@@ -44,7 +48,7 @@ def cassandra(settings):
 @pytest.fixture(scope="module")
 def kafka(settings):
     with running(KafkaService(settings)) as svc:
-        svc.create_topics([s for s in topic_specs() if s.name.removesuffix(".dlq") in TOPICS])
+        svc.create_topics([s for s in topic_specs() if s.name.removesuffix(".dlq") in NAMES.served])
         yield svc
 
 
@@ -119,23 +123,7 @@ def rows(session, table: str, day: dt.date) -> dict[tuple, dict]:
 
 
 def dead_letters(kafka: KafkaService, topic: str) -> list[tuple[dict, bytes]]:
-    consumer = Consumer(kafka.client_config(**{"group.id": f"read-{uuid.uuid4().hex[:6]}",
-                                               "auto.offset.reset": "earliest", "enable.partition.eof": True}))
-    consumer.subscribe([topic])
-    out, deadline = [], time.monotonic() + 20
-    try:
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    break
-                raise AssertionError(msg.error())
-            out.append(({k: v.decode() for k, v in msg.headers() or []}, msg.value()))
-    finally:
-        consumer.close()
-    return out
+    return [(r.headers, r.value) for r in read_topic(kafka, topic, isolation="read_uncommitted")]
 
 
 def test_the_node_answers_cql_on_loopback_only(cassandra):
@@ -237,10 +225,10 @@ def test_a_tombstone_deletes_its_window_row_and_a_later_record_brings_it_back(ka
     assert len(rows(session, AGGREGATED, day)) == 2
 
 
-def test_read_latest_windows_gives_the_last_minutes_of_every_payment_type(session):
+def test_read_windows_gives_the_last_minutes_of_every_payment_type(session):
     day = dt.date(2026, 11, 21)
     now = dt.datetime(2026, 11, 21, 0, 1, 0, tzinfo=dt.UTC)  # windows ending 00:00:10 .. 00:01:00 are in range
-    got = read_latest_windows(session, minutes=0.5, now=now)
+    got = read_windows(session, AGGREGATED, minutes=0.5, until=now)
     ends = sorted({r["window_end"] for r in got})
     assert ends == [now - dt.timedelta(seconds=s) for s in (20, 10, 0)]
     assert {r["payment_type"] for r in got} == set(TYPES) and len(got) == 12

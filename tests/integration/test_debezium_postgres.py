@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from emulation.connect import ConnectService
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
+from pipeline.contracts import stream_names
 from pipeline.contracts.event_validation import event_errors
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
@@ -24,7 +25,7 @@ from tests.conftest import running
 
 pytestmark = pytest.mark.integration
 
-TOPIC = "olist.order_payments"
+TOPIC = stream_names().raw
 A, B, C = "a" * 32, "b" * 32, "c" * 32
 
 
@@ -49,7 +50,7 @@ def kafka(settings: Settings) -> Iterator[KafkaService]:
 
 @pytest.fixture(scope="module")
 def connect(settings: Settings, kafka: KafkaService) -> Iterator[ConnectService]:
-    with running(ConnectService(settings, kafka=kafka)) as svc:
+    with running(ConnectService(settings)) as svc:
         yield svc
 
 

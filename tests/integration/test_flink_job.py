@@ -16,21 +16,24 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulation.flink import JOB, FlinkJobService, FlinkSettings, ensure_venv
+from emulation.flink import JOB, FlinkJobService, ensure_venv, job_arguments
 from emulation.jvm import fetch
 from emulation.kafka import KafkaService, TopicSpec
+from pipeline.contracts import stream_names
 from pipeline.speed.cdc import topic_specs
 from tests.conftest import running
+from tests.kafka_helpers import read_topic as read_records
 from tests.reference.windows import Windows, compute
 
 pytestmark = pytest.mark.integration
 T0 = int(dt.datetime(2026, 11, 27, 18, 0, tzinfo=dt.UTC).timestamp() * 1000)  # a window boundary
 TYPES = ["credit_card", "boleto", "voucher", "debit_card"]
-SINKS = ["olist_payments_aggregated_windowed", "olist_payments_installments_windowed", "olist_payments_late_events"]
+NAMES = stream_names()
+SINKS = list(NAMES.served)
 
 
 @pytest.fixture(scope="module")
@@ -93,37 +96,8 @@ def produce(kafka: KafkaService, topic: str, events: list[dict | None]) -> None:
 
 
 def read_topic(kafka: KafkaService, topic: str) -> list[tuple[dict | None, dict | None]]:
-    """Every committed (key, value) of partition 0, in order (read_committed)."""
-    consumer = Consumer(
-        kafka.client_config(
-            **{
-                "group.id": f"read-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-            }
-        )
-    )
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    records: list[tuple[dict | None, dict | None]] = []
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    break
-                raise AssertionError(msg.error())
-            records.append((_json(msg.key()), _json(msg.value())))
-    finally:
-        consumer.close()
-    return records
-
-
-def _json(raw: bytes | None) -> dict | None:
-    return None if raw is None else json.loads(raw, parse_float=decimal.Decimal)
+    """Every committed (key, value) of the topic, in order, as JSON."""
+    return [(r.json_key(), r.json_value()) for r in read_records(kafka, topic)]
 
 
 def _typed(value: dict[str, Any]) -> dict[str, Any]:
@@ -143,8 +117,8 @@ def results(kafka: KafkaService, topics: dict[str, str]) -> Windows:
     """The windowed topics read as tables (last value per key, tombstones delete) and the late events."""
     out = Windows()
     for name, target in (
-        ("olist_payments_aggregated_windowed", out.aggregated),
-        ("olist_payments_installments_windowed", out.installments),
+        (NAMES.aggregated, out.aggregated),
+        (NAMES.installments, out.installments),
     ):
         table: dict[str, dict | None] = {}
         for key, value in read_topic(kafka, topics[name]):
@@ -158,7 +132,7 @@ def results(kafka: KafkaService, topics: dict[str, str]) -> Windows:
                     else (v["window_start"], v["payment_type"], v["payment_installments"])
                 )
                 target[k] = v
-    out.late = [_typed(v) for _, v in read_topic(kafka, topics["olist_payments_late_events"]) if v is not None]
+    out.late = [_typed(v) for _, v in read_topic(kafka, topics[NAMES.late]) if v is not None]
     return out
 
 
@@ -195,11 +169,8 @@ def scenario() -> list[dict | None]:
 
 
 def test_the_running_job_matches_the_reference_exactly(kafka, flink_python, test_settings):
-    service = FlinkJobService(
-        test_settings.model_copy(update={"state_dir": kafka.state_dir.parent}),
-        FlinkSettings(checkpoint_interval_seconds=1),
-        kafka=kafka,
-    )
+    service = FlinkJobService(test_settings.replace(state_dir=kafka.state_dir.parent,
+                                                   flink={"checkpoint_interval_seconds": 1}))
     kafka.create_topics(topic_specs())
     started = time.monotonic()
     with running(service):
@@ -212,16 +183,16 @@ def test_the_running_job_matches_the_reference_exactly(kafka, flink_python, test
 
         events = scenario()
         produced = time.monotonic()
-        produce(kafka, "olist.order_payments", events[:4])
+        produce(kafka, NAMES.raw, events[:4])
         topics = {t: t for t in SINKS}
         first = None
         while first is None and time.monotonic() - produced < 60:
-            if read_topic(kafka, "olist_payments_aggregated_windowed"):
+            if read_topic(kafka, NAMES.aggregated):
                 first = time.monotonic() - produced
             else:
                 time.sleep(0.3)
         assert first is not None, service.logs()
-        produce(kafka, "olist.order_payments", events[4:])
+        produce(kafka, NAMES.raw, events[4:])
         want = compute(events, 10_000, 2_000)
         assert len(want.late) == 4 and want.aggregated, "the scenario has late events and windows"
         deadline, got = time.monotonic() + 60, None
@@ -264,36 +235,20 @@ def change_streams(draw) -> list[dict | None]:
 
 
 def run_bounded(
-    kafka: KafkaService, flink_python, events: list[dict | None], window_s: int = 2, delay_s: float = 1.0
+    kafka: KafkaService, settings, flink_python, events: list[dict | None], window_s: int = 2, delay_s: float = 1.0
 ) -> dict[str, str]:
     python, jar = flink_python
     tag = uuid.uuid4().hex[:8]
-    topics = {"olist.order_payments": f"cdc-{tag}", **{t: f"{t}-{tag}" for t in SINKS}}
+    topics = {NAMES.raw: f"cdc-{tag}", **{t: f"{t}-{tag}" for t in SINKS}}
     specs = {s.name: s for s in topic_specs()}
     kafka.create_topics([TopicSpec(new, 1, dict(specs[old].config)) for old, new in topics.items()])
-    produce(kafka, topics["olist.order_payments"], events)
-    cmd = [
-        str(python),
-        str(JOB),
-        "--bootstrap",
-        kafka.bootstrap_servers(),
-        "--connector-jar",
-        str(jar),
-        "--bounded",
-        "--window-seconds",
-        str(window_s),
-        "--watermark-delay-seconds",
-        str(delay_s),
-        "--checkpoint-interval-seconds",
-        "0.5",
-        "--restart-attempts",
-        "0",
-        "--group-id",
-        f"g-{tag}",
-        "--transactional-id-prefix",
-        f"t-{tag}",
-        *(f"--topic={old}={new}" for old, new in topics.items()),
-    ]
+    produce(kafka, topics[NAMES.raw], events)
+    flink = settings.flink.model_copy(update={"window_seconds": window_s, "watermark_delay_seconds": delay_s,
+                                              "checkpoint_interval_seconds": 0.5, "restart_attempts": 0,
+                                              "group_id": f"g-{tag}"})
+    cmd = [str(python), str(JOB), *job_arguments(flink), "--bootstrap", kafka.bootstrap_servers(),
+           "--connector-jar", str(jar), "--bounded", "--transactional-id-prefix", f"t-{tag}",
+           *(f"--topic={old}={new}" for old, new in topics.items())]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return topics
@@ -301,6 +256,6 @@ def run_bounded(
 
 @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(events=change_streams())
-def test_bounded_runs_match_the_reference_on_generated_streams(kafka, flink_python, events):
-    topics = run_bounded(kafka, flink_python, events)
+def test_bounded_runs_match_the_reference_on_generated_streams(kafka, test_settings, flink_python, events):
+    topics = run_bounded(kafka, test_settings, flink_python, events)
     assert_same(results(kafka, topics), compute(events, 2_000, 1_000))

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from emulation.connect import DEBEZIUM_POSTGRES, TOPICS, ConnectService
-from emulation.jvm import MARKER, JvmSettings, fetch
+from emulation.jvm import MARKER, fetch
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.service import ServiceError
 from pipeline.settings import PROJECT_ROOT, Settings
@@ -41,7 +41,7 @@ def kafka(state_dir: Path) -> Iterator[KafkaService]:
 
 @pytest.fixture(scope="module")
 def connect(kafka: KafkaService, state_dir: Path) -> Iterator[ConnectService]:
-    with running(ConnectService(Settings(state_dir=state_dir), kafka=kafka)) as svc:
+    with running(ConnectService(Settings(state_dir=state_dir))) as svc:
         yield svc
 
 
@@ -180,7 +180,7 @@ def test_connect_rejects_an_invalid_connector_with_connects_own_reason(connect):
 def test_connect_without_kafka_says_so(tmp_path):
     settings = Settings(state_dir=tmp_path)
     with pytest.raises(ServiceError, match="Kafka is not answering"):
-        ConnectService(settings, kafka=KafkaService(settings)).start()
+        ConnectService(settings).start()
 
 
 def test_a_broker_that_cannot_start_says_why_with_its_log(state_dir):
@@ -188,7 +188,7 @@ def test_a_broker_that_cannot_start_says_why_with_its_log(state_dir):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        svc = KafkaService(Settings(state_dir=state_dir / "busy"), JvmSettings(kafka_port=port))
+        svc = KafkaService(Settings(state_dir=state_dir / "busy").replace(kafka={"port": port}))
         try:
             with pytest.raises(ServiceError) as err:
                 svc.start()

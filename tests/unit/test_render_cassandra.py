@@ -11,16 +11,20 @@ from decimal import Decimal
 import pytest
 
 from emulation.cassandra import split_statements
+from pipeline.contracts import stream_names
 from pipeline.contracts.registry import Column, ContractError
 from pipeline.contracts.render_cassandra import (
-    KEYSPACE,
     UPDATED_COLUMN,
     cassandra_table,
     cql_type,
     render_cassandra,
     serving_tables,
 )
-from pipeline.speed.sink import AGGREGATED, INSTALLMENTS, LATE, RecordError, decode, decode_key, parse_timestamp
+from pipeline.speed.sink import RecordError, decode, decode_key, parse_timestamp
+
+NAMES = stream_names()
+AGGREGATED, INSTALLMENTS, LATE = NAMES.served
+KEYSPACE = NAMES.keyspace
 
 NOW = dt.datetime(2026, 11, 27, 21, 0, 30, tzinfo=dt.UTC)
 GOOD = {"window_start": "2026-11-27 23:59:50.000", "window_end": "2026-11-28 00:00:00.000",

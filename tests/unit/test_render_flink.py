@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from pathlib import Path
@@ -10,7 +11,7 @@ from pipeline.contracts.render_flink import PLACEHOLDERS, render_flink
 
 
 def test_one_file_per_topic_with_only_the_known_placeholders(registry):
-    files = render_flink(registry)
+    files = {p: text for p, text in render_flink(registry).items() if p.suffix == ".sql"}
     assert {p.name for p in files} == {f"{t.physical_name}.sql" for t in registry.topics()}
     for text in files.values():
         names = {m.group(1) for m in re.finditer(r"\$\{(\w+)\}", text)}
@@ -39,3 +40,13 @@ def test_sinks_are_exactly_once_and_keyed_as_the_contracts_say(registry):
     for text in (agg, late):
         assert "'sink.delivery-guarantee' = 'exactly-once'" in text
         assert "'sink.transactional-id-prefix' = '${transactional_id_prefix}-" in text
+
+
+def test_the_job_takes_every_table_name_from_the_contracts(registry):
+    """job.json names each role's Flink table, and each is a table the generated DDL creates."""
+    files = render_flink(registry)
+    tables = json.loads(files[Path("contracts/generated/flink/job.json")])
+    assert tables["source_topic"] == registry.topic("raw").physical_name
+    created = {m.group(1) for text in files.values() for m in re.finditer(r"CREATE TABLE `([^`]+)`", text)}
+    assert {v for k, v in tables.items() if k != "source_topic"} == created
+    assert tables["aggregated"] == registry.topic("aggregated").physical_name

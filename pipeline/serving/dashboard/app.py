@@ -15,7 +15,6 @@ from dash import Dash, Input, Output, dcc, html
 
 from pipeline.serving.dashboard import components
 from pipeline.serving.dashboard.components import CSS, SLICERS, Sources
-from pipeline.serving.dashboard.live_data import CassandraReader, LiveSource
 from pipeline.serving.dashboard.warehouse import (
     Filters,
     Warehouse,
@@ -23,6 +22,7 @@ from pipeline.serving.dashboard.warehouse import (
     WarehouseUnavailable,
     slicer_options,
 )
+from pipeline.serving.windows import CassandraReader, LiveSource
 from pipeline.settings import Settings, get_settings
 
 PAGES = (("sales", "/", "Sales"), ("delivery", "/delivery", "Delivery"), ("sellers", "/sellers", "Sellers"),
@@ -107,20 +107,22 @@ def create_app(warehouse: Warehouse | Path, live: LiveSource | None = None) -> D
 
 def app_for(settings: Settings, warehouse: Path | None = None) -> Dash:
     """The app on the configured warehouse (``settings.dashboard_target``: DuckDB at
-    ``pipeline.batch.transform.warehouse_path`` or ``warehouse``, or Snowflake's gold) and Cassandra."""
-    from pipeline.batch.transform import warehouse_path
-
+    ``settings.warehouse_path`` or ``warehouse``, or Snowflake's gold) and Cassandra."""
     if settings.dashboard_target == "snowflake":
-        from pipeline.serving.dashboard.snowflake_source import SnowflakeWarehouse, snowflake_settings
+        from pipeline.batch.promote import snowflake_target
+        from pipeline.serving.dashboard.snowflake_source import SnowflakeWarehouse
 
-        return create_app(SnowflakeWarehouse(snowflake_settings(settings)), CassandraReader(settings))
+        return create_app(SnowflakeWarehouse(snowflake_target(settings)), CassandraReader(settings))
     snapshots = settings.state_dir / "dashboard" / "snapshots"
     shutil.rmtree(snapshots, ignore_errors=True)  # copies left by an earlier run
-    return create_app(WarehouseSnapshot(warehouse or warehouse_path(settings), snapshots), CassandraReader(settings))
+    return create_app(WarehouseSnapshot(warehouse or settings.warehouse_path, snapshots), CassandraReader(settings))
 
 
 def serve(settings: Settings, port: int, warehouse: Path | None = None) -> None:
-    """Serve on ``settings.bind_host``:``port`` until interrupted (a threaded WSGI server)."""
+    """Serve on ``settings.bind_host``:``port`` (0: a free one) until interrupted (a threaded WSGI server)."""
+    from emulation.service import free_port
+
+    port = port or free_port(settings.bind_host)
     app = app_for(settings, warehouse)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     print(f"dashboard on http://{settings.bind_host}:{port}/", flush=True)
@@ -132,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="TCP port on the bind host; 0 picks a free one.")
     parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: the configured one).")
     args = parser.parse_args(argv)
-    from emulation.service import free_port
-
-    settings = get_settings()
-    serve(settings, args.port or free_port(settings.bind_host), args.warehouse)
+    serve(get_settings(), args.port, args.warehouse)
     return 0
 
 

@@ -10,26 +10,13 @@ fakesnow keeps its databases under the state folder, so what `olist promote` bui
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.batch.promote import SnowflakeSettings, connect
+from pipeline.batch.promote import connect
 from pipeline.serving.dashboard.warehouse import WarehouseUnavailable
-from pipeline.settings import Settings
-
-
-def snowflake_settings(settings: Settings) -> SnowflakeSettings:
-    """The account in ``SNOWFLAKE_*``, or fakesnow (started if need be) when ``SNOWFLAKE_ACCOUNT`` is unset."""
-    if "SNOWFLAKE_ACCOUNT" in os.environ:
-        return SnowflakeSettings()
-    from emulation.snowflake import FakesnowService
-
-    service = FakesnowService(settings)
-    service.start()
-    env = {k.removeprefix("SNOWFLAKE_").lower(): v for k, v in service.env().items()}
-    return SnowflakeSettings(**env)
+from pipeline.settings import SnowflakeSettings
 
 
 def _pyformat(sql: str) -> str:

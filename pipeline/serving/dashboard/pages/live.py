@@ -23,7 +23,7 @@ from pipeline.serving.dashboard.components import (
     styled,
     table,
 )
-from pipeline.serving.dashboard.live_data import LiveData
+from pipeline.serving.windows import LiveData
 
 REFRESH_MS = 3000
 STALE_AFTER_S = 120  # a newest window older than this is shown as stale

@@ -1,0 +1,84 @@
+"""The platform's services as a whole: start them, stop them, and say how each is doing (typed reports)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulation import all_services, get_service
+from emulation.service import ServiceStatus
+from pipeline.progress import SILENT, Progress
+from pipeline.settings import Settings
+
+
+@dataclass(frozen=True)
+class Started:
+    name: str
+    address: str
+    seconds: float
+
+
+def up(settings: Settings, names: list[str] | None = None, progress: Progress = SILENT) -> list[Started]:
+    """Start the named services (default: PostgreSQL and S3) and wait until each is healthy."""
+    chosen = [get_service(n, settings) for n in names] if names else list(all_services(settings).values())
+    started = []
+    for svc in chosen:
+        progress.update(f"up {svc.name}", description=f"starting {svc.name}", total=None)
+        t0 = time.perf_counter()
+        ep = svc.start()
+        started.append(Started(svc.name, ep.address, time.perf_counter() - t0))
+        progress.update(f"up {svc.name}", description=f"{svc.name} up", total=1, completed=1)
+    return started
+
+
+def start_dashboard(settings: Settings, port: int = 0) -> str:
+    """The dashboards as a background service (`olist down` stops it); returns their URL."""
+    from emulation.dashboard import DashboardService
+
+    service = DashboardService(settings, port)
+    service.start()
+    return str(service.url)
+
+
+@dataclass
+class DownReport:
+    stopped: list[str]
+    purged: bool
+    slots_dropped: list[str] | None = None  # None: no connector was registered
+
+
+def down(settings: Settings, purge: bool = False) -> DownReport:
+    """Remove the connector (and its slot), then stop every local engine; with ``purge`` delete their state."""
+    from pipeline.speed import cdc
+
+    dropped = cdc.stop(settings) if cdc.status(settings) is not None else None
+    stopped = []
+    for svc in reversed(list(all_services(settings, on_demand=True).values())):
+        if purge and hasattr(svc, "destroy"):
+            svc.destroy()
+        else:
+            svc.stop()
+        stopped.append(svc.name)
+    return DownReport(stopped, purge, dropped)
+
+
+@dataclass
+class StatusReport:
+    services: list[tuple[ServiceStatus, Path]]  # each service's status and its log
+    connector: dict[str, Any] | None = None  # Connect's status of the CDC connector
+    flink_job: dict[str, Any] | None = None  # the Flink job's overview (state, tasks, id)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def status(settings: Settings) -> StatusReport:
+    from emulation.flink import FlinkJobService
+    from pipeline.speed import cdc
+
+    report = StatusReport([(svc.status(), svc.log_path) for svc in all_services(settings, on_demand=True).values()])
+    report.connector = cdc.status(settings)
+    flink = FlinkJobService(settings)
+    if flink.pid() is not None:
+        report.flink_job = flink.running_job() or flink.job_status() or {"state": "starting"}
+    return report

@@ -1,0 +1,81 @@
+"""Reading and writing the speed lane's Kafka topics: end offsets, dead letters, and the tap that counts the
+streamed changes on the raw topic with their lag."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+
+def producer_config(client_config: Mapping[str, object], **extra: object) -> dict[str, object]:
+    """An idempotent producer's config on the same cluster as a consumer's ``client_config``."""
+    return {k: v for k, v in client_config.items() if k in ("bootstrap.servers", "logger")} | {
+        "enable.idempotence": True, **extra}
+
+
+def dead_letter(producer: Producer, topic: str, msg: Message, reasons: list[str]) -> None:
+    """Copy ``msg`` to the dead-letter ``topic`` with why (header ``olist.reason``) and where it was
+    (``olist.source``: topic/partition/offset)."""
+    producer.produce(topic, key=msg.key(), value=msg.value(), headers={
+        "olist.reason": "; ".join(reasons)[:2000],
+        "olist.source": f"{msg.topic()}/{msg.partition()}/{msg.offset()}"})
+
+
+def end_offsets(client_config: Mapping[str, object], topic: str) -> dict[int, int]:
+    """The high-water mark of each partition of ``topic``."""
+    consumer = Consumer({**client_config, "group.id": "olist-offsets"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        consumer.close()
+
+
+@dataclass
+class TopicTap:
+    """Streamed (not snapshot) change events seen on the raw topic from a starting point, with their lag
+    from commit (``source.ts_ms``) to the broker's timestamp."""
+
+    events: int = 0
+    tombstones: int = 0
+    lags_ms: list[float] = field(default_factory=list)
+
+    def percentile(self, q: float) -> float:
+        if not self.lags_ms:
+            return float("nan")
+        ordered = sorted(self.lags_ms)
+        return statistics.median(ordered) if q == 50 else ordered[round(q / 100 * (len(ordered) - 1))]
+
+
+def tap(client_config: Mapping[str, object], topic: str, start: dict[int, int], tally: TopicTap,
+        done: threading.Event, expected: Callable[[], int | None], timeout: float) -> None:
+    """Read ``topic`` from ``start`` until ``expected()`` streamed events arrived (or ``timeout`` after ``done``)."""
+    consumer = Consumer({**client_config, "group.id": "olist-stream-tap", "enable.auto.commit": False,
+                         "isolation.level": "read_committed"})
+    consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
+    deadline = None
+    try:
+        while True:
+            if done.is_set():
+                deadline = deadline or time.monotonic() + timeout
+                want = expected()
+                if (want is not None and tally.events >= want) or time.monotonic() > deadline:
+                    return
+            for msg in consumer.consume(500, 0.2):
+                if msg.error():
+                    continue
+                if msg.value() is None:
+                    tally.tombstones += 1
+                    continue
+                source = json.loads(msg.value())["source"]
+                if source.get("snapshot") in (None, "false", False):
+                    tally.events += 1
+                    tally.lags_ms.append(msg.timestamp()[1] - source["ts_ms"])
+    finally:
+        consumer.close()
