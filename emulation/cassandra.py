@@ -158,9 +158,7 @@ class CassandraService(JvmService):
 
     def command(self, artifacts: JvmArtifacts) -> list[str]:
         classpath = artifacts.classpath("cassandra")
-        ports = self._keep_ports(self.settings.bind_host, port=self.settings.cassandra.port,
-                                 storage_port=self.settings.cassandra.storage_port)
-        self._save_endpoint(host=self.settings.bind_host, **ports)
+        ports = self.claim_ports(port=self.settings.cassandra.port, storage_port=self.settings.cassandra.storage_port)
         self._write_config(ports["port"], ports["storage_port"])
         logback = write_logback(self.state_dir / "logback.xml", LOG_LEVELS)
         for folder in (self.state_dir / "triggers", self.state_dir / "logs"):

@@ -122,10 +122,9 @@ class ConnectService(JvmService):
                             "(`olist up kafka`)")
 
     def command(self, artifacts: JvmArtifacts) -> list[str]:
-        port = self._keep_ports(self.settings.bind_host, port=self.settings.connect.port)["port"]
         bootstrap = self.kafka.bootstrap_servers()
+        port = self.claim_ports({"bootstrap": bootstrap}, port=self.settings.connect.port)["port"]
         host = self.settings.bind_host
-        self._save_endpoint(host=host, port=port, bootstrap=bootstrap)
         conf = {**WORKER_CONF, "bootstrap.servers": bootstrap, "listeners": f"http://{host}:{port}",
                 "rest.advertised.host.name": host, "rest.advertised.port": str(port),
                 "plugin.path": str(artifacts.plugin_path)}

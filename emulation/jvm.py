@@ -219,6 +219,13 @@ class JvmService(ProcessService):
         ep = self.endpoint()
         return ep.address if ep else self.name
 
+    def claim_ports(self, extra: dict[str, str] | None = None, **configured: int) -> dict[str, int]:
+        """This start's ports (each the configured one, else the last start's while free, else a new one),
+        saved with the bind host (and ``extra``) as the endpoint every later command reads."""
+        ports = self._keep_ports(self.settings.bind_host, **configured)
+        self._save_endpoint(host=self.settings.bind_host, **ports, **(extra or {}))
+        return ports
+
     def preflight(self) -> None:
         """Checks before a cold start (an engine it needs is up); raise :meth:`fail` to refuse."""
 

@@ -107,9 +107,7 @@ class KafkaService(JvmService):
 
     def command(self, artifacts: JvmArtifacts) -> list[str]:
         classpath = artifacts.classpath("kafka")
-        ports = self._keep_ports(self.settings.bind_host, port=self.settings.kafka.port,
-                                 controller_port=self.settings.kafka.controller_port)
-        self._save_endpoint(host=self.settings.bind_host, **ports)
+        ports = self.claim_ports(port=self.settings.kafka.port, controller_port=self.settings.kafka.controller_port)
         self._write_config(ports["port"], ports["controller_port"])
         log4j2 = write_log4j2(self.state_dir / "log4j2.properties", LOG_LEVELS)
         if not (self.data_dir / "meta.properties").exists():

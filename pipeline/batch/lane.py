@@ -16,6 +16,7 @@ from pipeline.batch.load import LoadSummary
 from pipeline.batch.transform import DBT_DIR, DbtRun
 from pipeline.progress import SILENT, Progress
 from pipeline.settings import Settings
+from pipeline.totals import Total
 
 
 def running_postgres(settings: Settings) -> PostgresService:
@@ -55,25 +56,14 @@ class IngestReport:
     uri: str
     tables: list[TableResult]
 
+    copied = Total("tables", "copied")
+    bronze_rows = Total("tables", "bronze_rows")
+    seconds = Total("tables", "seconds")
+    orphans_removed = Total("tables", "orphans_removed")
+
     @property
     def reconciled(self) -> bool:
         return all(r.reconciled for r in self.tables)
-
-    @property
-    def copied(self) -> int:
-        return sum(r.copied for r in self.tables)
-
-    @property
-    def bronze_rows(self) -> int:
-        return sum(r.bronze_rows for r in self.tables)
-
-    @property
-    def seconds(self) -> float:
-        return sum(r.seconds for r in self.tables)
-
-    @property
-    def orphans_removed(self) -> int:
-        return sum(r.orphans_removed for r in self.tables)
 
 
 def ingest(settings: Settings, tables: list[str] | None = None, progress: Progress = SILENT) -> IngestReport:

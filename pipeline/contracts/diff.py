@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline.contracts.registry import CONTRACTS_DIR, Column, ContractError, Registry, load_registry
 
@@ -14,14 +14,16 @@ INT_WIDTH = {"smallint": 1, "integer": 2, "int": 2, "bigint": 3}
 LOGICAL_WIDENING = {("integer", "number")}
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
+    """One difference between two versions of the contracts; a breaking one fails `olist contracts diff`."""
+
     where: str
     message: str
     breaking: bool
 
     def __str__(self) -> str:
-        return f"{'BREAKING' if self.breaking else 'compatible'}: {self.where}: {self.message}"
+        verdict = "BREAKING" if self.breaking else "compatible"
+        return f"{verdict}: {self.where}: {self.message}"
 
 
 def registry_at_ref(ref: str, repo: Path = CONTRACTS_DIR.parent) -> Registry:

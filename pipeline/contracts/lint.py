@@ -26,6 +26,8 @@ LOGICAL_TYPES_FOR_ENUM = {"string": str, "integer": int, "number": (int, float)}
 
 @dataclass(frozen=True)
 class LintIssue:
+    """One problem found in a contract: the file, where in it, and what is wrong."""
+
     path: str
     where: str
     message: str

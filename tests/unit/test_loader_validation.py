@@ -95,6 +95,9 @@ def test_line_numbers_count_line_breaks_inside_values(registry, tmp_path):
         (f'{O1},x,credit_card,2,1.00\n', "payment_sequential: 'x' is not an integer"),
         (f'{O1},1,pix,2,1.00\n', "payment_type: 'pix' is not one of the contract's values"),
         (f'{O1},1,,2,1.00\n', "payment_type: required value is empty"),
+        # a pattern rule's braces ({32}) are text in the reason, not a format field
+        (f'{O1[:-1]}Z,1,credit_card,2,1.00\n', f"order_id: '{O1[:-1]}Z' does not match ^[0-9a-f]{{32}}$"),
+        (f'{O1[:-1]}\x00,1,credit_card,2,1.00\n', f"order_id: '{O1[:-1]}\\x00' does not match ^[0-9a-f]{{32}}$"),
     ],
 )
 def test_each_contract_rule_names_field_and_value(registry, tmp_path, row, reason):

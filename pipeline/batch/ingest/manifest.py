@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import pyarrow.fs as pafs
 
 from pipeline.storage import S3Location
+from pipeline.totals import Total
 
 
 @dataclass
@@ -36,13 +37,8 @@ class Manifest:
     checksum: str | None = None  # content checksum of snapshot tables
     files: list[DataFile] = field(default_factory=list)
 
-    @property
-    def rows(self) -> int:
-        return sum(f.rows for f in self.files)
-
-    @property
-    def bytes(self) -> int:
-        return sum(f.bytes for f in self.files)
+    rows = Total("files", "rows")
+    bytes = Total("files", "bytes")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

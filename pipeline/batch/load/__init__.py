@@ -20,6 +20,7 @@ from pipeline.batch.load.reader import BadRecord, LoadError, read_source, to_csv
 from pipeline.batch.load.validate import validate_chunks
 from pipeline.contracts import Dataset, Registry, load_registry
 from pipeline.contracts.render_postgres import render_schema
+from pipeline.totals import Total
 
 __all__ = ["FileResult", "LoadError", "LoadSummary", "apply_schema", "load_directory"]
 
@@ -45,17 +46,9 @@ class LoadSummary:
     results: list[FileResult]
     seconds: float
 
-    @property
-    def quarantined(self) -> int:
-        return sum(r.quarantined for r in self.results)
-
-    @property
-    def loaded(self) -> int:
-        return sum(r.loaded for r in self.results)
-
-    @property
-    def read(self) -> int:
-        return sum(r.read for r in self.results)
+    quarantined = Total("results", "quarantined")
+    loaded = Total("results", "loaded")
+    read = Total("results", "read")
 
 
 def apply_schema(conn: psycopg.Connection, registry: Registry, schema: str) -> None:

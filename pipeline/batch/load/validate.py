@@ -62,7 +62,7 @@ def _valid_timestamps(arr: pa.ChunkedArray, java_format: str | None) -> pa.Array
 class Check:
     column: str
     failing: pa.Array  # boolean, True where the row fails
-    reason: str  # format string with {value}
+    reason: str  # "{value}" in it stands for the failing value (replaced, never str.format: patterns hold braces)
 
 
 def _as_bool(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -81,24 +81,20 @@ def _range_checks(col: Column, arr: pa.ChunkedArray, ok_type: pa.Array) -> list[
         return checks
     if col.logical_type in ("timestamp", "date"):
         # Valid values are ISO text of one fixed format, so they compare as text.
-        if lo is not None:
-            checks.append(Check(col.name, pc.and_(ok_type, pc.less(arr, str(lo))),
-                                f"{{value}} is before the minimum {lo}"))
-        if hi is not None:
-            checks.append(Check(col.name, pc.and_(ok_type, pc.greater(arr, str(hi))),
-                                f"{{value}} is after the maximum {hi}"))
-        return checks
-    numbers = pc.cast(pc.if_else(ok_type, arr, "0"), pa.float64())
-    if lo is not None:
-        checks.append(Check(col.name, pc.and_(ok_type, pc.less(numbers, float(lo))),
-                            f"{{value}} is below the minimum {_num(lo)}"))
-    if hi is not None:
-        checks.append(Check(col.name, pc.and_(ok_type, pc.greater(numbers, float(hi))),
-                            f"{{value}} is above the maximum {_num(hi)}"))
+        values, bounds = arr, ((lo, str(lo), "is before the minimum"), (hi, str(hi), "is after the maximum"))
+    else:
+        values = pc.cast(pc.if_else(ok_type, arr, "0"), pa.float64())
+        bounds = ((lo, _num(lo), "is below the minimum"), (hi, _num(hi), "is above the maximum"))
+    for (bound, shown, words), compare in zip(bounds, (pc.less, pc.greater), strict=True):
+        if bound is not None:
+            limit = str(bound) if values is arr else float(bound)
+            checks.append(Check(col.name, pc.and_(ok_type, compare(values, limit)), f"{{value}} {words} {shown}"))
     return checks
 
 
-def _num(value: float | str) -> str:
+def _num(value: float | str | None) -> str:
+    if value is None:
+        return ""
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
@@ -196,7 +192,7 @@ def _chunk(table: pa.Table, lines: np.ndarray, ds: Dataset, parent_keys: dict[st
         for check, mask in zip(checks, masks, strict=True):
             if mask[i]:
                 value = table.column(check.column)[int(i)].as_py()
-                reasons.append(f"{check.column}: " + check.reason.format(value=repr(value)))
+                reasons.append(f"{check.column}: " + check.reason.replace("{value}", repr(value)))
                 first_col = first_col or check.column
         if offset + int(i) in dup_reasons:
             reasons.append(dup_reasons[offset + int(i)])
