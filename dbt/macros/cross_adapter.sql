@@ -14,22 +14,31 @@
   trim(lower(strip_accents({{ expr }})))
 {%- endmacro %}
 
-{% macro day_spine(first_day, last_day) -%}
-  {{ return(adapter.dispatch('day_spine', 'olist')(first_day, last_day)) }}
+{# One row per day from bounds.first_day to bounds.last_day (a one-row relation). #}
+{% macro day_spine(bounds) -%}
+  {{ return(adapter.dispatch('day_spine', 'olist')(bounds)) }}
 {%- endmacro %}
 
-{% macro duckdb__day_spine(first_day, last_day) -%}
-  select cast(d as date) as date_day
-  from range(cast({{ first_day }} as date), cast({{ last_day }} as date) + interval 1 day, interval 1 day) as t(d)
+{% macro duckdb__day_spine(bounds) -%}
+  select cast(unnest(generate_series(first_day, last_day, interval 1 day)) as date) as date_day
+  from {{ bounds }}
 {%- endmacro %}
 
-{% macro snowflake__day_spine(first_day, last_day) -%}
+{% macro snowflake__day_spine(bounds) -%}
   select date_day
   from (
-    select dateadd(day, seq4(), cast({{ first_day }} as date)) as date_day
-    from table(generator(rowcount => 4000))
+    select dateadd(day, seq4(), {{ bounds }}.first_day) as date_day, {{ bounds }}.last_day
+    from {{ bounds }}, table(generator(rowcount => 40000))
   ) as days
-  where date_day <= cast({{ last_day }} as date)
+  where date_day <= last_day
+{%- endmacro %}
+
+{% macro first_day_of_year(day) -%}
+  cast(date_trunc('year', {{ day }}) as date)
+{%- endmacro %}
+
+{% macro last_day_of_year(day) -%}
+  cast(date_trunc('year', {{ day }}) + interval '1 year' - interval '1 day' as date)
 {%- endmacro %}
 
 {% macro integer_range(n) -%}

@@ -24,5 +24,5 @@ where not ({{ expression }})
 {% endtest %}
 
 {% macro olist_literal(value) -%}
-  {%- if value is string -%}cast('{{ value }}' as timestamp){%- else -%}{{ value }}{%- endif -%}
+  {%- if value is string and not value.isdigit() -%}cast('{{ value }}' as timestamp){%- else -%}{{ value }}{%- endif -%}
 {%- endmacro %}

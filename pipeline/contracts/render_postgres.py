@@ -6,6 +6,8 @@ from pipeline.contracts.registry import Column, Dataset, Registry
 
 HEADER = "-- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.\n"
 CHANGE_COLUMN = "_changed_at"
+DELETED_COLUMN = "_deleted"  # bronze only: the version of a row that records its delete
+DELETIONS_TABLE = "deleted_rows"  # contracts/ops/deleted_rows.odcs.yaml
 # Every writer (the loader, the simulator, a person with psql) moves the change timestamp on update, so
 # incremental ingestion sees every change.
 TOUCH_FUNCTION = f"""
@@ -13,6 +15,14 @@ CREATE OR REPLACE FUNCTION {{schema}}.touch_changed_at() RETURNS trigger LANGUAG
 BEGIN
     NEW.{CHANGE_COLUMN} := now();
     RETURN NEW;
+END $$;
+
+-- Deletes of keyed source tables are recorded (with the row's last image) for ingestion to carry to bronze.
+CREATE OR REPLACE FUNCTION {{schema}}.record_deletion() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {{schema}}.{DELETIONS_TABLE} (table_name, row_image, deleted_at)
+    VALUES (TG_TABLE_NAME, to_jsonb(OLD), now());
+    RETURN OLD;
 END $$;
 """
 
@@ -37,6 +47,11 @@ def column_checks(col: Column) -> list[str]:
     return checks
 
 
+def records_deletes(ds: Dataset) -> bool:
+    """Source tables copied incrementally (by key and change time) record their deletes."""
+    return bool(ds.source_file and ds.primary_key and ds.change_detection != "full")
+
+
 def table_ddl(ds: Dataset, schema: str) -> str:
     """CREATE TABLE for one dataset, with the loader's change-tracking column."""
     lines = []
@@ -58,6 +73,9 @@ def table_ddl(ds: Dataset, schema: str) -> str:
                    f"ON {schema}.{ds.physical_name} ({CHANGE_COLUMN});")
         out.append(f"CREATE OR REPLACE TRIGGER {ds.physical_name}_touch BEFORE UPDATE ON {schema}.{ds.physical_name} "
                    f"FOR EACH ROW EXECUTE FUNCTION {schema}.touch_changed_at();")
+    if records_deletes(ds):
+        out.append(f"CREATE OR REPLACE TRIGGER {ds.physical_name}_deletion AFTER DELETE ON {schema}.{ds.physical_name} "
+                   f"FOR EACH ROW EXECUTE FUNCTION {schema}.record_deletion();")
     out.append(f"COMMENT ON TABLE {schema}.{ds.physical_name} IS {quote_literal(ds.description)};")
     for col in ds.columns:
         if col.description:

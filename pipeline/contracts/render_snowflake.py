@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from pipeline.contracts.registry import Column, Dataset, Registry
-from pipeline.contracts.render_postgres import CHANGE_COLUMN
+from pipeline.contracts.render_postgres import CHANGE_COLUMN, DELETED_COLUMN
 
 HEADER = "-- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.\n"
 INT_DIGITS = {"smallint": 5, "integer": 10, "int": 10, "bigint": 19}
@@ -31,6 +31,7 @@ def snowflake_type(col: Column) -> str:
 def bronze_table_ddl(ds: Dataset, schema: str = "bronze") -> str:
     cols = [f"    {c.name} {snowflake_type(c)}{' not null' if c.required else ''}" for c in ds.columns]
     cols.append(f"    {CHANGE_COLUMN} timestamp_tz not null")
+    cols.append(f"    {DELETED_COLUMN} boolean")
     return f"create or replace table {schema}.{ds.name} (\n" + ",\n".join(cols) + "\n);\n"
 
 

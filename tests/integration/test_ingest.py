@@ -90,50 +90,68 @@ def test_a_run_killed_before_its_manifest_is_invisible_and_completed_next_time(
 OPS = st.lists(st.one_of(
     st.tuples(st.just("insert"), st.integers(1, 5)),
     st.tuples(st.just("update"), st.integers(1, 3)),
+    st.tuples(st.just("delete"), st.integers(1, 2)),
+    st.tuples(st.just("reinsert"), st.integers(1, 2)),  # delete and insert again in one transaction
     st.tuples(st.just("ingest"), st.just(0)),
-), min_size=1, max_size=8)
+    st.tuples(st.just("concurrent"), st.integers(1, 3)),  # a writer whose transaction commits while ingest runs
+), min_size=1, max_size=10)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def _change(conn, schema: str, op: str, n: int, seq: list[int]) -> None:
+    """Apply one generated operation to order_payments of ``schema`` on ``conn``."""
+    table = f"{schema}.order_payments"
+    some = f"(select payment_sequential from {table} order by random() limit {n})"
+    if op == "insert":
+        for _ in range(n):
+            conn.execute(f"insert into {table} values ('{'a' * 32}', {seq[0]}, 'boleto', 1, {seq[0]}.25)")
+            seq[0] += 1
+    elif op == "update":
+        conn.execute(f"update {table} set payment_value = payment_value + 1 where payment_sequential in {some}")
+    elif op == "delete":
+        conn.execute(f"delete from {table} where payment_sequential in {some}")
+    elif op == "reinsert":
+        for (s,) in conn.execute(f"delete from {table} where payment_sequential in {some} "
+                                 "returning payment_sequential").fetchall():
+            conn.execute(f"insert into {table} values ('{'a' * 32}', {s}, 'voucher', 1, {s}.75)")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS)
-def test_ingestion_never_loses_or_duplicates_a_row(postgres, s3_location, registry, ops):
-    """Under any sequence of inserts, updates and (re-)runs, bronze's latest version of each key equals
-    PostgreSQL's row, and no version is copied twice."""
+def test_ingestion_never_loses_or_duplicates_a_change(postgres, s3_location, registry, ops):
+    """Under any sequence of inserts, updates, deletes (and a delete and insert of one key in one transaction),
+    (re-)runs, and writers whose transaction is open while ingest runs and commits after it: silver's view of
+    bronze (the newest version of each key unless it is a delete) equals PostgreSQL's table, no version is copied
+    twice, every delete is recorded, and each run reconciles."""
     schema, bronze = f"prop_{uuid.uuid4().hex[:8]}", f"bronze-prop-{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
         apply_schema(conn, registry, schema)
     try:
-        next_seq = 1
+        seq = [1]
         for op, n in [*ops, ("ingest", 0)]:
-            with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
-                if op == "insert":
-                    for _ in range(n):
-                        conn.execute(f"insert into {schema}.order_payments values "
-                                     f"('{'a' * 32}', {next_seq}, 'boleto', 1, {next_seq}.25)")
-                        next_seq += 1
-                elif op == "update":
-                    conn.execute(f"update {schema}.order_payments set payment_value = payment_value + 1 "
-                                 f"where payment_sequential in "
-                                 f"(select payment_sequential from {schema}.order_payments order by random() "
-                                 f"limit {n})")
             if op == "ingest":
-                ingest(postgres.conninfo(), s3_location, schema, bronze, tables=["order_payments"])
+                assert ingest(postgres.conninfo(), s3_location, schema, bronze, tables=["order_payments"])[0].reconciled
+            elif op == "concurrent":
+                with psycopg.connect(postgres.conninfo()) as writer:  # one transaction, committed on exit
+                    _change(writer, schema, "insert", n, seq)
+                    _change(writer, schema, "delete", 1, seq)
+                    result = ingest(postgres.conninfo(), s3_location, schema, bronze, tables=["order_payments"])[0]
+                    assert result.reconciled, "the open transaction's changes are neither seen nor counted yet"
+            else:
+                with psycopg.connect(postgres.conninfo()) as conn:
+                    _change(conn, schema, op, n, seq)
         with psycopg.connect(postgres.conninfo()) as conn:
             source = dict(conn.execute(
                 f"select payment_sequential, payment_value from {schema}.order_payments").fetchall())
-        bronze_rows = bronze_table(s3_location, bronze, "order_payments")
-        if not source:
-            assert bronze_rows is None
-            return
-        versions = list(zip(bronze_rows.column("payment_sequential").to_pylist(),
-                            bronze_rows.column("_changed_at").to_pylist(), strict=True))
-        assert len(versions) == len(set(versions)), "a row version was copied twice"
+            deletes = conn.execute(f"select count(*) from {schema}.deleted_rows").fetchone()[0]
+        versions = bronze_table(s3_location, bronze, "order_payments")
+        rows = [] if versions is None else list(zip(*(versions.column(c).to_pylist() for c in (
+            "payment_sequential", "_changed_at", "_deleted", "payment_value")), strict=True))
+        assert len(rows) == len({r[:3] for r in rows}), "a row version was copied twice"
+        assert sum(1 for r in rows if r[2]) == deletes, "every delete is recorded in bronze, once"
         latest = {}
-        for seq, _changed, value in sorted(zip(bronze_rows.column("payment_sequential").to_pylist(),
-                                              bronze_rows.column("_changed_at").to_pylist(),
-                                              bronze_rows.column("payment_value").to_pylist(), strict=True)):
-            latest[seq] = value
-        assert latest == source
+        for s, _changed, deleted, value in sorted(rows, key=lambda r: (r[1], not r[2])):  # a tie: the live row wins
+            latest[s] = None if deleted else value
+        assert {s: v for s, v in latest.items() if v is not None} == source
     finally:
         with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
             conn.execute(f"drop schema if exists {schema} cascade")

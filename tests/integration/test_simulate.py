@@ -48,6 +48,31 @@ def test_the_simulator_hits_its_rate_and_every_row_is_accounted_for(postgres, sc
     assert orphans == 0, "every simulated payment has its order"
 
 
+def test_simulated_orders_are_complete_and_pay_their_value(postgres, schema):
+    """Every new order has a customer, items of loaded products and sellers, and payments adding up to its
+    items' price plus freight (voucher splits and discounts included); cancelled orders have no payment left."""
+    with psycopg.connect(postgres.conninfo()) as conn:
+        loaded = {r[0] for r in conn.execute(f"select order_id from {schema}.orders")}
+    report = simulate(postgres.conninfo(), schema, rate=400, duration=2.0, seed=4)
+    assert report.operations["voucher_split"] and report.operations["update"] and report.operations["delete"]
+    with psycopg.connect(postgres.conninfo()) as conn:
+        rows = conn.execute(f"""
+            select o.order_id, o.order_status, c.customer_id is not null,
+                   (select count(*) from {schema}.order_items i where i.order_id = o.order_id),
+                   (select count(*) from {schema}.order_items i where i.order_id = o.order_id
+                      and i.product_id not in (select product_id from {schema}.products)
+                      or i.order_id = o.order_id and i.seller_id not in (select seller_id from {schema}.sellers)),
+                   (select sum(price + freight_value) from {schema}.order_items i where i.order_id = o.order_id),
+                   (select sum(payment_value) from {schema}.order_payments p where p.order_id = o.order_id),
+                   o.order_estimated_delivery_date = date_trunc('day', o.order_estimated_delivery_date)
+            from {schema}.orders o left join {schema}.customers c using (customer_id)""").fetchall()
+    new = [r for r in rows if r[0] not in loaded]
+    assert len(new) == report.operations["new_order"]
+    for order_id, status, has_customer, items, unknown, value, paid, midnight in new:
+        assert has_customer and items > 0 and unknown == 0 and midnight, order_id
+        assert paid == value if status != "canceled" else paid is None, (order_id, status, value, paid)
+
+
 def test_the_sequence_is_fixed_by_the_seed(postgres, schema):
     with psycopg.connect(postgres.conninfo()) as conn:
         profile = Profile.from_database(conn, schema)
@@ -79,7 +104,9 @@ def test_batched_writes_leave_the_same_rows_as_one_operation_at_a_time(postgres,
                 f"select p.order_id, p.payment_sequential, p.payment_type, p.payment_installments, p.payment_value "
                 f"from {name}.order_payments p order by 1, 2").fetchall()
             orders = conn.execute(f"select order_id, order_status from {name}.orders order by 1").fetchall()
+            items = conn.execute(f"select order_id, order_item_id, product_id, price from {name}.order_items "
+                                 "order by 1, 2").fetchall()
             customers = conn.execute(f"select count(*) from {name}.customers").fetchone()[0]
-        return [payments, orders, customers]
+        return [payments, orders, customers, items]
 
     assert apply(schema, runs) == apply(twin, ([op] for op in ops))

@@ -7,7 +7,8 @@ create or replace table bronze.customers (
     customer_zip_code_prefix varchar(5) not null,
     customer_city varchar not null,
     customer_state varchar(2) not null,
-    _changed_at timestamp_tz not null
+    _changed_at timestamp_tz not null,
+    _deleted boolean
 );
 
 create or replace table bronze.geolocation (
@@ -16,7 +17,8 @@ create or replace table bronze.geolocation (
     geolocation_lng float not null,
     geolocation_city varchar not null,
     geolocation_state varchar(2) not null,
-    _changed_at timestamp_tz not null
+    _changed_at timestamp_tz not null,
+    _deleted boolean
 );
 
 create or replace table bronze.orders (
@@ -28,7 +30,8 @@ create or replace table bronze.orders (
     order_delivered_carrier_date timestamp_ntz,
     order_delivered_customer_date timestamp_ntz,
     order_estimated_delivery_date timestamp_ntz not null,
-    _changed_at timestamp_tz not null
+    _changed_at timestamp_tz not null,
+    _deleted boolean
 );
 
 create or replace table bronze.products (
@@ -41,7 +44,8 @@ create or replace table bronze.products (
     product_length_cm number(10,0),
     product_height_cm number(10,0),
     product_width_cm number(10,0),
-    _changed_at timestamp_tz not null
+    _changed_at timestamp_tz not null,
+    _deleted boolean
 );
 
 create or replace table bronze.sellers (
@@ -49,7 +53,8 @@ create or replace table bronze.sellers (
     seller_zip_code_prefix varchar(5) not null,
     seller_city varchar not null,
     seller_state varchar(2) not null,
-    _changed_at timestamp_tz not null
+    _changed_at timestamp_tz not null,
+    _deleted boolean
 );
 
 create or replace table bronze.order_items (
@@ -60,7 +65,8 @@ create or replace table bronze.order_items (
     shipping_limit_date timestamp_ntz not null,
     price number(12,2) not null,
     freight_value number(12,2) not null,
-    _changed_at timestamp_tz not null
+    _changed_at timestamp_tz not null,
+    _deleted boolean
 );
 
 create or replace table bronze.order_payments (
@@ -69,7 +75,8 @@ create or replace table bronze.order_payments (
     payment_type varchar(16) not null,
     payment_installments number(5,0) not null,
     payment_value number(12,2) not null,
-    _changed_at timestamp_tz not null
+    _changed_at timestamp_tz not null,
+    _deleted boolean
 );
 
 create or replace table bronze.order_reviews (
@@ -80,11 +87,13 @@ create or replace table bronze.order_reviews (
     review_comment_message varchar,
     review_creation_date timestamp_ntz not null,
     review_answer_timestamp timestamp_ntz not null,
-    _changed_at timestamp_tz not null
+    _changed_at timestamp_tz not null,
+    _deleted boolean
 );
 
 create or replace table bronze.product_category_name_translation (
     product_category_name varchar not null,
     product_category_name_english varchar not null,
-    _changed_at timestamp_tz not null
+    _changed_at timestamp_tz not null,
+    _deleted boolean
 );

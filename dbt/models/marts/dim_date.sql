@@ -1,7 +1,37 @@
 with
 
+orders as (
+    select * from {{ ref('stg_olist__orders') }}
+),
+
+items as (
+    select * from {{ ref('stg_olist__order_items') }}
+),
+
+order_days as (
+    select cast(order_purchase_timestamp as date) as day from orders
+    union all
+    select cast(order_approved_at as date) from orders
+    union all
+    select cast(order_delivered_carrier_date as date) from orders
+    union all
+    select cast(order_delivered_customer_date as date) from orders
+    union all
+    select cast(order_estimated_delivery_date as date) from orders
+    union all
+    select cast(shipping_limit_date as date) from items
+),
+
+bounds as (
+    -- whole calendar years around every day the data holds (simulated trading included)
+    select
+        {{ first_day_of_year('min(day)') }} as first_day,
+        {{ last_day_of_year('max(day)') }} as last_day
+    from order_days
+),
+
 days as (
-    {{ day_spine("'" ~ var('date_spine_start') ~ "'", "'" ~ var('date_spine_end') ~ "'") }}
+    {{ day_spine('bounds') }}
 )
 
 select

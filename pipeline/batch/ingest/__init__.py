@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from psycopg import sql
 
+from emulation.service import ServiceError
 from pipeline.batch.ingest.manifest import (
     DataFile,
     Manifest,
@@ -29,11 +31,14 @@ from pipeline.batch.ingest.manifest import (
 )
 from pipeline.contracts import Dataset, Registry, load_registry
 from pipeline.contracts.render_arrow import arrow_schema
-from pipeline.contracts.render_postgres import CHANGE_COLUMN
+from pipeline.contracts.render_postgres import CHANGE_COLUMN, DELETED_COLUMN, DELETIONS_TABLE, records_deletes
 from pipeline.storage import S3Location
 
 ROWS_PER_FILE = 500_000
 CHANGE_FIELD = pa.field(CHANGE_COLUMN, pa.timestamp("us", tz="UTC"), nullable=False)
+# A bronze version with _deleted = true records the row's delete (its last image); silver then drops the key.
+DELETED_FIELD = pa.field(DELETED_COLUMN, pa.bool_())
+BRONZE_FIELDS = [CHANGE_FIELD, DELETED_FIELD]
 # Rows committed by a transaction still open now carry its start time: copy only rows older than the
 # oldest open transaction, so a later run cannot miss them (and no row is copied twice).
 GUARD_SQL = """
@@ -74,7 +79,8 @@ def _read_copy(cur: psycopg.Cursor, query: sql.Composable, schema: pa.Schema) ->
         read_options=pacsv.ReadOptions(column_names=schema.names, block_size=16 << 20),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(column_types=parse_types, strings_can_be_null=True,
-                                             quoted_strings_can_be_null=False),
+                                             quoted_strings_can_be_null=False, true_values=["t"],
+                                             false_values=["f"]),
     )
     return table.cast(schema)
 
@@ -94,13 +100,42 @@ def _write_files(table: pa.Table, loc: S3Location, fs: pafs.FileSystem, bronze: 
     return files
 
 
+def live_keys(versions: pa.Table, key: list[str]) -> pa.Table:
+    """The keys whose newest version (by change time; on a tie the row that is there wins) is not a delete."""
+    deleted = pc.fill_null(versions.column(DELETED_COLUMN), False)
+    ordered = versions.set_column(versions.schema.get_field_index(DELETED_COLUMN), DELETED_COLUMN, deleted).sort_by(
+        [(CHANGE_COLUMN, "descending"), (DELETED_COLUMN, "ascending")])
+    newest = ordered.group_by(key, use_threads=False).aggregate([(DELETED_COLUMN, "first")])
+    return newest.filter(pc.invert(newest.column(f"{DELETED_COLUMN}_first"))).select(key)
+
+
 def bronze_row_count(ds: Dataset, loc: S3Location, fs: pafs.FileSystem, history: list[Manifest]) -> int:
-    """Rows a reader of bronze sees: distinct primary keys for keyed tables, the snapshot's rows else."""
+    """Rows a reader of silver sees: live keys for keyed tables, the snapshot's rows else."""
     files = committed_files(history)
     if not ds.primary_key or not files:
         return sum(f.rows for f in files)
-    keys = pq.ParquetDataset([f.path for f in files], filesystem=fs).read(columns=ds.primary_key)
-    return keys.group_by(ds.primary_key).aggregate([]).num_rows
+    versions = pq.ParquetDataset([f.path for f in files], filesystem=fs,
+                                 schema=arrow_schema(ds, BRONZE_FIELDS)).read(
+        columns=[*ds.primary_key, CHANGE_COLUMN, DELETED_COLUMN])
+    return live_keys(versions, ds.primary_key).num_rows
+
+
+def _window(column: sql.Composable, lo: str | None, guard: dt.datetime) -> sql.Composable:
+    """``lo <= column < guard`` (no lower bound on the first run)."""
+    where = sql.SQL("{} < {}").format(column, sql.Literal(guard))
+    if lo:
+        where = sql.SQL("{} >= {} AND {}").format(column, sql.Literal(dt.datetime.fromisoformat(lo)), where)
+    return where
+
+
+def _deletions(ds: Dataset, schema: str, lo: str | None, guard: dt.datetime) -> sql.Composable:
+    """The table's deletes in the window, as versions of the rows: their last image, deleted_at, true."""
+    image = sql.SQL(", ").join(sql.SQL("(d.r).{}").format(sql.Identifier(c)) for c in ds.column_names)
+    return sql.SQL(
+        "SELECT {}, d.deleted_at AT TIME ZONE 'UTC', true FROM (SELECT jsonb_populate_record(NULL::{}, row_image) "
+        "AS r, deleted_at FROM {} WHERE table_name = {} AND {}) AS d").format(
+        image, sql.Identifier(schema, ds.physical_name), sql.Identifier(schema, DELETIONS_TABLE),
+        sql.Literal(ds.physical_name), _window(sql.Identifier("deleted_at"), lo, guard))
 
 
 def ingest_table(conn: psycopg.Connection, schema: str, ds: Dataset, loc: S3Location, fs: pafs.FileSystem,
@@ -111,7 +146,7 @@ def ingest_table(conn: psycopg.Connection, schema: str, ds: Dataset, loc: S3Loca
     for path in stale:
         fs.delete_file(path)
     snapshot = ds.change_detection == "full"
-    out_schema = arrow_schema(ds, [CHANGE_FIELD])
+    out_schema = arrow_schema(ds, BRONZE_FIELDS)
     target = sql.Identifier(schema, ds.physical_name)
     cols = sql.SQL(", ").join(map(sql.Identifier, ds.column_names))
     change = sql.SQL("{} AT TIME ZONE 'UTC'").format(sql.Identifier(CHANGE_COLUMN))
@@ -128,17 +163,16 @@ def ingest_table(conn: psycopg.Connection, schema: str, ds: Dataset, loc: S3Loca
             if history and history[-1].checksum == checksum and history[-1].source_rows == source_rows:
                 return TableResult(ds.name, "snapshot", 0, 0, 0, source_rows, history[-1].rows, len(stale),
                                    time.perf_counter() - t0, "unchanged")
-            query = sql.SQL("SELECT {}, {} FROM {}").format(cols, change, target)
+            query = sql.SQL("SELECT {}, {}, false FROM {}").format(cols, change, target)
             mode, lo, hi = "snapshot", None, None
         else:
             checksum = None
             lo = history[-1].watermark_to if history else None
             hi = guard.astimezone(dt.UTC).isoformat()
-            where = sql.SQL("{} < {}").format(sql.Identifier(CHANGE_COLUMN), sql.Literal(guard))
-            if lo:
-                where = sql.SQL("{} >= {} AND {}").format(
-                    sql.Identifier(CHANGE_COLUMN), sql.Literal(dt.datetime.fromisoformat(lo)), where)
-            query = sql.SQL("SELECT {}, {} FROM {} WHERE {}").format(cols, change, target, where)
+            query = sql.SQL("SELECT {}, {}, false FROM {} WHERE {}").format(
+                cols, change, target, _window(sql.Identifier(CHANGE_COLUMN), lo, guard))
+            if records_deletes(ds):
+                query = sql.SQL("{} UNION ALL {}").format(query, _deletions(ds, schema, lo, guard))
             mode = "incremental" if history else "initial"
         table = _read_copy(cur, query, out_schema)
     if not snapshot and table.num_rows == 0 and history:
@@ -164,6 +198,10 @@ def ingest(conninfo: str, loc: S3Location, schema: str = "olist", bronze: str = 
     fs = loc.arrow_fs()
     results = []
     with psycopg.connect(conninfo) as conn:
+        if conn.execute("select to_regclass(%s)", (f"{schema}.{DELETIONS_TABLE}",)).fetchone()[0] is None:
+            raise ServiceError(f"postgres: {schema}.{DELETIONS_TABLE} is missing, so deletes could not be carried to "
+                               "bronze: create the tables from the contracts first (`olist load` does)")
+        conn.commit()
         for ds in chosen:
             if progress:
                 progress(ds.name)
