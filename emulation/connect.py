@@ -194,6 +194,32 @@ class ConnectService(JvmService):
             time.sleep(0.5)
         raise self.fail(f"connector {name!r} not RUNNING after {timeout:.0f}s: {status}")
 
+    def stop_connector(self, name: str, timeout: float = 60.0) -> None:
+        """Stop connector ``name`` (its tasks end, its config and offsets stay); wait until it reports STOPPED."""
+        code, payload = self._retrying("PUT", f"/connectors/{_q(name)}/stop")
+        if code == 404:
+            return
+        if code not in (200, 202, 204):
+            raise self.fail(f"PUT stop of {name!r} answered {code}: {_message(payload)}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.connector_status(name)
+            if status is None or (status["connector"]["state"] == "STOPPED" and not status.get("tasks")):
+                return
+            time.sleep(0.5)
+        raise self.fail(f"connector {name!r} not STOPPED after {timeout:.0f}s")
+
+    def reset_offsets(self, name: str) -> None:
+        """Forget where a stopped connector was (Connect's offsets API): its next start begins from scratch."""
+        code, payload = self._retrying("DELETE", f"/connectors/{_q(name)}/offsets")
+        if code not in (200, 404):
+            raise self.fail(f"DELETE offsets of {name!r} answered {code}: {_message(payload)}")
+
+    def offsets(self, name: str) -> list[dict[str, Any]]:
+        """The connector's committed source offsets (partition and offset maps), [] when it has none."""
+        code, payload = self._retrying("GET", f"/connectors/{_q(name)}/offsets")
+        return payload.get("offsets", []) if code == 200 and isinstance(payload, dict) else []
+
     def delete(self, name: str) -> None:
         """Delete connector ``name``; deleting a missing one is a no-op."""
         code, payload = self._retrying("DELETE", f"/connectors/{_q(name)}")

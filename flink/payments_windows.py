@@ -11,11 +11,12 @@ on a local mini-cluster, or unchanged on a cluster with ``flink run -py flink/pa
 variable (``--window-seconds`` is ``OLIST_FLINK_WINDOW_SECONDS``). The tables' DDL is not written here: it
 is generated from the contracts into ``contracts/generated/flink/*.sql`` and only templated with the options.
 
-Semantics (see flink/README.md): the changelog is normalised per primary key (Flink's ChangelogNormalize),
-so an update retracts the payment's previous version from the window of ITS commit time and adds the new
-version to the window of the update's commit time, and a delete retracts the current version. Each window
-record is therefore, at any time, the aggregate of the payments whose current version was committed in that
-window; records are updated (upsert, tombstone when a key empties), never final.
+Semantics (see flink/README.md): snapshot reads (op = r) are history, not live payments, and are left out;
+each payment keeps its last streamed change in topic order, so an update retracts the payment's previous
+version from the window of ITS commit time and adds the new version to the window of the update's commit time,
+and a delete retracts the current version. Each window record is therefore, at any time, the aggregate of the
+payments whose current streamed version was committed in that window; records are updated (upsert, tombstone
+when a key empties), never final.
 """
 
 from __future__ import annotations
@@ -126,38 +127,68 @@ def job_tables(sql_dir: Path) -> dict[str, str]:
     return json.loads((sql_dir / "job.json").read_text(encoding="utf-8"))
 
 
-def queries(args: argparse.Namespace) -> list[str]:
-    """The three INSERTs of the job's one statement set."""
+CURRENT = "current_payments"
+
+
+def views(args: argparse.Namespace) -> list[str]:
+    """The view both window aggregates read: each payment's current streamed version, with its window.
+
+    Snapshot reads (op = r) are history, not live payments: they are left out before the versions are kept, so
+    a payment that only the snapshot saw counts nowhere, its later update counts in the update's window, its
+    delete removes nothing, and a re-snapshot changes no window. Each key keeps its last streamed event in topic
+    order (arrival time; the topic has one partition), which also folds Debezium's at-least-once repeats; a
+    delete as the last event removes the payment."""
     t = job_tables(Path(args.sql_dir))
     size_ms = int(args.window_seconds * 1000)
-    source = t["source_topic"]
-    source_opts = {"topic": args.topics[source]} if source in args.topics else {}
+    row = "COALESCE(`after`, `before`)"
+    streamed = f"""
+        SELECT {row}.order_id AS order_id, {row}.payment_sequential AS payment_sequential, op,
+               `after`.payment_type AS payment_type, `after`.payment_installments AS payment_installments,
+               `after`.payment_value AS payment_value, `source`.ts_ms AS commit_ms, proc_time
+        FROM `{t["events"]}`{hint(source_options(args))}
+        WHERE op <> 'r'"""
+    return [f"""
+        CREATE TEMPORARY VIEW `{CURRENT}` AS
+        SELECT payment_type, CAST(payment_installments AS INT) AS payment_installments, payment_value,
+               CAST(TO_TIMESTAMP_LTZ(commit_ms - MOD(commit_ms, {size_ms}), 3) AS TIMESTAMP(3)) AS window_start,
+               CAST(TO_TIMESTAMP_LTZ(commit_ms - MOD(commit_ms, {size_ms}) + {size_ms}, 3) AS TIMESTAMP(3))
+                   AS window_end
+        FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY order_id, payment_sequential ORDER BY proc_time DESC) AS version
+            FROM ({streamed})
+        )
+        WHERE version = 1 AND op <> 'd'"""]
+
+
+def source_options(args: argparse.Namespace) -> dict[str, str]:
+    source = job_tables(Path(args.sql_dir))["source_topic"]
+    options = {"topic": args.topics[source]} if source in args.topics else {}
     if args.bounded:
-        source_opts["scan.bounded.mode"] = "latest-offset"
+        options["scan.bounded.mode"] = "latest-offset"
+    return options
+
+
+def queries(args: argparse.Namespace) -> list[str]:
+    """The three INSERTs of the job's one statement set (the aggregates over :func:`views`)."""
+    t = job_tables(Path(args.sql_dir))
+    size_ms = int(args.window_seconds * 1000)
 
     def sink(name: str) -> str:
         return f"`{name}`" + hint({"topic": args.topics[name]} if name in args.topics else {})
 
-    # Epoch milliseconds of the commit time, and the start of its tumbling window (UTC).
-    ms = "(EXTRACT(EPOCH FROM event_time) * 1000 + EXTRACT(MILLISECOND FROM event_time))"
-    versions = f"""
-        SELECT payment_type, CAST(payment_installments AS INT) AS payment_installments, payment_value,
-               CAST(TO_TIMESTAMP_LTZ({ms} - MOD({ms}, {size_ms}), 3) AS TIMESTAMP(3)) AS window_start,
-               CAST(TO_TIMESTAMP_LTZ({ms} - MOD({ms}, {size_ms}) + {size_ms}, 3) AS TIMESTAMP(3)) AS window_end
-        FROM `{t["changelog"]}`{hint(source_opts)}"""
     # window_end is part of the group (and so of the upsert key): the sinks' key names the window whole.
     aggregated = f"""
         INSERT INTO {sink(t["aggregated"])} (window_start, window_end, payment_type, payment_count, payment_sum,
                                         payment_avg, payment_min, payment_max)
         SELECT window_start, window_end, payment_type, COUNT(*), CAST(SUM(payment_value) AS DECIMAL(14, 2)),
                CAST(SUM(payment_value) AS DOUBLE) / COUNT(*), MIN(payment_value), MAX(payment_value)
-        FROM ({versions})
+        FROM `{CURRENT}`
         GROUP BY window_start, window_end, payment_type"""
     installments = f"""
         INSERT INTO {sink(t["installments"])} (window_start, window_end, payment_type, payment_installments,
                                           installment_count)
         SELECT window_start, window_end, payment_type, payment_installments, COUNT(*)
-        FROM ({versions})
+        FROM `{CURRENT}`
         GROUP BY window_start, window_end, payment_type, payment_installments"""
     row = "COALESCE(`after`, `before`)"
     late = f"""
@@ -167,8 +198,8 @@ def queries(args: argparse.Namespace) -> list[str]:
                CAST(event_time AS TIMESTAMP(3)),
                CAST(TO_TIMESTAMP_LTZ(`source`.ts_ms - MOD(`source`.ts_ms, {size_ms}), 3) AS TIMESTAMP(3)),
                CAST(CURRENT_WATERMARK(event_time) AS TIMESTAMP(3))
-        FROM `{t["events"]}`{hint(source_opts)}
-        WHERE event_time < CURRENT_WATERMARK(event_time)"""
+        FROM `{t["events"]}`{hint(source_options(args))}
+        WHERE op <> 'r' AND event_time < CURRENT_WATERMARK(event_time)"""
     return [aggregated, installments, late]
 
 
@@ -177,8 +208,6 @@ def configuration(args: argparse.Namespace) -> dict[str, str]:
         "table.local-time-zone": "UTC",
         "parallelism.default": str(args.parallelism),
         "pipeline.name": "olist-payments-windows",
-        # Debezium delivers at least once: normalise the changelog by primary key (drops duplicates too).
-        "table.exec.source.cdc-events-duplicate": "true",
         "table.exec.state.ttl": args.state_ttl,
         # No mini-batch: its processing-time assigner would replace the source's watermark (CURRENT_WATERMARK);
         # the upsert sinks fold a key's updates in their buffer instead.
@@ -241,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "transactional_id_prefix": args.transactional_id_prefix,
         "transaction_timeout_ms": str(args.transaction_timeout_ms),
     }
-    for ddl in load_ddl(Path(args.sql_dir), values):
+    for ddl in [*load_ddl(Path(args.sql_dir), values), *views(args)]:
         env.execute_sql(ddl)
     statements = env.create_statement_set()
     for sql in queries(args):

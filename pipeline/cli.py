@@ -141,7 +141,7 @@ def up(services: Annotated[list[str] | None, typer.Argument(
 @app.command()
 @one_line_errors
 def down(purge: Annotated[bool, typer.Option(help="Also delete the services' data.")] = False) -> None:
-    """Stop every local engine (and with --purge delete its state)."""
+    """Stop every local engine, keeping CDC's offsets and slot (the next start resumes); --purge deletes all state."""
     from pipeline import platform
 
     show.show_down(platform.down(get_settings(), purge))
@@ -194,11 +194,13 @@ def cdc_up() -> None:
 @cdc_app.command("down")
 @one_line_errors
 def cdc_down() -> None:
-    """Remove the connector and drop its replication slot (so no slot holds WAL); services keep running."""
+    """Reset CDC: stop the connector, forget its offsets, remove it and drop its replication slot together (so no
+    slot holds WAL); services keep running. The next `cdc up` snapshots afresh."""
     from pipeline.speed import cdc
 
     dropped = cdc.stop(get_settings())
-    console.print(f"[green]✔[/] connector removed; replication slots dropped: {', '.join(dropped) or 'none'}")
+    console.print(f"[green]✔[/] connector stopped, its offsets reset and removed; replication slots dropped: "
+                  f"{', '.join(dropped) or 'none'}")
 
 
 @cdc_app.command("archive")

@@ -168,8 +168,6 @@ def show_started(started: list[Started]) -> None:
 
 
 def show_down(report: DownReport) -> None:
-    if report.slots_dropped is not None:
-        console.print(f"[green]✔[/] connector removed, slots dropped: {', '.join(report.slots_dropped) or 'none'}")
     for name in report.stopped:
         console.print(f"[green]✔[/] {name} stopped" + (" and purged" if report.purged else ""))
 

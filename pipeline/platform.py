@@ -46,14 +46,12 @@ def start_dashboard(settings: Settings, port: int = 0) -> str:
 class DownReport:
     stopped: list[str]
     purged: bool
-    slots_dropped: list[str] | None = None  # None: no connector was registered
 
 
 def down(settings: Settings, purge: bool = False) -> DownReport:
-    """Remove the connector (and its slot), then stop every local engine; with ``purge`` delete their state."""
-    from pipeline.speed import cdc
-
-    dropped = cdc.stop(settings) if cdc.status(settings) is not None else None
+    """Stop every local engine; with ``purge`` delete their state. The CDC connector's offsets (in Kafka) and its
+    replication slot (in PostgreSQL) are kept, so the next start resumes streaming where it stopped and changes
+    made meanwhile arrive as the events they were; ``purge`` deletes both together."""
     stopped = []
     for svc in reversed(list(all_services(settings, on_demand=True).values())):
         if purge and hasattr(svc, "destroy"):
@@ -61,7 +59,7 @@ def down(settings: Settings, purge: bool = False) -> DownReport:
         else:
             svc.stop()
         stopped.append(svc.name)
-    return DownReport(stopped, purge, dropped)
+    return DownReport(stopped, purge)
 
 
 @dataclass

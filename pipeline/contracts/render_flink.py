@@ -1,10 +1,10 @@
 """Flink SQL DDL for the Kafka topics, generated from the contracts: the tables the Flink job (flink/) reads
 and writes.
 
-A CDC topic (an envelope whose ``before``/``after`` are rows of a table) gives two tables: the Debezium
-changelog of that table's rows (format ``debezium-json``, primary key from the table's contract, the commit
-time as metadata column ``event_time``) and the raw envelopes, append-only, with ``event_time`` and a
-watermark (for the late-event report). A topic with a primary key and ``cleanup.policy: compact`` is an
+A CDC topic (an envelope whose ``before``/``after`` are rows of a table) gives one table: the raw envelopes,
+append-only, with the commit time as ``event_time`` and a watermark (for the late-event report), and the arrival
+time ``proc_time`` (the job keeps each key's last streamed version in topic order with it). A topic with a
+primary key and ``cleanup.policy: compact`` is an
 ``upsert-kafka`` sink keyed by it; any other topic is an append ``kafka`` sink keyed by ``kafkaKey``. Sinks
 write exactly once (Kafka transactions committed on checkpoints).
 
@@ -31,8 +31,6 @@ PLACEHOLDERS = (
     "transactional_id_prefix",
     "transaction_timeout_ms",
 )
-# Debezium metadata the debezium-json format exposes, by the envelope field it comes from.
-DEBEZIUM_METADATA = {"source.ts_ms": ("value.source.timestamp", "TIMESTAMP_LTZ(3)")}
 SCALARS = {
     "string": "STRING",
     "text": "STRING",
@@ -118,36 +116,14 @@ def _event_time(ds: Dataset) -> str:
     return str(field)
 
 
-def changelog_ddl(ds: Dataset, registry: Registry) -> str:
-    """The Debezium changelog of the captured table's rows, with the commit time as ``event_time``."""
-    envelope = {c.name: c for c in ds.columns}
-    table = registry.dataset(envelope["after"].row_of or "")
-    field = _event_time(ds)
-    if field not in DEBEZIUM_METADATA:
-        raise ContractError(f"{ds.name}: eventTime {field!r} is not Debezium metadata Flink can read")
-    key, kind = DEBEZIUM_METADATA[field]
-    lines = [_column_line(c, registry) for c in table.columns]
-    lines.append(f"    {q('event_time')} {kind} METADATA FROM '{key}' VIRTUAL")
-    lines.append(f"    PRIMARY KEY ({', '.join(q(k) for k in table.primary_key)}) NOT ENFORCED")
-    options = {
-        **_source_options(ds, "changelog"),
-        "format": "debezium-json",
-        "debezium-json.schema-include": "false",
-        "debezium-json.ignore-parse-errors": "false",
-    }
-    return (
-        f"-- {ds.physical_name} as the Debezium changelog of {table.name}: inserts, updates and deletes of its\n"
-        f"-- rows (tombstones are skipped); event_time is the commit time ({field}).\n"
-        f"CREATE TABLE {q(table_name(ds, 'changelog'))} (\n" + ",\n".join(lines) + f"\n) {_with(options)};\n"
-    )
-
-
 def events_ddl(ds: Dataset, registry: Registry) -> str:
-    """The raw envelopes, append-only, with the commit time as event time and a bounded-delay watermark."""
+    """The raw envelopes, append-only, with the commit time as event time and a bounded-delay watermark, and
+    the arrival time (processing time: topic order on the one partition)."""
     field = _event_time(ds)
     path = ".".join(q(p) for p in field.split("."))
     lines = [_column_line(c, registry) for c in ds.columns]
     lines.append(f"    {q('event_time')} AS TO_TIMESTAMP_LTZ({path}, 3)")
+    lines.append(f"    {q('proc_time')} AS PROCTIME()")
     lines.append(f"    WATERMARK FOR {q('event_time')} AS {q('event_time')} - INTERVAL '${{watermark_delay}}' SECOND")
     options = {**_source_options(ds, "events"), **_format("", READ_JSON), "scan.watermark.emit.strategy": "on-event"}
     return (
@@ -202,7 +178,7 @@ def is_cdc(ds: Dataset) -> bool:
 def topic_sql(ds: Dataset, registry: Registry) -> str:
     head = f"{HEADER}-- {ds.physical_name}: contract {ds.contract_id} {ds.version}\n\n"
     if is_cdc(ds):
-        return head + changelog_ddl(ds, registry) + "\n" + events_ddl(ds, registry)
+        return head + events_ddl(ds, registry)
     return head + sink_ddl(ds, registry)
 
 
@@ -210,8 +186,7 @@ def job_tables(registry: Registry) -> dict[str, str]:
     """The Flink table of each role the job reads or writes (``contracts/generated/flink/job.json``): the job
     takes every name from there, none of its own."""
     raw = registry.topic("raw")
-    return {"source_topic": raw.physical_name, "changelog": table_name(raw, "changelog"),
-            "events": table_name(raw, "events"),
+    return {"source_topic": raw.physical_name, "events": table_name(raw, "events"),
             **{role: table_name(registry.topic(role)) for role in ("aggregated", "installments", "late")}}
 
 

@@ -1,10 +1,16 @@
-"""The raw topic archived to S3 as Parquet, in the seed's layout, exactly once.
+"""The raw topic archived to S3 as Parquet, in the seed's layout, exactly once: the master dataset.
 
-Files are ``PREFIX/TOPIC/year=YYYY/month=MM/day=DD/hour=HH/TOPIC+PARTITION+STARTOFFSET.parquet`` (the hour
-of the records' Kafka timestamps, UTC). A file is written when it holds ``flush_records`` records, when it
-is ``flush_seconds`` old, or when the hour changes; its offsets are committed only after the upload. A
-crash before the commit makes the restart read from the same offset and write a file of the same name,
-which replaces the first: every offset ends up in exactly one file.
+Files are ``PREFIX/TOPIC/year=YYYY/month=MM/day=DD/hour=HH/TOPIC+PARTITION+STARTOFFSET.parquet`` (the hour of the
+records' Kafka timestamps, UTC). A file is written when it holds ``flush_records`` records, when it is
+``flush_seconds`` old, or when the hour changes; then its manifest (``PREFIX/TOPIC/_manifests/partition=P/
+START-END.json``: the file, its offsets ``[start, end)``, records and times) is written, which commits it.
+
+The archive's progress lives with its files, as bronze's does: at start it reads the manifests and goes on
+from the end of the last one (Kafka consumer offsets play no part). A crash before a manifest makes the restart
+write a file of the same name, which replaces the first; readers take only manifested files and, of each, only
+its manifested offsets: every offset ends up archived exactly once. When the files are gone (an emptied bucket)
+or Kafka no longer holds the next offset (retention), it archives from the earliest offset Kafka still holds and
+records the range it could not recover (``PREFIX/TOPIC/_gaps/``), never a silent gap.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
@@ -40,6 +48,85 @@ def archive_key(prefix: str, topic: str, partition: int, start_offset: int, hour
             f"{topic}+{partition}+{start_offset:010d}.parquet")
 
 
+@dataclass(frozen=True)
+class ArchivedFile:
+    """The manifest of one archived file: it holds the topic's offsets ``[start, end)`` of ``partition``."""
+
+    key: str
+    partition: int
+    start: int
+    end: int
+    records: int
+    first_timestamp_ms: int
+    last_timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Offsets ``[start, end)`` of ``partition`` that Kafka no longer held when the archive needed them."""
+
+    partition: int
+    start: int
+    end: int
+    found_at: str
+
+
+class ArchiveLayout:
+    """Where an archive keeps its files, manifests and gap records, and how to read them back."""
+
+    def __init__(self, loc: S3Location, prefix: str, topic: str, fs: pafs.FileSystem | None = None) -> None:
+        self.loc, self.prefix, self.topic = loc, prefix, topic
+        self.fs = fs or loc.arrow_fs()
+
+    def _dir(self, kind: str, partition: int | None = None) -> str:
+        base = self.loc.path(f"{self.prefix}/{self.topic}/{kind}")
+        return base if partition is None else f"{base}/partition={partition}"
+
+    def _read_json(self, kind: str) -> list[dict]:
+        infos = self.fs.get_file_info(pafs.FileSelector(self._dir(kind), recursive=True, allow_not_found=True))
+        out = []
+        for info in sorted((i for i in infos if i.path.endswith(".json")), key=lambda i: i.path):
+            with self.fs.open_input_stream(info.path) as fh:
+                out.append(json.loads(fh.read()))
+        return out
+
+    def _write_json(self, kind: str, partition: int, name: str, record: object) -> None:
+        with self.fs.open_output_stream(f"{self._dir(kind, partition)}/{name}.json") as fh:
+            fh.write(json.dumps(asdict(record)).encode())  # type: ignore[call-overload]
+
+    def manifests(self) -> list[ArchivedFile]:
+        """Every committed file, by partition and start offset."""
+        return sorted((ArchivedFile(**m) for m in self._read_json("_manifests")), key=lambda f: (f.partition, f.start))
+
+    def gaps(self) -> list[Gap]:
+        return sorted((Gap(**g) for g in self._read_json("_gaps")), key=lambda g: (g.partition, g.start))
+
+    def commit(self, file: ArchivedFile) -> None:
+        self._write_json("_manifests", file.partition, f"{file.start:020d}-{file.end:020d}", file)
+
+    def record_gap(self, gap: Gap) -> None:
+        self._write_json("_gaps", gap.partition, f"{gap.start:020d}-{gap.end:020d}", gap)
+
+    def progress(self) -> dict[int, int]:
+        """The next offset to archive, per partition the manifests know."""
+        out: dict[int, int] = {}
+        for m in self.manifests():
+            out[m.partition] = max(out.get(m.partition, 0), m.end)
+        return out
+
+    def read(self) -> pa.Table:
+        """Every archived record, once, in partition and offset order (the manifests' offsets of each file)."""
+        parts = []
+        for m in self.manifests():
+            table = pq.read_table(self.loc.path(m.key), filesystem=self.fs, schema=SCHEMA)
+            offsets = table.column("offset")
+            keep = pc.and_(pc.greater_equal(offsets, m.start), pc.less(offsets, m.end))
+            parts.append(table.filter(keep))
+        if not parts:
+            return SCHEMA.empty_table()
+        return pa.concat_tables(parts).sort_by([("partition", "ascending"), ("offset", "ascending")])
+
+
 @dataclass
 class _Buffer:
     hour: dt.datetime
@@ -52,6 +139,8 @@ class ArchiveReport:
     records: int = 0
     files: list[str] = field(default_factory=list)
     dead_lettered: int = 0
+    started_from: dict[int, int] = field(default_factory=dict)  # partition: first offset this run archived
+    gaps: list[Gap] = field(default_factory=list)  # ranges Kafka no longer held (recorded, never silent)
 
 
 def _violations(topic: str, value: bytes) -> list[str]:
@@ -63,27 +152,41 @@ def _violations(topic: str, value: bytes) -> list[str]:
 
 
 class RawArchiver:
-    """Consume ``topic`` (read_committed) and write it to S3 Parquet; see the module docstring."""
+    """Read ``topic`` (read_committed) from where the archive's manifests end and write it to S3 Parquet."""
 
     def __init__(self, consumer_config: dict, loc: S3Location, topic: str, prefix: str = "raw",
                  group: str = "olist-raw-archive", flush_records: int = 10_000, flush_seconds: float = 30.0,
                  after_upload: Callable[[str], None] | None = None, dead_letter: str | None = None) -> None:
         self.loc, self.topic, self.prefix = loc, topic, prefix
+        self.layout = ArchiveLayout(loc, prefix, topic)
         # Events that break the topic's contract are copied, with the reason, to ``dead_letter`` (and still
         # archived raw); the archive keeps going.
         self.dead_letter = dead_letter
         self.producer = Producer(producer_config(consumer_config)) if dead_letter else None
         self.flush_records, self.flush_seconds = flush_records, flush_seconds
-        self.after_upload = after_upload  # a hook between upload and commit (tests crash there)
-        self.fs = loc.arrow_fs()
+        self.after_upload = after_upload  # a hook between upload and manifest (tests crash there)
+        # The group only names the consumer (lag shows in Kafka's tools); the position comes from the manifests.
         self.consumer = Consumer({**consumer_config, "group.id": group, "enable.auto.commit": False,
-                                  "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-                                  "enable.partition.eof": True})
-        self.assigned_at: float | None = None
-        self.consumer.subscribe([topic], on_assign=self._on_assign)
+                                  "isolation.level": "read_committed", "enable.partition.eof": True})
         self.buffers: dict[int, _Buffer] = {}
+        self.assigned_at: float | None = None
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _assign(self, report: ArchiveReport) -> None:
+        """Start each partition at the archive's next offset, or at the earliest Kafka holds (recording the gap)."""
+        progress = self.layout.progress()
+        partitions = self.consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
+        assignment = []
+        for p in sorted(partitions):
+            low, _high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
+            start = progress.get(p, 0)
+            if start < low:
+                gap = Gap(p, start, low, dt.datetime.now(dt.UTC).isoformat())
+                self.layout.record_gap(gap)
+                report.gaps.append(gap)
+                start = low
+            report.started_from[p] = start
+            assignment.append(TopicPartition(self.topic, p, start))
+        self.consumer.assign(assignment)
         self.assigned_at = time.monotonic()
 
     def _flush(self, partition: int, report: ArchiveReport) -> None:
@@ -95,12 +198,14 @@ class RawArchiver:
         key = archive_key(self.prefix, self.topic, partition, start, buf.hour)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="snappy")
-        with self.fs.open_output_stream(self.loc.path(key)) as out:
+        with self.layout.fs.open_output_stream(self.loc.path(key)) as out:
             out.write(sink.getvalue())
         if self.producer:
-            self.producer.flush(30)  # dead letters are durable before the offsets move on
+            self.producer.flush(30)  # dead letters are durable before the file is committed
         if self.after_upload:
             self.after_upload(key)
+        stamps = [int(r[3].timestamp() * 1000) for r in buf.rows]
+        self.layout.commit(ArchivedFile(key, partition, start, last + 1, len(buf.rows), min(stamps), max(stamps)))
         self.consumer.commit(offsets=[TopicPartition(self.topic, partition, last + 1)], asynchronous=False)
         report.files.append(key)
         report.records += len(buf.rows)
@@ -121,18 +226,20 @@ class RawArchiver:
                 topics.dead_letter(self.producer, self.dead_letter, msg, reasons)
                 report.dead_lettered += 1
         buf.rows.append((msg.topic(), msg.partition(), msg.offset(), ts,
-                         key.decode() if key is not None else None, value.decode() if value is not None else None))
+                         key.decode(errors="replace") if key is not None else None,
+                         value.decode(errors="replace") if value is not None else None))
         if len(buf.rows) >= self.flush_records:
             self._flush(msg.partition(), report)
 
     def run(self, duration: float | None = None, until_idle: float | None = None,
             stop: threading.Event | None = None) -> ArchiveReport:
-        """Archive for ``duration`` seconds, or until nothing arrived for ``until_idle`` seconds after the
-        partitions were assigned (once ``stop`` is set, when one is given); flush at the end."""
+        """Archive for ``duration`` seconds, or until nothing arrived for ``until_idle`` seconds (once ``stop`` is
+        set, when one is given); flush at the end."""
         report = ArchiveReport()
         started = time.monotonic()
         last_data: float | None = None
         try:
+            self._assign(report)
             while True:
                 now = time.monotonic()
                 if duration is not None and now - started >= duration:
@@ -140,6 +247,8 @@ class RawArchiver:
                 quiet_since = last_data or self.assigned_at
                 idle = quiet_since is not None and until_idle is not None and now - quiet_since >= until_idle
                 if idle and (stop is None or stop.is_set()):
+                    break
+                if stop is not None and until_idle is None and stop.is_set():
                     break
                 msg = self.consumer.poll(0.2)
                 if msg is not None and not msg.error():

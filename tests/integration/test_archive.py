@@ -1,5 +1,6 @@
-"""The raw archive on a real Kafka broker and a real S3 endpoint: layout, and every offset exactly once even
-after a crash between the upload and the offset commit."""
+"""The raw archive on a real Kafka broker and a real S3 endpoint: layout; every offset exactly once even after a
+crash between the upload and the manifest; progress kept with the files (not in Kafka); an emptied archive
+rebuilt from the earliest offset Kafka holds, with the range it could not recover recorded."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from confluent_kafka import Producer
 
 from emulation.kafka import KafkaService, TopicSpec
 from pipeline.contracts import stream_names
-from pipeline.speed.archive import RawArchiver
+from pipeline.speed.archive import ArchiveLayout, Gap, RawArchiver
 from tests.conftest import running
 from tests.kafka_helpers import read_topic
 
@@ -81,6 +82,9 @@ def test_a_crash_between_upload_and_commit_still_leaves_each_offset_in_one_file(
     files, offsets = archived(s3_location, prefix)
     assert report.records == 8
     assert offsets == Counter(range(8)), "the replay replaced the uncommitted file instead of duplicating it"
+    layout = ArchiveLayout(s3_location, prefix, topic)
+    assert layout.read().column("offset").to_pylist() == list(range(8))
+    assert [(m.start, m.end) for m in layout.manifests()] == [(0, 4), (4, 8)]
     assert [f.rsplit("+", 1)[1] for f in files] == ["0000000000.parquet", "0000000004.parquet",
                                                      "0000000008.parquet"][: len(files)]
 
@@ -107,3 +111,38 @@ def test_events_that_break_the_contract_are_dead_lettered_with_their_reason(kafk
     assert reasons[0].startswith("after.payment_type: 'pix' is not one of")
     assert reasons[1].startswith("not JSON:")
     assert all(h["olist.source"].startswith(f"{topic}/0/") for h in letters)
+
+
+def test_progress_lives_with_the_files_not_in_a_consumer_group(kafka, s3_location):
+    """A second run, under another consumer group, goes on from the archive's last manifest."""
+    topic, prefix = f"raw-{uuid.uuid4().hex[:6]}", f"raw-{uuid.uuid4().hex[:6]}"
+    produce(kafka, topic, 6)
+    first = RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"a-{topic}").run(until_idle=3)
+    produce(kafka, topic, 4)
+    second = RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"b-{topic}").run(until_idle=3)
+    assert (first.started_from, first.records) == ({0: 0}, 6)
+    assert (second.started_from, second.records) == ({0: 6}, 4)
+    assert ArchiveLayout(s3_location, prefix, topic).read().column("offset").to_pylist() == list(range(10))
+
+
+def test_an_emptied_archive_is_rebuilt_from_the_earliest_offset_and_the_lost_range_recorded(kafka, s3_location):
+    """Files gone (moto keeps objects in memory) and the topic already truncated below offset 5 (retention): the
+    archive starts again from offset 5 and records the gap [0, 5) in S3, in its report, never silently."""
+    from confluent_kafka import TopicPartition
+
+    topic, prefix = f"raw-{uuid.uuid4().hex[:6]}", f"raw-{uuid.uuid4().hex[:6]}"
+    produce(kafka, topic, 12)
+    RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"g-{topic}").run(until_idle=3)
+    fs = s3_location.arrow_fs()
+    fs.delete_dir_contents(s3_location.path(prefix))
+    admin = kafka.admin()  # kept alive until its futures are done
+    for future in admin.delete_records([TopicPartition(topic, 0, 5)]).values():
+        future.result(30)
+    report = RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"g-{topic}").run(until_idle=3)
+    layout = ArchiveLayout(s3_location, prefix, topic)
+    assert [(g.partition, g.start, g.end) for g in report.gaps] == [(0, 0, 5)]
+    assert [(g.partition, g.start, g.end) for g in layout.gaps()] == [(0, 0, 5)]
+    assert isinstance(layout.gaps()[0], Gap)
+    assert layout.read().column("offset").to_pylist() == list(range(5, 12))
+    again = RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"g-{topic}").run(until_idle=3)
+    assert again.gaps == [] and again.records == 0, "a gap is recorded once; the archive then goes on from 12"

@@ -166,10 +166,20 @@ def test_the_replication_user_can_read_only_the_captured_table(pg, settings, con
     assert replication == (True, False)
 
 
-def test_stopping_cdc_leaves_no_slot_holding_wal(pg, settings, connect, connector):
+def test_resetting_cdc_drops_slot_and_offsets_together(pg, settings, connect, connector, reader):
+    """`olist cdc down` stops the connector, forgets its offsets, removes it and drops its slot (no slot holds
+    WAL); registered again, it snapshots the table afresh instead of resuming from offsets whose slot is gone."""
     slot = cdc.connector_config(pg, settings)["slot.name"]
+    assert connect.offsets(connector), "a running connector has committed offsets"
     assert cdc.stop(settings) == [slot]
     assert connect.connector_status(connector) is None
     with psycopg.connect(pg.conninfo()) as conn:
         assert conn.execute("select count(*) from pg_replication_slots where slot_name = %s",
                             (slot,)).fetchone() == (0,)
+        rows = conn.execute("select count(*) from olist.order_payments").fetchone()[0]
+    cdc.start(settings)
+    try:
+        snapshot = reader.read(rows, timeout=90)
+        assert {v["op"] for _, v in snapshot} == {"r"}, "a fresh snapshot, not a resume"
+    finally:
+        cdc.stop(settings)

@@ -1,11 +1,12 @@
 """The Flink job's windows computed independently in plain Python, from the same Debezium events: the reference
 the tests hold flink/payments_windows.py to, value for value (see flink/README.md for the semantics).
 
-* Each payment's current version is kept by primary key, in topic order: an insert, snapshot read or update
+* Snapshot reads (op = r) are history, not live payments: skipped (they still move the watermark).
+* Each payment's current streamed version is kept by primary key, in topic order: an insert or update
   replaces it (an update retracts the old version from ITS window), a delete removes it, a tombstone is
   skipped. A window record aggregates the current versions whose commit time (``source.ts_ms``) falls in
   it; a window and type with none has no record.
-* The watermark before an event is the largest commit time seen so far minus the delay; an event whose
+* The watermark before an event is the largest commit time seen so far minus the delay; a streamed event whose
   commit time is below it is late: it is applied all the same, and reported.
 """
 
@@ -51,7 +52,7 @@ def compute(
         op, commit = event["op"], int(event["source"]["ts_ms"])
         row = event["after"] if op in ("c", "r", "u") else event["before"]
         key = (row["order_id"], int(row["payment_sequential"]))
-        if watermark is not None and commit < watermark:
+        if op != "r" and watermark is not None and commit < watermark:
             start = commit - commit % window_ms
             out.late.append(
                 {
@@ -65,6 +66,8 @@ def compute(
                 }
             )
         watermark = commit - watermark_delay_ms if watermark is None else max(watermark, commit - watermark_delay_ms)
+        if op == "r":
+            continue
         if op == "d":
             current.pop(key, None)
         else:

@@ -71,3 +71,26 @@ def test_events_behind_the_watermark_are_applied_and_reported():
     assert out.late[0]["watermark_time"] == at(T0 + 10_000) and out.late[0]["window_start"] == at(T0)
     assert out.aggregated[at(T0), "boleto"]["payment_count"] == 1
     assert out.aggregated[at(T0 + 10_000), "boleto"]["payment_count"] == 2
+
+
+def test_snapshot_reads_are_history_not_live_payments():
+    """A payment only the snapshot saw counts nowhere; its update counts in the update's window; a snapshot
+    row's delete removes nothing; a snapshot read again (a re-snapshot) changes no window, and is never late."""
+    a, b, c = r("a", value=10.0), r("b", value=20.0), r("c", value=30.0)
+    out = compute(
+        [
+            ev("r", None, a, T0 + 1_000),
+            ev("r", None, b, T0 + 1_000),
+            ev("r", None, c, T0 + 1_000),
+            ev("u", b, {**b, "payment_value": 25.0}, T0 + 12_000),
+            ev("d", c, None, T0 + 13_000),
+            None,
+            ev("r", None, {**b, "payment_value": 25.0}, T0 + 30_000),  # a re-snapshot of b
+            ev("r", None, a, T0 + 1_000),  # and a snapshot read of a old enough to be behind the watermark
+        ],
+        10_000,
+        2_000,
+    )
+    assert list(out.aggregated) == [(at(T0 + 10_000), "boleto")]
+    assert out.aggregated[at(T0 + 10_000), "boleto"]["payment_sum"] == Decimal("25.00")
+    assert out.late == []

@@ -1,5 +1,5 @@
 -- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.
--- olist_payments_aggregated_windowed: contract olist.topic.payments_aggregated_windowed 2.0.0
+-- olist_payments_aggregated_windowed: contract olist.topic.payments_aggregated_windowed 2.1.0
 
 -- olist_payments_aggregated_windowed: upsert-kafka keyed by (window_start, window_end, payment_type); a deleted key is written as a tombstone.
 CREATE TABLE `olist_payments_aggregated_windowed` (

@@ -1,5 +1,5 @@
 -- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.
--- olist_payments_late_events: contract olist.topic.payments_late_events 1.0.0
+-- olist_payments_late_events: contract olist.topic.payments_late_events 1.1.0
 
 -- olist_payments_late_events: append-only, keyed by (order_id, payment_sequential).
 CREATE TABLE `olist_payments_late_events` (

@@ -90,11 +90,15 @@ def start(settings: Settings, timeout: float = 90) -> dict:
 
 
 def stop(settings: Settings, timeout: float = 20) -> list[str]:
-    """Remove the connector, then drop its replication slot once released, so no slot holds WAL."""
+    """Reset CDC: stop the connector, forget its offsets, remove it, then drop its replication slot once
+    released (so no slot holds WAL). Offsets and slot go together: the next `cdc up` snapshots afresh (snapshot
+    reads are not counted as live payments, so no window changes). `olist down` keeps both, and resumes."""
     pg, connect = PostgresService(settings), ConnectService(settings)
     dropped = []
     slot = connector_config(pg, settings)["slot.name"] if pg.endpoint() else None
     if connect.pid() is not None:
+        connect.stop_connector(CONNECTOR)
+        connect.reset_offsets(CONNECTOR)
         connect.delete(CONNECTOR)
         gone_by = time.monotonic() + 3 * timeout  # the status topic lags the delete; wait for the task to stop
         while connect.connector_status(CONNECTOR) is not None and time.monotonic() < gone_by:
