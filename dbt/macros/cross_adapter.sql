@@ -68,3 +68,29 @@
 {% macro default__months_between_dates(start_d, end_d) -%}
   datediff('month', {{ start_d }}, {{ end_d }})
 {%- endmacro %}
+
+{# The text at a dotted path of a JSON text column (null when absent or JSON null). #}
+{% macro json_text(column, path) -%}
+  {{ return(adapter.dispatch('json_text', 'olist')(column, path)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_text(column, path) -%}
+  json_extract_string({{ column }}, '$.{{ path }}')
+{%- endmacro %}
+
+{% macro snowflake__json_text(column, path) -%}
+  parse_json({{ column }}):{{ path }}::varchar
+{%- endmacro %}
+
+{# A UTC timestamp (no time zone) from epoch milliseconds. #}
+{% macro timestamp_from_epoch_ms(ms) -%}
+  {{ return(adapter.dispatch('timestamp_from_epoch_ms', 'olist')(ms)) }}
+{%- endmacro %}
+
+{% macro duckdb__timestamp_from_epoch_ms(ms) -%}
+  cast(epoch_ms(cast({{ ms }} as bigint)) as timestamp)
+{%- endmacro %}
+
+{% macro snowflake__timestamp_from_epoch_ms(ms) -%}
+  to_timestamp_ntz(cast({{ ms }} as bigint), 3)
+{%- endmacro %}

@@ -12,8 +12,7 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from pipeline.batch.ingest.manifest import committed_files, manifests
-from pipeline.batch.ingest.read import read_bronze
+from pipeline.batch.ingest.read import bronze_readers, committed_keys
 from pipeline.batch.lane import TransformReport
 from pipeline.contracts import load_registry
 from pipeline.contracts.render_snowflake import bronze_table_ddl
@@ -48,6 +47,7 @@ def connect(sf: SnowflakeSettings):
 def refresh_bronze(settings: Settings, sf: SnowflakeSettings) -> dict[str, int]:
     """(Re)create each bronze table and fill it with exactly the committed files' rows."""
     loc = s3_location(settings)
+    registry = load_registry()
     counts: dict[str, int] = {}
     with connect(sf) as conn:
         cur = conn.cursor()
@@ -56,28 +56,25 @@ def refresh_bronze(settings: Settings, sf: SnowflakeSettings) -> dict[str, int]:
         cur.execute("create schema if not exists bronze")
         if sf.bronze_load == "copy_into":
             cur.execute(
-                f"create stage if not exists bronze.olist_lake url = 's3://{loc.bucket}/{settings.bronze_prefix}/' "
+                f"create stage if not exists bronze.olist_lake url = 's3://{loc.bucket}/' "
                 f"credentials = (aws_key_id = '{loc.access_key_id}' aws_secret_key = '{loc.secret_access_key}') "
                 "file_format = (type = parquet)")
-        for ds in load_registry().source_tables():
-            cur.execute(bronze_table_ddl(ds))
+            keys = committed_keys(settings, loc)
+        for name, read in bronze_readers(settings, loc).items():
+            cur.execute(bronze_table_ddl(registry.dataset(name)))
             if sf.bronze_load == "copy_into":
-                files = committed_files(manifests(loc, loc.arrow_fs(), settings.bronze_prefix, ds.name))
-                prefix = loc.path(settings.bronze_prefix) + "/"
-                listed = ", ".join(f"'{f.path.removeprefix(prefix)}'" for f in files)
-                if listed:
-                    cur.execute(f"copy into bronze.{ds.name} from @bronze.olist_lake files = ({listed}) "
+                if listed := ", ".join(f"'{key}'" for key in keys[name]):
+                    cur.execute(f"copy into bronze.{name} from @bronze.olist_lake files = ({listed}) "
                                 "match_by_column_name = case_insensitive")
             else:
-                table = read_bronze(loc, settings.bronze_prefix, ds.name)
-                names = table.column_names
-                sql = (f"insert into bronze.{ds.name} ({', '.join(names)}) "
-                       f"values ({', '.join(['%s'] * len(names))})")
+                table = read()
+                columns = ", ".join(table.column_names)
+                sql = f"insert into bronze.{name} ({columns}) values ({', '.join(['%s'] * table.num_columns)})"
                 for batch in table.to_batches(INSERT_BATCH):
                     rows = list(zip(*(col.to_pylist() for col in batch.columns), strict=True))
                     if rows:
                         cur.executemany(sql, rows)
-            counts[ds.name] = cur.execute(f"select count(*) from bronze.{ds.name}").fetchone()[0]
+            counts[name] = cur.execute(f"select count(*) from bronze.{name}").fetchone()[0]
     return counts
 
 

@@ -17,7 +17,8 @@ DBT_DIR = PROJECT_ROOT / "dbt"
 def dbt_env(settings: Settings, target: str = "duckdb") -> dict[str, str]:
     """What ``dbt/profiles.yml`` reads through ``env_var`` (the ``SNOWFLAKE_*`` of ``settings.snowflake`` too)."""
     env = {"OLIST_DBT_TARGET": target, "OLIST_DUCKDB_PATH": str(settings.warehouse_path),
-           "OLIST_BRONZE_PREFIX": settings.bronze_prefix, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+           "OLIST_BRONZE_PREFIX": settings.bronze_prefix, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           "OLIST_FLINK_WINDOW_SECONDS": str(settings.flink.window_seconds)}
     if target == "snowflake":
         sf = settings.snowflake.model_dump(exclude={"bronze_load"})
         env |= {f"SNOWFLAKE_{k.upper()}": str(v) for k, v in sf.items() if v is not None}
@@ -46,8 +47,7 @@ def refresh_bronze(settings: Settings, tables: list[str] | None = None) -> dict[
     """
     import duckdb
 
-    from pipeline.batch.ingest.read import read_bronze
-    from pipeline.contracts import load_registry
+    from pipeline.batch.ingest.read import bronze_readers
 
     loc = s3_location(settings)
     counts = {}
@@ -55,14 +55,14 @@ def refresh_bronze(settings: Settings, tables: list[str] | None = None) -> dict[
     path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(path)) as con:
         con.execute("create schema if not exists bronze")
-        for ds in load_registry().source_tables():
-            if tables is not None and ds.name not in tables:
+        for name, read in bronze_readers(settings, loc).items():
+            if tables is not None and name not in tables:
                 continue
-            arrow = read_bronze(loc, settings.bronze_prefix, ds.name)
+            arrow = read()
             con.register("bronze_arrow", arrow)
-            con.execute(f"create or replace table bronze.{ds.name} as select * from bronze_arrow")
+            con.execute(f"create or replace table bronze.{name} as select * from bronze_arrow")
             con.unregister("bronze_arrow")
-            counts[ds.name] = arrow.num_rows
+            counts[name] = arrow.num_rows
     return counts
 
 

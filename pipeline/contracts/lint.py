@@ -149,6 +149,10 @@ def lint(root: Path = CONTRACTS_DIR) -> list[LintIssue]:
             registry.topic(role)
         except ContractError as exc:
             issues.append(LintIssue("contracts", "streamRole", str(exc)))
+    try:
+        registry.archive_of(registry.topic("raw").physical_name)
+    except ContractError as exc:
+        issues.append(LintIssue("contracts", "archiveOf", str(exc)))
     for ds in registry.topics():
         if ds.custom_property("cassandraPartitionKey") and not ds.custom_property("cassandraKeyspace"):
             issues.append(LintIssue(str(ds.path.relative_to(root.parent)), ds.name,

@@ -186,6 +186,13 @@ class Registry:
     def topics(self) -> list[Dataset]:
         return [d for d in self.datasets if d.physical_type == "topic"]
 
+    def archive_of(self, topic: str) -> Dataset:
+        """The archive (on S3) of ``topic``: the dataset whose ``archiveOf`` names it."""
+        found = [d for d in self.datasets if d.custom_property("archiveOf") == topic]
+        if len(found) != 1:
+            raise ContractError(f"{len(found)} contracts archive {topic!r}; exactly one must")
+        return found[0]
+
     def topic(self, role: str) -> Dataset:
         """The topic playing ``role`` in the speed lane (its ``streamRole``: raw, aggregated, installments, late)."""
         found = [d for d in self.topics() if d.custom_property("streamRole") == role]
@@ -245,6 +252,7 @@ class StreamNames:
     events, their dead-letter topics and the Cassandra keyspace of their serving tables."""
 
     raw: str
+    archive: str  # the raw topic's archive on S3 (and its bronze table in the warehouse)
     aggregated: str
     installments: str
     late: str
@@ -270,4 +278,5 @@ def stream_names(root: Path = CONTRACTS_DIR) -> StreamNames:
     topics = {role: registry.topic(role).physical_name for role in STREAM_ROLES}
     dead = {ds.physical_name: ds.custom_property("deadLetterTopic") or f"{ds.physical_name}.dlq"
             for ds in registry.topics()}
-    return StreamNames(**topics, keyspace=registry.keyspace, dead_letters=dead)
+    return StreamNames(**topics, archive=registry.archive_of(topics["raw"]).name, keyspace=registry.keyspace,
+                       dead_letters=dead)

@@ -53,6 +53,18 @@ def _columns(ds: Dataset, registry: Registry, staged: bool) -> list[dict]:
     return out
 
 
+def _archive_table(registry: Registry) -> dict:
+    ds = registry.archive_of(registry.topic("raw").physical_name)
+    return {
+        "name": ds.name,
+        "description": f"{ds.description} The archive of {ds.custom_property('archiveOf')} on S3: every offset "
+                       "once, from the files its manifests commit (`olist transform` refreshes it before each build).",
+        "meta": {"contract": ds.contract_id, "archive_of": ds.custom_property("archiveOf")},
+        "data_tests": [{"olist_unique_combination": {"arguments": {"columns": ds.primary_key}}}],
+        "columns": _columns(ds, registry, staged=False),
+    }
+
+
 def render_sources(registry: Registry) -> str:
     tables = []
     for ds in registry.source_tables():
@@ -63,8 +75,10 @@ def render_sources(registry: Registry) -> str:
             "meta": {"contract": ds.contract_id, "change_detection": ds.change_detection},
             "columns": _columns(ds, registry, staged=False),
         })
+    tables.append(_archive_table(registry))
     doc = {"version": 2, "sources": [{
-        "name": "bronze", "schema": "bronze", "description": "Olist source tables as ingested to S3 Parquet.",
+        "name": "bronze", "schema": "bronze",
+        "description": "Olist source tables as ingested to S3 Parquet, and the raw topic's archive.",
         "tables": tables,
     }]}
     return HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120)
@@ -78,6 +92,21 @@ def render_staging_yml(ds: Dataset, registry: Registry) -> str:
     }
     if len(ds.primary_key) > 1:
         model["data_tests"] = [{"olist_unique_combination": {"arguments": {"columns": ds.primary_key}}}]
+    return HEADER + yaml.safe_dump({"version": 2, "models": [model]}, sort_keys=False, allow_unicode=True,
+                                   width=120)
+
+
+def render_batch_view_yml(topic: Dataset, registry: Registry) -> str:
+    """The yml of the dbt mart recomputing a windowed topic from the raw archive: the topic's columns, key and
+    rules, so the batch and speed views cannot drift apart."""
+    model = {
+        "name": topic.custom_property("batchView"),
+        "description": f"Gold, batch layer: {topic.description} Recomputed from the raw archive with the speed "
+                       f"layer's semantics (contract {topic.contract_id} {topic.version}); `olist reconcile` holds "
+                       "Cassandra's windows to it.",
+        "data_tests": [{"olist_unique_combination": {"arguments": {"columns": topic.primary_key}}}],
+        "columns": _columns(topic, registry, staged=False),
+    }
     return HEADER + yaml.safe_dump({"version": 2, "models": [model]}, sort_keys=False, allow_unicode=True,
                                    width=120)
 
@@ -98,4 +127,7 @@ def render_dbt(registry: Registry) -> dict[Path, str]:
            Path("dbt/macros/contract_enum.sql"): render_enum_macro(registry)}
     for ds in registry.source_tables():
         out[STAGING / f"{stg_name(ds)}.yml"] = render_staging_yml(ds, registry)
+    for topic in registry.topics():
+        if view := topic.custom_property("batchView"):
+            out[Path("dbt/models/marts") / f"{view}.yml"] = render_batch_view_yml(topic, registry)
     return out

@@ -29,12 +29,15 @@ def snowflake_type(col: Column) -> str:
 
 
 def bronze_table_ddl(ds: Dataset, schema: str = "bronze") -> str:
+    """A bronze table: a source table's columns with the version columns, or an archive's columns as they are."""
     cols = [f"    {c.name} {snowflake_type(c)}{' not null' if c.required else ''}" for c in ds.columns]
-    cols.append(f"    {CHANGE_COLUMN} timestamp_tz not null")
-    cols.append(f"    {DELETED_COLUMN} boolean")
+    if ds.source_file:
+        cols.append(f"    {CHANGE_COLUMN} timestamp_tz not null")
+        cols.append(f"    {DELETED_COLUMN} boolean")
     return f"create or replace table {schema}.{ds.name} (\n" + ",\n".join(cols) + "\n);\n"
 
 
 def render_bronze(registry: Registry, schema: str = "bronze") -> str:
-    return HEADER + f"create schema if not exists {schema};\n\n" + "\n".join(
-        bronze_table_ddl(ds, schema) for ds in registry.source_tables())
+    bronze = [*registry.source_tables(), registry.archive_of(registry.topic("raw").physical_name)]
+    tables = "\n".join(bronze_table_ddl(ds, schema) for ds in bronze)
+    return HEADER + f"create schema if not exists {schema};\n\n" + tables

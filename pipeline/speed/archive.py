@@ -28,19 +28,16 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from pipeline.contracts import load_registry, stream_names
 from pipeline.contracts.event_validation import event_errors
+from pipeline.contracts.render_arrow import arrow_schema
 from pipeline.speed import topics
 from pipeline.speed.topics import producer_config
 from pipeline.storage import S3Location
 
-SCHEMA = pa.schema([
-    pa.field("topic", pa.string(), nullable=False),
-    pa.field("partition", pa.int32(), nullable=False),
-    pa.field("offset", pa.int64(), nullable=False),
-    pa.field("timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
-    pa.field("key", pa.string()),
-    pa.field("value", pa.string()),  # null for a tombstone
-])
+# The archive's Parquet layout, from its contract (contracts/archive/): the record's topic, partition, offset,
+# timestamp, key and value.
+SCHEMA = arrow_schema(load_registry().archive_of(stream_names().raw))
 
 
 def archive_key(prefix: str, topic: str, partition: int, start_offset: int, hour: dt.datetime) -> str:
@@ -119,12 +116,12 @@ class ArchiveLayout:
         parts = []
         for m in self.manifests():
             table = pq.read_table(self.loc.path(m.key), filesystem=self.fs, schema=SCHEMA)
-            offsets = table.column("offset")
+            offsets = table.column("kafka_offset")
             keep = pc.and_(pc.greater_equal(offsets, m.start), pc.less(offsets, m.end))
             parts.append(table.filter(keep))
         if not parts:
             return SCHEMA.empty_table()
-        return pa.concat_tables(parts).sort_by([("partition", "ascending"), ("offset", "ascending")])
+        return pa.concat_tables(parts).sort_by([("kafka_partition", "ascending"), ("kafka_offset", "ascending")])
 
 
 @dataclass

@@ -24,6 +24,7 @@ from pipeline.console import show_demo
 from pipeline.contracts import stream_names
 from pipeline.demo import run_demo
 from pipeline.settings import get_settings
+from pipeline.speed.archive import ArchiveLayout
 from pipeline.speed.lane import archive_raw
 from pipeline.speed.topics import end_offsets
 from pipeline.storage import s3_location
@@ -222,13 +223,15 @@ def test_the_snowflake_dashboard_reads_what_the_duckdb_one_reads(demo):
 
 
 def archived(settings) -> list[dict]:
-    """Every record in the raw archive, in offset order."""
-    loc = s3_location(settings)
+    """Every record in the raw archive as its readers see it (the manifested files), in offset order; also checks
+    that no offset is in two of the archive's Parquet files."""
+    loc, names = s3_location(settings), stream_names()
     fs = loc.arrow_fs()
-    files = [f.path for f in fs.get_file_info(pafs.FileSelector(loc.path("raw/olist.order_payments"),
+    files = [f.path for f in fs.get_file_info(pafs.FileSelector(loc.path(f"{settings.raw_prefix}/{names.raw}"),
                                                                  recursive=True)) if f.path.endswith(".parquet")]
-    records = [r for f in files for r in pq.read_table(f, filesystem=fs).to_pylist()]
-    return sorted(records, key=lambda r: (r["partition"], r["offset"]))
+    in_files = [o for f in files for o in pq.read_table(f, filesystem=fs).column("kafka_offset").to_pylist()]
+    assert len(in_files) == len(set(in_files)), "an offset is in two files"
+    return ArchiveLayout(loc, settings.raw_prefix, names.raw).read().to_pylist()
 
 
 def topic_end(settings) -> int:
@@ -259,12 +262,12 @@ def test_the_archive_holds_every_offset_once_and_replays_to_the_table(demo, post
     inserts, updates, deletes) rebuilds the PostgreSQL table row for row."""
     _, settings = demo
     records = archived(settings)
-    assert [r["offset"] for r in records] == list(range(topic_end(settings)))
+    assert [r["kafka_offset"] for r in records] == list(range(topic_end(settings)))
     table: dict[tuple, tuple] = {}
     for r in records:
-        if r["value"] is None:
+        if r["record_value"] is None:
             continue  # the tombstone after a delete
-        event = json.loads(r["value"])
+        event = json.loads(r["record_value"])
         row = event["after"] or event["before"]
         key = (row["order_id"], row["payment_sequential"])
         if event["op"] == "d":
@@ -293,10 +296,10 @@ def test_insert_update_delete_arrive_once_in_commit_order_in_the_archive(demo, p
     while topic_end(settings) < len(archived(settings)) + 4 and time.monotonic() < deadline:
         time.sleep(0.5)
     archive_raw(settings, idle=3)
-    mine = [r for r in archived(settings) if r["key"] and order_id in r["key"]]
-    events = [json.loads(r["value"]) if r["value"] else None for r in mine]
+    mine = [r for r in archived(settings) if r["record_key"] and order_id in r["record_key"]]
+    events = [json.loads(r["record_value"]) if r["record_value"] else None for r in mine]
     assert [e["op"] if e else None for e in events] == ["c", "u", "d", None]
     assert events[0]["after"]["payment_value"] == 10.5
     assert (events[1]["before"]["payment_value"], events[1]["after"]["payment_value"]) == (10.5, 99.99)
     assert events[1]["after"]["payment_installments"] == 3 and events[2]["after"] is None
-    assert [r["offset"] for r in mine] == sorted({r["offset"] for r in mine})
+    assert [r["kafka_offset"] for r in mine] == sorted({r["kafka_offset"] for r in mine})

@@ -46,7 +46,7 @@ def archived(loc, prefix):
     fs = loc.arrow_fs()
     infos = fs.get_file_info(pafs.FileSelector(loc.path(prefix), recursive=True, allow_not_found=True))
     files = sorted(i.path for i in infos if i.path.endswith(".parquet"))
-    offsets = Counter(o for f in files for o in pq.read_table(f, filesystem=fs).column("offset").to_pylist())
+    offsets = Counter(o for f in files for o in pq.read_table(f, filesystem=fs).column("kafka_offset").to_pylist())
     return files, offsets
 
 
@@ -63,7 +63,7 @@ def test_files_follow_the_seed_layout_and_hold_every_offset_once(kafka, s3_locat
     ] + [f"{topic}/year=2026/month=11/day=27/hour=11/{topic}+0+{o:010d}.parquet" for o in (10, 15, 20)]
     fs = s3_location.arrow_fs()
     first = pq.read_table(files[0], filesystem=fs).to_pylist()
-    assert first[3]["value"] is None and first[3]["key"] == '{"id": 3}', "tombstones are archived as such"
+    assert first[3]["record_value"] is None and first[3]["record_key"] == '{"id": 3}', "tombstones are archived as such"
 
 
 def test_a_crash_between_upload_and_commit_still_leaves_each_offset_in_one_file(kafka, s3_location):
@@ -83,7 +83,7 @@ def test_a_crash_between_upload_and_commit_still_leaves_each_offset_in_one_file(
     assert report.records == 8
     assert offsets == Counter(range(8)), "the replay replaced the uncommitted file instead of duplicating it"
     layout = ArchiveLayout(s3_location, prefix, topic)
-    assert layout.read().column("offset").to_pylist() == list(range(8))
+    assert layout.read().column("kafka_offset").to_pylist() == list(range(8))
     assert [(m.start, m.end) for m in layout.manifests()] == [(0, 4), (4, 8)]
     assert [f.rsplit("+", 1)[1] for f in files] == ["0000000000.parquet", "0000000004.parquet",
                                                      "0000000008.parquet"][: len(files)]
@@ -122,7 +122,7 @@ def test_progress_lives_with_the_files_not_in_a_consumer_group(kafka, s3_locatio
     second = RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"b-{topic}").run(until_idle=3)
     assert (first.started_from, first.records) == ({0: 0}, 6)
     assert (second.started_from, second.records) == ({0: 6}, 4)
-    assert ArchiveLayout(s3_location, prefix, topic).read().column("offset").to_pylist() == list(range(10))
+    assert ArchiveLayout(s3_location, prefix, topic).read().column("kafka_offset").to_pylist() == list(range(10))
 
 
 def test_an_emptied_archive_is_rebuilt_from_the_earliest_offset_and_the_lost_range_recorded(kafka, s3_location):
@@ -143,6 +143,6 @@ def test_an_emptied_archive_is_rebuilt_from_the_earliest_offset_and_the_lost_ran
     assert [(g.partition, g.start, g.end) for g in report.gaps] == [(0, 0, 5)]
     assert [(g.partition, g.start, g.end) for g in layout.gaps()] == [(0, 0, 5)]
     assert isinstance(layout.gaps()[0], Gap)
-    assert layout.read().column("offset").to_pylist() == list(range(5, 12))
+    assert layout.read().column("kafka_offset").to_pylist() == list(range(5, 12))
     again = RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"g-{topic}").run(until_idle=3)
     assert again.gaps == [] and again.records == 0, "a gap is recorded once; the archive then goes on from 12"

@@ -97,3 +97,12 @@ create or replace table bronze.product_category_name_translation (
     _changed_at timestamp_tz not null,
     _deleted boolean
 );
+
+create or replace table bronze.raw_order_payments (
+    kafka_topic varchar not null,
+    kafka_partition number(10,0) not null,
+    kafka_offset number(19,0) not null,
+    kafka_timestamp timestamp_tz not null,
+    record_key varchar,
+    record_value varchar
+);
