@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
 from pipeline import console as show
-from pipeline.console import RichProgress, console, err_console
+from pipeline.console import RichProgress, console, fail, one_line_errors
 from pipeline.contracts.cli import contracts_app
-from pipeline.errors import USER_ERRORS
 from pipeline.settings import get_settings
+from pipeline.speed.cdc.cli import cdc_app
 
 app = typer.Typer(help="Olist lambda data platform on local cloud emulation.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 app.add_typer(contracts_app, name="contracts")
-cdc_app = typer.Typer(help="Change data capture: PostgreSQL -> Debezium -> Kafka.", no_args_is_help=True)
 app.add_typer(cdc_app, name="cdc")
 
 EXIT_QUARANTINED = 3
 Target = Literal["duckdb", "snowflake"]
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Show the library's expected errors as one line and exit 1, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except USER_ERRORS as exc:
-            raise fail(str(exc)) from None
-
-    return wrapper
 
 
 # -- batch lane ----------------------------------------------------------------------------------
@@ -173,67 +152,6 @@ def simulate(
     show.show_simulation(report)
 
 
-@cdc_app.command("up")
-@one_line_errors
-def cdc_up() -> None:
-    """Start Kafka and Connect if needed, create the topics from the contracts, prepare PostgreSQL
-    (replication user, publication) and register the Debezium connector; wait until it is RUNNING."""
-    from pipeline import platform
-    from pipeline.speed import cdc
-
-    settings = get_settings()
-    with RichProgress() as progress:
-        show.show_started(platform.up(settings, ["postgres", "kafka", "connect"], progress))
-        progress.update("cdc", description="registering the Debezium connector", total=None)
-        state = cdc.start(settings)
-    tasks = ", ".join(t["state"] for t in state.get("tasks", []))
-    console.print(f"[green]✔[/] connector {cdc.CONNECTOR}: {state['connector']['state']} (tasks: {tasks}); "
-                  f"topics: {', '.join(t.name for t in cdc.topic_specs())}")
-
-
-@cdc_app.command("down")
-@one_line_errors
-def cdc_down() -> None:
-    """Reset CDC: stop the connector, forget its offsets, remove it and drop its replication slot together (so no
-    slot holds WAL); services keep running. The next `cdc up` snapshots afresh."""
-    from pipeline.speed import cdc
-
-    dropped = cdc.stop(get_settings())
-    console.print(f"[green]✔[/] connector stopped, its offsets reset and removed; replication slots dropped: "
-                  f"{', '.join(dropped) or 'none'}")
-
-
-@cdc_app.command("archive")
-@one_line_errors
-def cdc_archive(
-    duration: Annotated[float | None, typer.Option(help="Seconds to run (default: until idle).")] = None,
-    idle: Annotated[float, typer.Option(help="Stop after this many quiet seconds.")] = 10,
-    flush_records: Annotated[int, typer.Option(help="Records per file at most.")] = 10_000,
-) -> None:
-    """Archive the raw topic to S3 Parquet (seed layout, exactly once: offsets committed after upload)."""
-    from pipeline.contracts import stream_names
-    from pipeline.speed.lane import archive_raw
-
-    names = stream_names()
-    with console.status(f"archiving {names.raw}"):
-        report, uri = archive_raw(get_settings(), duration, None if duration else idle, flush_records)
-    console.print(f"[green]✔[/] {report.records:,} events in {len(report.files)} files under {uri}; "
-                  f"{report.dead_lettered:,} broke the contract and went to {names.dead_letter(names.raw)}")
-
-
-@cdc_app.command("status")
-def cdc_status() -> None:
-    """The connector's and its tasks' states."""
-    from pipeline.speed import cdc
-
-    state = cdc.status(get_settings())
-    if state is None:
-        console.print("connector: not registered (or Connect is not running)")
-        raise typer.Exit(1)
-    console.print(f"connector {cdc.CONNECTOR}: {state['connector']['state']}; tasks: "
-                  + ", ".join(f"{t['id']}={t['state']}" for t in state.get("tasks", [])))
-
-
 @app.command()
 @one_line_errors
 def serve(
@@ -249,7 +167,32 @@ def serve(
                   f"{report.dead_lettered:,} broke the contract and went to the dead-letter topics")
 
 
+@app.command()
+@one_line_errors
+def reconcile(timeout: Annotated[float, typer.Option(help="Seconds to wait for the archive, Flink and the sink.")]
+              = 180) -> None:
+    """Recompute the speed layer's windows from the raw archive (dbt) and compare every closed window with
+    Cassandra's, value for value; exit 1 on any difference."""
+    from pipeline.reconcile import reconcile as run
+
+    with RichProgress() as progress:
+        report = run(get_settings(), timeout, progress)
+    show.show_reconcile(report)
+    if not report.ok:
+        raise fail(f"{len(report.differences)} windows differ" if report.differences else "no closed window to compare")
+
+
 # -- serving -------------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def windows(minutes: Annotated[float, typer.Option(help="How far back from the newest window.")] = 5) -> None:
+    """The live view's windows: the batch layer's up to its watermark, the speed layer's after it."""
+    from pipeline.serving.live import live_windows
+
+    show.show_live(live_windows(get_settings(), minutes))
+
+
+
 @app.command()
 @one_line_errors
 def dashboard(

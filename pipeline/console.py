@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from pipeline.errors import USER_ERRORS
 
 if TYPE_CHECKING:
     from pipeline.batch.generator import GenerateResult
@@ -17,6 +21,8 @@ if TYPE_CHECKING:
     from pipeline.batch.promote import PromotionReport
     from pipeline.demo import DemoReport
     from pipeline.platform import DownReport, Started, StatusReport
+    from pipeline.reconcile import ReconcileReport
+    from pipeline.serving.live import LiveWindows
     from pipeline.speed.simulate import SimulationReport
 
 # Wide enough for the summary tables when output goes to a file or CI log rather than a terminal.
@@ -73,6 +79,27 @@ def _table(title: str, columns: Iterable[str], left: Iterable[str] = ()) -> Tabl
     for col in columns:
         table.add_column(col, justify="left" if col in keep_left else "right")
     return table
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Show the library's expected errors as one line and exit 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper
 
 
 # -- batch lane ----------------------------------------------------------------------------------
@@ -201,14 +228,13 @@ def show_simulation(report: SimulationReport) -> None:
                   f"{report.achieved_rate:,.0f}/s of {report.target_rate:g}/s target ({ops}; rows: {rows})")
 
 
-def show_windows(rows: list[dict[str, Any]], topic: str, minutes: float, shown: int = 12) -> None:
-    table = _table(f"Latest windows in Cassandra ({topic}, {len(rows):,} rows in the last {minutes:g} min)",
-                   ("window end (UTC)", "payment type", "count", "sum", "avg", "min", "max"),
-                   ("window end (UTC)", "payment type"))
+def show_windows(rows: list[dict[str, Any]], title: str, shown: int = 12) -> None:
+    table = _table(title, ("window end (UTC)", "layer", "payment type", "count", "sum", "avg", "min", "max"),
+                   ("window end (UTC)", "layer", "payment type"))
     for r in rows[-shown:]:
-        table.add_row(f"{r['window_end']:%H:%M:%S}", r["payment_type"], f"{r['payment_count']:,}",
-                      f"{r['payment_sum']:,.2f}", f"{r['payment_avg']:,.2f}", f"{r['payment_min']:,.2f}",
-                      f"{r['payment_max']:,.2f}")
+        table.add_row(f"{r['window_end']:%H:%M:%S}", r.get("layer", "speed"), r["payment_type"],
+                      f"{r['payment_count']:,}", f"{r['payment_sum']:,.2f}", f"{r['payment_avg']:,.2f}",
+                      f"{r['payment_min']:,.2f}", f"{r['payment_max']:,.2f}")
     console.print(table)
 
 
@@ -226,7 +252,9 @@ def show_demo(report: DemoReport) -> None:
         show_batch(report.batch, f"{s.pg_schema}.{s.quarantine_table}")
     if report.stream:
         console.rule("[bold]Speed lane: PostgreSQL -> Debezium -> Kafka -> Flink -> Cassandra (+ S3 archive)")
-        show_windows(report.windows, stream_names().aggregated, report.windows_minutes)
+        show_windows(report.windows, f"Latest windows ({stream_names().aggregated}, {len(report.windows):,} rows in "
+                                     f"the last {report.windows_minutes:g} min: batch layer up to its watermark, "
+                                     "speed layer after)")
     console.rule("[bold]Summary")
     pg = next((x.address for x in report.services if x.name == "postgres"), "-")
     console.print(f"PostgreSQL   {pg}  database {s.pg_database}, schema {s.pg_schema}")
@@ -253,3 +281,36 @@ def show_demo(report: DemoReport) -> None:
     if report.dashboard_url:
         console.print(f"Dashboards   [bold]{report.dashboard_url}[/] (sales, delivery, sellers, live payments)")
         console.print("Next         `olist status` to inspect, `olist simulate` for more changes, `olist down` to stop")
+
+
+# -- the lambda as one system --------------------------------------------------------------------
+
+
+def show_reconcile(report: ReconcileReport) -> None:
+    table = _table(f"Batch view (raw archive, dbt) against speed view (Cassandra); cut at offsets "
+                   f"{report.archived_through}, newest archived commit {report.watermark or '-'}",
+                   ("view", "windows compared", "equal", "different"), ("view",))
+    for view, compared in report.compared.items():
+        different = compared - report.equal.get(view, 0)
+        table.add_row(view, f"{compared:,}", f"{report.equal.get(view, 0):,}",
+                      f"[red]{different:,}" if different else "0")
+    console.print(table)
+    console.print(f"{report.open_windows:,} windows touched by changes after the cut left out (still open)")
+    for diff in report.differences[:50]:
+        console.print(f"  [red]differs[/] {diff}", highlight=False, soft_wrap=True)
+    if len(report.differences) > 50:
+        console.print(f"  ... {len(report.differences) - 50:,} more")
+    if report.ok:
+        console.print(f"[green]✔[/] {sum(report.compared.values()):,} windows equal in both layers")
+
+
+def show_live(view: LiveWindows) -> None:
+    if view.error:
+        console.print(f"[yellow]no live windows:[/] {view.error}")
+        return
+    show_windows(view.aggregated, f"Live windows (batch layer up to {view.batch_watermark or '-'}, speed layer after)",
+                 shown=24)
+    if view.reconciliation is not None:
+        rec = view.reconciliation
+        verdict = "equal" if rec.ok else f"{len(rec.differences)} differences"
+        console.print(f"last reconciliation {rec.reconciled_at}: {sum(rec.compared.values()):,} windows, {verdict}")

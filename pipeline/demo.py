@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulation.service import ServiceError
 from pipeline.batch.generator import GenerateResult
 from pipeline.batch.lane import BatchReport, generate, run_batch
 from pipeline.platform import Started, up
@@ -47,7 +48,7 @@ class DemoReport:
 def run_demo(settings: Settings, progress: Progress = SILENT) -> DemoReport:
     """Run the demo; stops after the batch lane when that fails (the report says why)."""
     from emulation.dashboard import DashboardService
-    from pipeline.serving.windows import latest_windows
+    from pipeline.serving.live import live_windows
 
     report = DemoReport(settings)
     report.services += up(settings, progress=progress)
@@ -64,7 +65,10 @@ def run_demo(settings: Settings, progress: Progress = SILENT) -> DemoReport:
     report.stream = run_stream(settings, settings.stream_rate, settings.stream_seconds, settings.stream_seed,
                                progress=simulated)
     progress.update("simulate", completed=report.stream.simulation.changes, total=report.stream.simulation.changes)
-    report.windows = latest_windows(settings, report.windows_minutes)
+    live = live_windows(settings, report.windows_minutes)
+    if live.error:
+        raise ServiceError(f"the live view could not be read: {live.error}")
+    report.windows = live.aggregated
     report.services += up(settings, ["dashboard"], progress)
     report.dashboard_url = DashboardService(settings).url
     return report

@@ -3,7 +3,8 @@
 from emulation.service import ServiceError
 from pipeline.batch.load.reader import LoadError
 from pipeline.contracts.registry import ContractError
+from pipeline.speed.archive import ArchiveBusy
 
-USER_ERRORS: tuple[type[Exception], ...] = (ServiceError, LoadError, ContractError)
+USER_ERRORS: tuple[type[Exception], ...] = (ServiceError, LoadError, ContractError, ArchiveBusy)
 
-__all__ = ["USER_ERRORS", "ContractError", "LoadError", "ServiceError"]
+__all__ = ["USER_ERRORS", "ArchiveBusy", "ContractError", "LoadError", "ServiceError"]

@@ -4,8 +4,7 @@ The tables (generated from the topic contracts, ``contracts/generated/cassandra/
 day of the window start and the payment type, and clustered by ``window_end DESC``: a range of windows is one
 query over the days it spans times the contract's payment types. :func:`read_windows` reads the windows that
 ended in a span (by default the last minutes before the newest window, so the latest windows show even when
-the stream stopped a while ago); :class:`CassandraReader` serves :class:`LiveData` to the dashboard and never
-raises.
+the stream stopped a while ago). The live view (``pipeline.serving.live``) merges them with the batch layer's.
 """
 
 from __future__ import annotations
@@ -14,14 +13,11 @@ import datetime as dt
 import decimal
 import functools
 import logging
-import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pipeline.contracts import load_registry, stream_names
 from pipeline.contracts.render_cassandra import CassandraTable, serving_tables
-from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -113,8 +109,8 @@ def count_late_events(session: Session, days: int = 2, today: dt.date | None = N
     """Late changes Flink reported, over the windows of the last ``days`` UTC days (today included)."""
     table = table_of(stream_names().late)
     today = today or dt.datetime.now(dt.UTC).date()
-    query = _prepared(session, f"SELECT count(*) FROM {table.qualified_name} WHERE {table.partition_key[0]} IN ?")
-    return int(session.execute(query, [[today - dt.timedelta(days=d) for d in range(days)]], timeout=30).one()[0])
+    query = _prepared(session, f"SELECT count(*) FROM {table.qualified_name} WHERE {table.partition_key[0]} = ?")
+    return sum(int(session.execute(query, [today - dt.timedelta(days=d)], timeout=30).one()[0]) for d in range(days))
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -128,89 +124,3 @@ def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         total += r["payment_sum"]
         count += r["payment_count"]
     return {"payment_sum": total, "payment_count": count, "by_payment_type": by_type}
-
-
-# -- the live view's source ----------------------------------------------------------------------
-
-
-@dataclass
-class LiveData:
-    aggregated: list[dict[str, Any]] = field(default_factory=list)
-    installments: list[dict[str, Any]] = field(default_factory=list)
-    late_events: int | None = None
-    error: str | None = None
-    read_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-
-    @property
-    def newest_window_end(self) -> dt.datetime | None:
-        return max((r["window_end"] for r in self.aggregated), default=None)
-
-    @property
-    def age_seconds(self) -> float | None:
-        newest = self.newest_window_end
-        return None if newest is None else (self.read_at - newest).total_seconds()
-
-
-LiveSource = Callable[[], LiveData]
-
-
-def read_live(session: Session, lookback_minutes: float = 60) -> LiveData:
-    names = stream_names()
-    until = newest_window_end(session, names.aggregated)
-    try:
-        late: int | None = count_late_events(session)
-    except Exception:  # an unexpected shape means "not available" (shown as n/a), never an error on the page
-        log.debug("late events unavailable", exc_info=True)
-        late = None
-    if until is None:
-        return LiveData(late_events=late)
-    return LiveData(aggregated=read_windows(session, names.aggregated, lookback_minutes, until),
-                    installments=read_windows(session, names.installments, lookback_minutes, until),
-                    late_events=late)
-
-
-class CassandraReader:
-    """Reads :class:`LiveData` from the Cassandra named by ``settings``, keeping one driver session (reopened
-    after a failure); never raises."""
-
-    def __init__(self, settings: Settings, lookback_minutes: float = 60) -> None:
-        self.settings = settings
-        self.lookback_minutes = lookback_minutes
-        self._cluster = None
-        self._session = None
-        self._lock = threading.Lock()
-
-    def _connect(self) -> Session:
-        from emulation.cassandra import CassandraService, cluster
-
-        service = CassandraService(self.settings)
-        ep = service.endpoint()
-        if ep is None or service.pid() is None:
-            raise ConnectionError("Cassandra is not running (start it with `olist up cassandra`)")
-        self._cluster = cluster(ep.host, ep.port, timeout=5, metadata=False)
-        self._session = self._cluster.connect()
-        return self._session
-
-    def close(self) -> None:
-        if self._cluster is not None:
-            self._cluster.shutdown()
-        self._cluster = self._session = None
-
-    def __call__(self) -> LiveData:
-        with self._lock:
-            try:
-                return read_live(self._session or self._connect(), self.lookback_minutes)
-            except Exception as exc:
-                self.close()
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                if "unconfigured table" in message.lower() or "keyspace" in message.lower():
-                    message = "the serving tables do not exist yet (no windows have been written)"
-                return LiveData(error=message)
-
-
-def latest_windows(settings: Settings, minutes: float = 15, topic: str | None = None) -> list[dict[str, Any]]:
-    """:func:`read_windows` on the Cassandra named by ``settings``: the last ``minutes`` up to now."""
-    from emulation.cassandra import CassandraService
-
-    with CassandraService(settings).session(stream_names().keyspace) as session:
-        return read_windows(session, topic, minutes, dt.datetime.now(dt.UTC))

@@ -15,12 +15,15 @@ records the range it could not recover (``PREFIX/TOPIC/_gaps/``), never a silent
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -146,6 +149,26 @@ def _violations(topic: str, value: bytes) -> list[str]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return [f"not JSON: {exc}"]
     return event_errors(topic, event)
+
+
+class ArchiveBusy(RuntimeError):
+    """Another archiver of this deployment holds the archive (two would write overlapping files)."""
+
+
+@contextlib.contextmanager
+def archive_lock(state_dir: Path) -> Iterator[None]:
+    """Hold the one-archiver-at-a-time lock of a state folder; :class:`ArchiveBusy` when another holds it."""
+    path = state_dir / "archive" / "archive.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ArchiveBusy(f"another archiver holds {path}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class RawArchiver:

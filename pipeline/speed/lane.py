@@ -13,7 +13,7 @@ from emulation.postgres import PostgresService
 from pipeline.contracts import stream_names
 from pipeline.settings import Settings
 from pipeline.speed import cdc
-from pipeline.speed.archive import ArchiveReport, RawArchiver
+from pipeline.speed.archive import ArchiveReport, RawArchiver, archive_lock
 from pipeline.speed.simulate import SimulationReport, simulate
 from pipeline.speed.sink import SinkReport, run_sink
 from pipeline.speed.topics import TopicTap, end_offsets, tap
@@ -68,7 +68,8 @@ def run_stream(settings: Settings, rate: float, seconds: float, seed: int,
     stop_archive = threading.Event()
 
     def archive() -> None:
-        archive_report.append(archiver.run(until_idle=2.0, stop=stop_archive))
+        with archive_lock(settings.state_dir):
+            archive_report.append(archiver.run(until_idle=2.0, stop=stop_archive))
 
     archive_thread = threading.Thread(target=archive, name="olist-archive", daemon=True)
     tap_thread.start()
@@ -109,6 +110,7 @@ def archive_raw(settings: Settings, duration: float | None = None, idle: float |
         raise ServiceError("kafka is not running: start it with `olist cdc up`")
     names = stream_names()
     loc = s3_location(settings)
-    archiver = RawArchiver(kafka.client_config(), loc, names.raw, settings.raw_prefix, flush_records=flush_records,
-                           dead_letter=names.dead_letter(names.raw))
-    return archiver.run(duration, idle), loc.uri(f"{settings.raw_prefix}/{names.raw}/")
+    with archive_lock(settings.state_dir):
+        archiver = RawArchiver(kafka.client_config(), loc, names.raw, settings.raw_prefix,
+                               flush_records=flush_records, dead_letter=names.dead_letter(names.raw))
+        return archiver.run(duration, idle), loc.uri(f"{settings.raw_prefix}/{names.raw}/")

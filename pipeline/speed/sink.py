@@ -258,18 +258,21 @@ class CassandraSink:
 
     def run(self, duration: float | None = None, until_idle: float | None = None,
             stop: threading.Event | None = None) -> SinkReport:
-        """Sink for ``duration`` seconds, until nothing arrived for ``until_idle`` seconds after the partitions
-        were assigned, or until ``stop`` is set (whichever first); then close the consumer."""
+        """Sink for ``duration`` seconds, or until nothing arrived for ``until_idle`` seconds after the partitions
+        were assigned (once ``stop`` is set, when one is given); then close the consumer."""
         report = SinkReport()
         started = time.monotonic()
         last_data: float | None = None
         try:
-            while stop is None or not stop.is_set():
+            while True:
                 now = time.monotonic()
+                if stop is not None and until_idle is None and stop.is_set():
+                    break
                 if duration is not None and now - started >= duration:
                     break
                 quiet_since = last_data or self.assigned_at
-                if until_idle is not None and quiet_since is not None and now - quiet_since >= until_idle:
+                idle = until_idle is not None and quiet_since is not None and now - quiet_since >= until_idle
+                if idle and (stop is None or stop.is_set()):  # with a stop: idle counts only once it is set
                     break
                 batch = []
                 for msg in self.consumer.consume(self.batch_size, timeout=0.2):

@@ -79,3 +79,29 @@ def tap(client_config: Mapping[str, object], topic: str, start: dict[int, int], 
                     tally.lags_ms.append(msg.timestamp()[1] - source["ts_ms"])
     finally:
         consumer.close()
+
+
+def committed_offsets(client_config: Mapping[str, object], group: str, topic: str) -> dict[int, int]:
+    """The offsets ``group`` has committed on each partition of ``topic`` (0 where it has none)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({k: v for k, v in client_config.items() if k in ("bootstrap.servers", "logger")})
+    partitions = end_offsets(client_config, topic)
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
+    out = dict.fromkeys(partitions, 0)
+    for future in admin.list_consumer_group_offsets([request], request_timeout=10).values():
+        for tp in future.result(15).topic_partitions:
+            out[tp.partition] = max(tp.offset, 0)
+    return out
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)

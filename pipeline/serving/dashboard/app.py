@@ -22,7 +22,7 @@ from pipeline.serving.dashboard.warehouse import (
     WarehouseUnavailable,
     slicer_options,
 )
-from pipeline.serving.windows import CassandraReader, LiveSource
+from pipeline.serving.live import LiveReader, LiveSource
 from pipeline.settings import Settings, get_settings
 
 PAGES = (("sales", "/", "Sales"), ("delivery", "/delivery", "Delivery"), ("sellers", "/sellers", "Sellers"),
@@ -112,10 +112,12 @@ def app_for(settings: Settings, warehouse: Path | None = None) -> Dash:
         from pipeline.batch.promote import snowflake_target
         from pipeline.serving.dashboard.snowflake_source import SnowflakeWarehouse
 
-        return create_app(SnowflakeWarehouse(snowflake_target(settings)), CassandraReader(settings))
+        warehouse = SnowflakeWarehouse(snowflake_target(settings))
+        return create_app(warehouse, LiveReader(settings, warehouse))
     snapshots = settings.state_dir / "dashboard" / "snapshots"
     shutil.rmtree(snapshots, ignore_errors=True)  # copies left by an earlier run
-    return create_app(WarehouseSnapshot(warehouse or settings.warehouse_path, snapshots), CassandraReader(settings))
+    snapshot = WarehouseSnapshot(warehouse or settings.warehouse_path, snapshots)
+    return create_app(snapshot, LiveReader(settings, snapshot))
 
 
 def serve(settings: Settings, port: int, warehouse: Path | None = None) -> None:

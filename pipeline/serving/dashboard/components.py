@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from dash import Input, dcc, html
 
 from pipeline.serving.dashboard.warehouse import Warehouse
-from pipeline.serving.windows import LiveData, LiveSource
+from pipeline.serving.live import LiveData, LiveSource
 
 BLUE = "#1f3a93"
 PALETTE = ["#1f3a93", "#2c5cc5", "#4a7bd9", "#6d97e3", "#93b4ec", "#b6cdf3", "#d3e1f8"]

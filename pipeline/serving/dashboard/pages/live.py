@@ -1,5 +1,6 @@
-"""The live payments view: the seed's Grafana board over Cassandra's windowed tables, refreshed every few
-seconds, with the age of the newest window and the late-event count."""
+"""The live payments view: the seed's Grafana board over the serving layer's live view (the batch layer's windows
+up to its watermark, Cassandra's after it, each marked), refreshed every few seconds, with the age of the newest
+window, the late-event count and the last reconciliation."""
 
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ from pipeline.serving.dashboard.components import (
     styled,
     table,
 )
-from pipeline.serving.windows import LiveData
+from pipeline.serving.live import LiveData
 
 REFRESH_MS = 3000
 STALE_AFTER_S = 120  # a newest window older than this is shown as stale
 GRAPHS = ("g-live-count-type", "g-live-sum-type", "g-live-minmax", "g-live-minute")
 KPIS = ("kpi-live-total", "kpi-live-count", "kpi-live-avg", "kpi-live-avg-total")
-COLUMNS = [("window_end", "Window end (UTC)", False), ("payment_type", "Payment type", False),
+COLUMNS = [("window_end", "Window end (UTC)", False), ("layer", "Layer", False),
+           ("payment_type", "Payment type", False),
            ("payment_installments", "Installments", True), ("installment_count", "Count", True)]
 
 
@@ -38,6 +40,7 @@ def layout(**_query) -> html.Div:
         dcc.Interval(id="live-tick", interval=REFRESH_MS),
         html.Div([html.Span("–", id="live-fresh", className="badge"),
                   html.Span(["Late events: ", html.B("n/a", id="live-late")]),
+                  html.Span(id="live-layers", className="footnote"),
                   html.Span(id="live-read", className="footnote")], className="status"),
         html.Div(id="live-notice", className="notice"),
         html.Div([kpi("Total payment value", "kpi-live-total"), kpi("Payments", "kpi-live-count"),
@@ -92,6 +95,18 @@ def minute_figure(rows: list[dict]) -> go.Figure:
     return styled(fig, showlegend=True, barmode="stack", legend={"orientation": "h", "y": 1.15, "x": 0})
 
 
+def layers(data: LiveData) -> str:
+    """Which layer serves which windows, and what the last reconciliation found."""
+    text = (f"batch layer up to {utc(data.batch_watermark)} UTC, speed layer after" if data.batch_watermark
+            else "speed layer only (no batch view yet)")
+    rec = data.reconciliation
+    if rec is not None:
+        verdict = "all equal" if rec.ok else f"{len(rec.differences)} differ"
+        text += f"; last reconciliation {rec.reconciled_at[:19].replace('T', ' ')} UTC: " \
+                f"{sum(rec.compared.values()):,} windows, {verdict}"
+    return text
+
+
 def freshness(data: LiveData) -> tuple[str, str]:
     newest, age = data.newest_window_end, data.age_seconds
     if newest is None:
@@ -101,7 +116,7 @@ def freshness(data: LiveData) -> tuple[str, str]:
 
 
 @dash.callback(Output("live-fresh", "children"), Output("live-fresh", "className"), Output("live-late", "children"),
-               Output("live-read", "children"), Output("live-notice", "children"),
+               Output("live-read", "children"), Output("live-layers", "children"), Output("live-notice", "children"),
                *[Output(k, "children") for k in KPIS], *[Output(g, "figure") for g in GRAPHS],
                Output("live-table", "children"), Input("live-tick", "n_intervals"))
 def update(_n):
@@ -112,7 +127,8 @@ def update(_n):
         notice = (f"No live data: {data.error}" if data.error else
                   "No payment windows in Cassandra yet: they appear here once the streaming lane writes them.")
         empty = empty_figure("no data yet")
-        return ("no windows yet", "badge stale", late, read, notice, *["–"] * len(KPIS), *[empty] * len(GRAPHS), "")
+        return ("no windows yet", "badge stale", late, read, layers(data), notice, *["–"] * len(KPIS),
+                *[empty] * len(GRAPHS), "")
     rows = data.aggregated
     windows = per_window(rows)
     total = sum((w["sum"] for w in windows.values()), Decimal(0))
@@ -126,10 +142,11 @@ def update(_n):
     label, badge = freshness(data)
     newest_first = sorted(data.installments, key=lambda r: (r["window_end"], r["payment_type"],
                                                             -r["payment_installments"]), reverse=True)[:25]
-    table_rows = [{"window_end": utc(r["window_end"]), "payment_type": r["payment_type"],
+    table_rows = [{"window_end": utc(r["window_end"]), "layer": r.get("layer", "speed"),
+                   "payment_type": r["payment_type"],
                    "payment_installments": r["payment_installments"],
                    "installment_count": count(r["installment_count"])} for r in newest_first]
-    return (label, badge, late, read, "",
+    return (label, badge, late, read, layers(data), "",
             money(total), count(payments), money(avg_payment), money(total / len(windows)),
             hbar(types, [by_type[t][0] for t in types]),
             hbar(types, [by_type[t][1] for t in types], prefix="R$ "),
