@@ -27,7 +27,7 @@
 {% macro snowflake__day_spine(bounds) -%}
   select date_day
   from (
-    select dateadd(day, seq4(), {{ bounds }}.first_day) as date_day, {{ bounds }}.last_day
+    select cast(dateadd(day, seq4(), {{ bounds }}.first_day) as date) as date_day, {{ bounds }}.last_day
     from {{ bounds }}, table(generator(rowcount => 40000))
   ) as days
   where date_day <= last_day

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -78,14 +79,20 @@ def refresh_bronze(settings: Settings, sf: SnowflakeSettings) -> dict[str, int]:
     return counts
 
 
+_TIMESTAMP_TEXT = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?$")
+
+
 def _canonical(value):
-    """One spelling per value across engines: numbers as floats, timestamps as ``YYYY-MM-DD HH:MM:SS``."""
+    """One spelling per value across engines: numbers as floats, timestamps as ``YYYY-MM-DD HH:MM:SS.mmm`` (from
+    datetimes or from the text a warehouse gave back)."""
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, float):
         return None if math.isnan(value) else value
+    if isinstance(value, str) and _TIMESTAMP_TEXT.match(value):
+        value = dt.datetime.fromisoformat(value)
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
@@ -110,7 +117,7 @@ def same_rows(left: list[tuple], right: list[tuple]) -> bool:
 
 
 # fakesnow hands back NULL timestamps as 1970-01-01; text keeps them NULL on every engine.
-AS_TEXT = {"TIMESTAMP": "YYYY-MM-DD HH24:MI:SS", "TIMESTAMP WITH TIME ZONE": "YYYY-MM-DD HH24:MI:SS",
+AS_TEXT = {"TIMESTAMP": "YYYY-MM-DD HH24:MI:SS.FF3", "TIMESTAMP WITH TIME ZONE": "YYYY-MM-DD HH24:MI:SS.FF3",
            "DATE": "YYYY-MM-DD"}
 
 

@@ -24,9 +24,10 @@ scored as (
     select
         per_customer.*,
         {{ days_between('per_customer.last_purchase_at', 'as_of.as_of_at') }} as recency_days,
-        ntile(5) over (order by per_customer.last_purchase_at) as r_score,
-        ntile(5) over (order by per_customer.frequency, per_customer.monetary) as f_score,
-        ntile(5) over (order by per_customer.monetary) as m_score
+        ntile(5) over (order by per_customer.last_purchase_at, per_customer.customer_unique_id) as r_score,
+        ntile(5) over (order by per_customer.frequency, per_customer.monetary, per_customer.customer_unique_id)
+            as f_score,
+        ntile(5) over (order by per_customer.monetary, per_customer.customer_unique_id) as m_score
     from per_customer
     cross join as_of
 )
