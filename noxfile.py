@@ -83,7 +83,13 @@ def tests(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("olist", "contracts", "lint")
     session.run("olist", "contracts", "check")
-    session.run("pytest", "tests", *session.posargs)
+    session.run("pytest", "tests", "--ignore=tests/faults", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def faults(session: nox.Session) -> None:
+    """Fault injection on the speed lane: each component killed with SIGKILL mid-stream, results exact after."""
+    pytest(session, "tests/faults", "-s")
 
 
 @nox.session(python=PYTHON)

@@ -220,6 +220,12 @@ class ConnectService(JvmService):
         code, payload = self._retrying("GET", f"/connectors/{_q(name)}/offsets")
         return payload.get("offsets", []) if code == 200 and isinstance(payload, dict) else []
 
+    def restart_failed(self, name: str) -> None:
+        """Restart the connector's FAILED instance and tasks (Connect leaves a failed task failed)."""
+        code, payload = self._retrying("POST", f"/connectors/{_q(name)}/restart?includeTasks=true&onlyFailed=true")
+        if code not in (200, 202, 204, 404):
+            raise self.fail(f"POST restart of {name!r} answered {code}: {_message(payload)}")
+
     def delete(self, name: str) -> None:
         """Delete connector ``name``; deleting a missing one is a no-op."""
         code, payload = self._retrying("DELETE", f"/connectors/{_q(name)}")

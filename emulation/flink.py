@@ -21,14 +21,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
 from emulation.jvm import _locked, fetch
 from emulation.kafka import KafkaService
-from emulation.process import ProcessService
 from emulation.service import Endpoint, ServiceError
+from emulation.supervisor import SupervisedService
+from pipeline.contracts import stream_names
 from pipeline.settings import PROJECT_ROOT, FlinkSettings, Settings
 
 FLINK_DIR = PROJECT_ROOT / "flink"
@@ -105,24 +105,47 @@ def job_arguments(flink: FlinkSettings) -> list[str]:
 # -- the service ---------------------------------------------------------------------------------
 
 
-class FlinkJobService(ProcessService):
-    """The payments-windows job on a local mini-cluster, reading and writing the Kafka of ``kafka``."""
+def plan_key(flink: FlinkSettings) -> str:
+    """What the job's state belongs to: its code, its generated SQL and the options that shape its plan. A job whose
+    plan changed starts from no state (its results are recomputed from the topic) instead of a state it cannot map."""
+    digest = hashlib.sha256(JOB.read_bytes())
+    for path in sorted((PROJECT_ROOT / "contracts" / "generated" / "flink").iterdir()):
+        digest.update(path.read_bytes())
+    digest.update(" ".join(job_arguments(flink)).encode())
+    return digest.hexdigest()[:12]
+
+
+def newest_state(state_dir: Path) -> Path | None:
+    """The newest savepoint or retained checkpoint under ``state_dir`` that is complete (holds ``_metadata``;
+    a newer ``chk-N`` without it was still being written when the job stopped)."""
+    complete = [m.parent for pattern in ("savepoints/*/_metadata", "checkpoints/*/chk-*/_metadata")
+                for m in state_dir.glob(pattern)]
+    return max(complete, key=lambda d: d.joinpath("_metadata").stat().st_mtime, default=None)
+
+
+class FlinkJobService(SupervisedService):
+    """The payments-windows job on a local mini-cluster, a program of the supervisor: restarted after a failure
+    (or a ``kill -9``), resuming from its newest savepoint or retained checkpoint; stopped with a savepoint."""
 
     name = "flink"
-    process_name = "flink"
+    program = "flink"
 
-    def __init__(self, settings: Settings, extra_args: list[str] | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.flink = settings.flink
         self.kafka = KafkaService(settings)
-        self.extra_args = list(extra_args or [])  # e.g. --topic overrides (tests)
 
     @property
     def status_file(self) -> Path:
         return self.state_dir / "status.json"
 
+    @property
+    def job_dir(self) -> Path:
+        """Checkpoints and savepoints of the job as its plan is now (``plan_key``)."""
+        return self.state_dir / "jobs" / plan_key(self.flink)
+
     def job_status(self) -> dict[str, Any]:
-        """What the job last reported (state, job id, REST URL), or {} before its first report."""
+        """What the job last reported (state, job id, REST URL, what it resumed from), or {} before its first report."""
         with contextlib.suppress(OSError, ValueError):
             return json.loads(self.status_file.read_text())
         return {}
@@ -152,42 +175,63 @@ class FlinkJobService(ProcessService):
         from pipeline.speed.cdc import topic_specs
 
         self.kafka.create_topics(topic_specs())  # sinks must exist (compacted ones above all) before the job
-        python = ensure_venv(self.flink)
-        jar = next(iter(sorted(fetch(self.settings.jvm).lib("flink").glob("flink-sql-connector-kafka-*.jar"))), None)
-        if jar is None:
-            raise self.fail("no flink-sql-connector-kafka jar in the `flink` Maven profile")
+        ensure_venv(self.flink)  # here, so a slow first install and its errors show where they were asked for
+        self._connector_jar()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        port = self._choose_port()
-        host = "127.0.0.1"
-        bootstrap = self.kafka.bootstrap_servers()
-        self._save_endpoint(host=host, port=port, bootstrap=bootstrap)
+        port = self._keep_ports("127.0.0.1", port=self.flink.rest_port)["port"]
+        self._save_endpoint(host="127.0.0.1", port=port, bootstrap=self.kafka.bootstrap_servers())
         self.status_file.unlink(missing_ok=True)
-        cmd = [str(python), "-u", str(JOB), *job_arguments(self.flink), "--bootstrap", bootstrap,
-               "--connector-jar", str(jar), "--transactional-id-prefix", f"olist-flink-{uuid.uuid4().hex[:8]}",
-               "--state-dir", str(self.state_dir), "--rest-port", str(port), *self.extra_args,
-               "--status-file", str(self.status_file)]
         started = time.monotonic()
-        self.process.start(cmd, cwd=self.state_dir, env={"PYTHONUNBUFFERED": "1"})
+        self.supervisor.start_program(self.program)
         self._wait_running(started)
         return self._require_endpoint()
 
+    def job_command(self) -> tuple[list[str], str]:
+        """The job's command line for this start (in the supervisor's program), and what it resumes from."""
+        saved = self._saved_endpoint()
+        if saved is None:
+            raise self.fail("no endpoint file: start the job with `olist up flink`")
+        restore = newest_state(self.job_dir)
+        self._prune(keep=restore)
+        cmd = [str(ensure_venv(self.flink)), "-u", str(JOB), *job_arguments(self.flink), "--bootstrap",
+               saved["bootstrap"], "--connector-jar", str(self._connector_jar()), "--transactional-id-prefix",
+               self.flink.transactional_id_prefix, "--state-dir", str(self.job_dir), "--rest-port",
+               str(saved["port"]), "--status-file", str(self.status_file)]
+        if restore is None:
+            return cmd, f"no savepoint or checkpoint: reading {stream_names().raw} from the {self.flink.startup_mode}"
+        kind = "savepoint" if restore.parent.name == "savepoints" else "checkpoint"
+        return [*cmd, "--restore", str(restore)], f"resuming from {kind} {restore}"
+
     def destroy(self) -> None:
-        """Stop (the job is cancelled) and delete its state (checkpoints, logs)."""
+        """Stop (with a savepoint) and delete the job's state (checkpoints, savepoints, logs)."""
         self.stop()
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     # -- plumbing ------------------------------------------------------------------------------
+    def _prune(self, keep: Path | None) -> None:
+        """Forget the state of other plans, and every savepoint and checkpoint but the one resumed from (each run
+        checkpoints under its own job id)."""
+        for plan in (self.state_dir / "jobs").glob("*"):
+            if plan != self.job_dir:
+                shutil.rmtree(plan, ignore_errors=True)
+        for old in [*(self.job_dir / "checkpoints").glob("*"), *(self.job_dir / "savepoints").glob("*")]:
+            if keep is None or (old != keep and old not in keep.parents):
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _connector_jar(self) -> Path:
+        jar = next(iter(sorted(fetch(self.settings.jvm).lib("flink").glob("flink-sql-connector-kafka-*.jar"))), None)
+        if jar is None:
+            raise self.fail("no flink-sql-connector-kafka jar in the `flink` Maven profile")
+        return jar
+
     def _wait_running(self, started: float) -> None:
         deadline = started + self.flink.start_timeout
         while time.monotonic() < deadline:
-            if self.process.pid() is None:
-                code = self.process.exit_code()
-                raise self.fail(
-                    f"the job exited{'' if code is None else f' with code {code}'} while starting "
-                    f"({self.job_status().get('error', 'see the log')})"
-                )
             if self.health():
                 return
+            info = self.supervisor.program(self.program)
+            if info is not None and info.state in ("FATAL", "STOPPED"):
+                raise self.fail(f"the job is {info.state} ({self.job_status().get('error', 'see the log')})")
             if self.job_status().get("state") in ("FAILED", "CANCELED"):
                 raise self.fail(f"the job {self.job_status()['state']}: {self.job_status().get('error', '')}")
             time.sleep(0.5)
@@ -202,6 +246,3 @@ class FlinkJobService(ProcessService):
                 return json.loads(resp.read())
         except (OSError, ValueError, urllib.error.URLError):
             return None
-
-    def _choose_port(self) -> int:
-        return self._keep_ports("127.0.0.1", port=self.flink.rest_port)["port"]

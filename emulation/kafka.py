@@ -146,6 +146,15 @@ class KafkaService(JvmService):
                     raise ServiceError(f"kafka: could not create topic {name!r}: {err}") from exc
         return created
 
+    def topic_config(self, name: str, timeout: float = 30) -> dict[str, str]:
+        """The topic's effective configuration (topic overrides and broker defaults)."""
+        from confluent_kafka.admin import ConfigResource
+
+        admin = self.admin()
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout)
+        return {k: v.value for k, v in entries.items()}
+
     def delete_topics(self, names: Iterable[str], timeout: float = 30) -> None:
         names = list(names)
         if not names:

@@ -10,7 +10,8 @@ from pipeline.settings import Settings, get_settings
 
 def all_services(settings: Settings | None = None, on_demand: bool = False) -> dict[str, Service]:
     """The services `olist up` starts; with ``on_demand`` also those started by name or by the command
-    needing them (Kafka, Connect and Cassandra: `olist up kafka connect cassandra`; the Snowflake stand-in:
+    needing them (Kafka, Connect and Cassandra: `olist up kafka connect cassandra`; the Flink job, the sink, the
+    archive and the CDC watchdog, supervised: `olist up flink serve archive watchdog`; the Snowflake stand-in:
     `olist promote`; the dashboards: `olist dashboard --background`), so `down` and `status` cover them too."""
     settings = settings or get_settings()
     services: dict[str, Service] = {"postgres": PostgresService(settings)}
@@ -23,11 +24,18 @@ def all_services(settings: Settings | None = None, on_demand: bool = False) -> d
         from emulation.flink import FlinkJobService
         from emulation.kafka import KafkaService
         from emulation.snowflake import FakesnowService
+        from emulation.supervisor import SupervisorService
+        from pipeline.speed.services import ArchiveService, SinkService, WatchdogService
 
         services["kafka"] = KafkaService(settings)
         services["connect"] = ConnectService(settings)
-        services["flink"] = FlinkJobService(settings)
         services["cassandra"] = CassandraService(settings)
+        # the speed lane's own pieces, supervised (restarted after a failure); `down` stops them before the engines
+        services["supervisor"] = SupervisorService(settings)
+        services["flink"] = FlinkJobService(settings)
+        services["serve"] = SinkService(settings)
+        services["archive"] = ArchiveService(settings)
+        services["watchdog"] = WatchdogService(settings)
         services["snowflake"] = FakesnowService(settings)
         services["dashboard"] = DashboardService(settings)
     return services

@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     _tuning(p, "--state-ttl", str, "idle state retention (e.g. '7 d'); 0 keeps every key's state (exact, unbounded)")
     _tuning(p, "--transaction-timeout-ms", int, "at most the broker's transaction.max.timeout.ms (15 min by default)")
     _tuning(p, "--parallelism", int, "default parallelism")
-    _tuning(p, "--restart-attempts", int, "restarts after a failure (0: none)")
+    _tuning(p, "--restart-attempts", int, "restarts after a failure (-1: unbounded, exponential backoff; 0: none)")
     p.add_argument("--transactional-id-prefix", default=_env("transactional_id_prefix", "olist-flink"))
     p.add_argument(
         "--state-dir",
@@ -79,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--status-file", default=_env("status_file"), help="JSON file the job keeps up to date: state, job id, REST URL"
     )
+    p.add_argument("--restore", default=_env("restore"), help="a savepoint or retained checkpoint to resume from")
     p.add_argument("--sql-dir", default=_env("sql_dir", str(SQL_DIR)), help="the generated DDL")
     p.add_argument(
         "--bounded",
@@ -128,6 +129,12 @@ def job_tables(sql_dir: Path) -> dict[str, str]:
 
 
 CURRENT = "current_payments"
+# An envelope the job can use: a known op, its key, its commit time, and an after image unless a delete. Others (a
+# record breaking the topic's contract) are skipped, not fatal; the raw archive dead-letters them with the reason.
+_ROW = "COALESCE(`after`, `before`)"
+VALID = (f"op IN ('c', 'u', 'd', 'r') AND `source`.ts_ms IS NOT NULL AND {_ROW}.order_id IS NOT NULL "
+         f"AND {_ROW}.payment_sequential IS NOT NULL AND (op = 'd' OR (`after`.payment_type IS NOT NULL "
+         "AND `after`.payment_installments IS NOT NULL AND `after`.payment_value IS NOT NULL))")
 
 
 def views(args: argparse.Namespace) -> list[str]:
@@ -146,7 +153,7 @@ def views(args: argparse.Namespace) -> list[str]:
                `after`.payment_type AS payment_type, `after`.payment_installments AS payment_installments,
                `after`.payment_value AS payment_value, `source`.ts_ms AS commit_ms, proc_time
         FROM `{t["events"]}`{hint(source_options(args))}
-        WHERE op <> 'r'"""
+        WHERE op <> 'r' AND {VALID}"""
     return [f"""
         CREATE TEMPORARY VIEW `{CURRENT}` AS
         SELECT payment_type, CAST(payment_installments AS INT) AS payment_installments, payment_value,
@@ -199,7 +206,7 @@ def queries(args: argparse.Namespace) -> list[str]:
                CAST(TO_TIMESTAMP_LTZ(`source`.ts_ms - MOD(`source`.ts_ms, {size_ms}), 3) AS TIMESTAMP(3)),
                CAST(CURRENT_WATERMARK(event_time) AS TIMESTAMP(3))
         FROM `{t["events"]}`{hint(source_options(args))}
-        WHERE op <> 'r' AND event_time < CURRENT_WATERMARK(event_time)"""
+        WHERE op <> 'r' AND {VALID} AND event_time < CURRENT_WATERMARK(event_time)"""
     return [aggregated, installments, late]
 
 
@@ -216,15 +223,30 @@ def configuration(args: argparse.Namespace) -> dict[str, str]:
         "execution.checkpointing.interval": f"{int(args.checkpoint_interval_seconds * 1000)} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.min-pause": "0 ms",
-        "restart-strategy.type": "fixed-delay" if args.restart_attempts else "none",
-        "restart-strategy.fixed-delay.attempts": str(args.restart_attempts),
-        "restart-strategy.fixed-delay.delay": "2 s",
+        # A cancel or a kill leaves the newest checkpoints on disk: the next start resumes from them.
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "3",
     }
+    if args.restart_attempts < 0:  # unbounded: 1 s, 2 s, 4 s ... at most 30 s between attempts
+        conf |= {"restart-strategy.type": "exponential-delay",
+                 "restart-strategy.exponential-delay.initial-backoff": "1 s",
+                 "restart-strategy.exponential-delay.max-backoff": "30 s",
+                 "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
+                 "restart-strategy.exponential-delay.reset-backoff-threshold": "60 s",
+                 "restart-strategy.exponential-delay.attempts-before-reset-backoff": "2147483647"}
+    elif args.restart_attempts == 0:
+        conf["restart-strategy.type"] = "none"
+    else:
+        conf |= {"restart-strategy.type": "fixed-delay", "restart-strategy.fixed-delay.delay": "2 s",
+                 "restart-strategy.fixed-delay.attempts": str(args.restart_attempts)}
+    if args.restore:
+        conf["execution.state-recovery.path"] = Path(args.restore).resolve().as_uri()
     if args.connector_jar:
         conf["pipeline.jars"] = Path(args.connector_jar).resolve().as_uri()
     # Checkpoints on a file system always (the default JobManager storage caps state at 5 MB).
     state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="olist-flink-")).resolve()
     conf["execution.checkpointing.dir"] = (state_dir / "checkpoints").as_uri()
+    conf["execution.checkpointing.savepoint-dir"] = (state_dir / "savepoints").as_uri()
     if args.rest_port:
         conf |= {"rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1", "rest.port": str(args.rest_port)}
     return conf
@@ -253,10 +275,20 @@ class Status:
             tmp.replace(self.path)
 
 
+def stop_with_savepoint(client: object, state_dir: Path) -> str:
+    """Stop the job with a canonical savepoint under STATE_DIR/savepoints; its path. (PyFlink 2.2's
+    ``JobClient.stop_with_savepoint`` calls a Java signature that no longer exists, so the Java client is used.)"""
+    from pyflink.java_gateway import get_gateway
+
+    canonical = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
+    future = client._j_job_client.stopWithSavepoint(False, (state_dir.resolve() / "savepoints").as_uri(), canonical)
+    return str(future.get())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     status = Status(args.status_file, args.rest_port)
-    status.write(state="STARTING")
+    status.write(state="STARTING", restored_from=args.restore)
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
@@ -280,9 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     job_id = str(client.get_job_id()) if client else None
     status.write(state="SUBMITTED", job_id=job_id)
 
-    def cancel(signum: int, _frame: object) -> None:
-        status.write(state="CANCELLING")
+    def stop(signum: int, _frame: object) -> None:
+        """Stop with a savepoint (the next start resumes from it); cancel if that fails (checkpoints stay)."""
+        status.write(state="STOPPING")
         if client is not None:
+            try:
+                status.write(state="STOPPED", savepoint=stop_with_savepoint(client, Path(args.state_dir)))
+                os._exit(0)
+            except Exception as exc:  # a savepoint is best effort: the retained checkpoints remain
+                print(f"stop with savepoint failed ({exc}); cancelling", file=sys.stderr, flush=True)
             try:
                 client.cancel().result()
             except Exception as exc:  # leaving anyway
@@ -290,8 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         status.write(state="CANCELED")
         os._exit(0)
 
-    signal.signal(signal.SIGTERM, cancel)
-    signal.signal(signal.SIGINT, cancel)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
     last = None
     while client is not None:  # report the job's state as it changes (RUNNING once scheduled)

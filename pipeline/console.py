@@ -201,20 +201,22 @@ def show_down(report: DownReport) -> None:
 
 def show_status(report: StatusReport, connector_name: str) -> None:
     table = Table(title="Services")
-    for col in ("service", "state", "endpoint", "pid", "log"):
+    for col in ("service", "state", "endpoint", "pid", "supervised", "log"):
         table.add_column(col)
     for st, log in report.services:
         state = "[green]healthy" if st.healthy else "[yellow]not answering" if st.running else "[dim]stopped"
-        table.add_row(st.name, state, st.endpoint.address if st.endpoint else "-", str(st.pid or "-"), str(log))
+        table.add_row(st.name, state, st.endpoint.address if st.endpoint else "-", str(st.pid or "-"),
+                      st.detail or "-", str(log))
     if report.connector is not None:
         tasks = ", ".join(t["state"] for t in report.connector.get("tasks", []))
         table.add_row(f"└ {connector_name}", report.connector["connector"]["state"].lower(), "connector", "-",
-                      f"tasks: {tasks}")
+                      "-", f"tasks: {tasks}")
     if report.flink_job is not None:
         job = report.flink_job
         tasks = job.get("tasks", {})
+        running = f"tasks: {tasks.get('running', 0)}/{tasks.get('total', '?')} running; id {job.get('jid', '-')}"
         table.add_row(f"└ {job.get('name', 'flink job')}", str(job.get("state", "starting")).lower(), "flink job", "-",
-                      f"tasks: {tasks.get('running', 0)}/{tasks.get('total', '?')} running; id {job.get('jid', '-')}")
+                      "-", running)
     console.print(table)
 
 
@@ -270,7 +272,7 @@ def show_demo(report: DemoReport) -> None:
     if st := report.stream:
         sim, tap = st.simulation, st.topic
         console.print(f"Streaming    {sim.changes:,} payment changes committed at {sim.achieved_rate:,.0f}/s; "
-                      f"{tap.events:,} of {sim.changes:,} on {st.raw_topic} (lag p50 {tap.percentile(50):,.0f} ms, "
+                      f"{st.delivered:,} of {sim.changes:,} on {st.raw_topic} (lag p50 {tap.percentile(50):,.0f} ms, "
                       f"p99 {tap.percentile(99):,.0f} ms)")
         console.print(f"Raw archive  {st.archive.records:,} events in {len(st.archive.files)} Parquet files under "
                       f"{st.archive_uri}; {st.archive.dead_lettered:,} dead-lettered")

@@ -36,8 +36,8 @@ class DemoReport:
         if self.batch is None or not self.batch.success:
             out.append("the batch lane did not finish cleanly")
         if self.stream is not None and not self.stream.complete:
-            out.append(f"only {self.stream.topic.events:,} of {self.stream.simulation.changes:,} committed changes "
-                       f"reached {self.stream.raw_topic}")
+            out.append(f"{self.stream.delivered:,} of {self.stream.simulation.changes:,} committed changes reached "
+                       f"{self.stream.raw_topic}")
         return out
 
     @property

@@ -84,12 +84,14 @@ def _caught_up(have: dict[int, int], want: dict[int, int]) -> bool:
 
 
 def _cut(settings: Settings, timeout: float, progress: Progress) -> dict[int, int]:
-    """Bring the archive up to the raw topic's end and wait for Flink and the sink; the archive's offsets."""
+    """Bring the archive up to the raw topic's end and wait for Flink and the sink; the archive's offsets. The
+    archive and the sink services do the work when they run; otherwise a pass of each runs here."""
     from emulation.kafka import KafkaService
     from pipeline.speed.archive import ArchiveBusy, ArchiveLayout
     from pipeline.speed.lane import archive_raw
-    from pipeline.speed.sink import run_sink
-    from pipeline.speed.topics import committed_offsets, end_offsets, wait_until
+    from pipeline.speed.services import SinkService
+    from pipeline.speed.sink import GROUP, run_sink
+    from pipeline.speed.topics import committed_offsets, end_offsets, pending, wait_until
     from pipeline.storage import s3_location
 
     names, client = stream_names(), KafkaService(settings).client_config()
@@ -110,7 +112,11 @@ def _cut(settings: Settings, timeout: float, progress: Progress) -> dict[int, in
         raise ServiceError(f"reconcile: the Flink job ({group}) has not committed offsets {cut} within "
                            f"{timeout:.0f} s: is it running (`olist up flink`)?")
     progress.update("cut", description="sinking what Flink committed")
-    run_sink(settings, until_idle=3)
+    if SinkService(settings).health():
+        if not wait_until(lambda: pending(client, GROUP, names.served) == 0, timeout, 1.0):
+            raise ServiceError(f"reconcile: the sink has not caught up within {timeout:.0f} s")
+    else:
+        run_sink(settings, until_idle=3)
     progress.update("cut", description="cut taken", total=1, completed=1)
     return cut
 

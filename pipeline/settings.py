@@ -89,10 +89,14 @@ class FlinkSettings(BaseSettings):
     checkpoint_interval_seconds: float = Field(2.0, gt=0, description="Results are committed on checkpoints.")
     group_id: str = Field("olist-flink-payments", description="Consumer group prefix of the job (one per source).")
     startup_mode: str = Field("earliest-offset", description="Where the job starts reading the CDC topic.")
-    state_ttl: str = Field("0", description="Idle state retention (e.g. '7 d'); 0 keeps every key (exact).")
+    state_ttl: str = Field("7 d", description="Idle state retention: a payment unchanged this long leaves the job's "
+                           "state (the raw topic and the serving tables keep 7 days too); 0 keeps every key.")
     transaction_timeout_ms: int = Field(600_000, description="At most the broker's transaction.max.timeout.ms.")
     parallelism: int = Field(1, ge=1, description="Default parallelism of the job's operators.")
-    restart_attempts: int = Field(3, ge=0, description="Restarts the job may make after a failure.")
+    restart_attempts: int = Field(-1, ge=-1, description="Restarts after a failure: -1 unbounded (exponential "
+                                  "backoff 1 s .. 30 s), 0 none, N at most N.")
+    transactional_id_prefix: str = Field("olist-flink-payments", description="Stable across starts, so a new run "
+                                         "aborts the open Kafka transactions of a dead one.")
     rest_port: int = Field(0, ge=0, lt=65536, description="Mini-cluster REST port; 0 picks a free one.")
     venv_timeout: float = Field(1800.0, description="Seconds creating the venv may take (a cold download).")
     start_timeout: float = Field(180.0, description="Seconds the job may take to reach RUNNING.")

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from emulation.service import ServiceError
 from pipeline.batch.ingest.read import bronze_readers, committed_keys
 from pipeline.batch.lane import TransformReport
 from pipeline.contracts import load_registry
@@ -159,10 +160,14 @@ class PromotionReport:
 
 
 def rehearse(settings: Settings, progress: Progress = SILENT) -> PromotionReport:
-    """Bronze into Snowflake (fakesnow when no account is set), the same dbt models with ``--target snowflake``,
-    then every gold table compared with DuckDB's."""
+    """DuckDB rebuilt from bronze as it is now, then bronze into Snowflake (fakesnow when no account is set), the
+    same dbt models with ``--target snowflake``, and every gold table compared with DuckDB's."""
     from pipeline.batch.lane import transform
 
+    # Both targets are built from the same bronze: the DuckDB side is refreshed and rebuilt first.
+    local = transform(settings, "duckdb", docs=False, progress=progress)
+    if not local.success:
+        raise ServiceError("promote: the DuckDB build failed, so there is nothing to compare Snowflake with")
     stand_in = not settings.snowflake.account
     sf = snowflake_target(settings)
     settings = settings.replace(snowflake=sf)

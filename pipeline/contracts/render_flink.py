@@ -46,7 +46,9 @@ SCALARS = {
     "date": "DATE",
     "timestamptz": "TIMESTAMP_LTZ(6)",
 }
-READ_JSON = {"fail-on-missing-field": "false", "ignore-parse-errors": "false"}  # extra fields are fine, bad JSON not
+# Extra fields are fine; a record that is not JSON, or has a field of the wrong type, must not stop the job: it is
+# skipped (a wrong field becomes NULL and the job's validity filter drops the row). The raw archive dead-letters it.
+READ_JSON = {"fail-on-missing-field": "false", "ignore-parse-errors": "true"}
 WRITE_JSON = {"encode.decimal-as-plain-number": "true"}  # 10.50, never 1.05E+1
 
 
@@ -122,7 +124,8 @@ def events_ddl(ds: Dataset, registry: Registry) -> str:
     field = _event_time(ds)
     path = ".".join(q(p) for p in field.split("."))
     lines = [_column_line(c, registry) for c in ds.columns]
-    lines.append(f"    {q('event_time')} AS TO_TIMESTAMP_LTZ({path}, 3)")
+    # A record without a commit time gets the epoch, so the watermark never sees a NULL (and never goes back).
+    lines.append(f"    {q('event_time')} AS TO_TIMESTAMP_LTZ(COALESCE({path}, 0), 3)")
     lines.append(f"    {q('proc_time')} AS PROCTIME()")
     lines.append(f"    WATERMARK FOR {q('event_time')} AS {q('event_time')} - INTERVAL '${{watermark_delay}}' SECOND")
     options = {**_source_options(ds, "events"), **_format("", READ_JSON), "scan.watermark.emit.strategy": "on-event"}

@@ -15,7 +15,7 @@ from pipeline.settings import Settings
 from pipeline.speed import cdc
 from pipeline.speed.archive import ArchiveReport, RawArchiver, archive_lock
 from pipeline.speed.simulate import SimulationReport, simulate
-from pipeline.speed.sink import SinkReport, run_sink
+from pipeline.speed.sink import SinkReport
 from pipeline.speed.topics import TopicTap, end_offsets, tap
 from pipeline.storage import s3_location
 
@@ -24,70 +24,83 @@ from pipeline.storage import s3_location
 class StreamReport:
     simulation: SimulationReport
     topic: TopicTap
-    archive: ArchiveReport
+    archive: ArchiveReport  # what the archive service holds once caught up
     archive_uri: str
     raw_topic: str
-    served: SinkReport | None = None  # windows the sink wrote to Cassandra (None: serving not run)
+    served: SinkReport | None = None  # the windows in Cassandra once the sink caught up (None: serving not run)
+
+    @property
+    def delivered(self) -> int:
+        """The simulator's committed changes seen on the topic (by their transactions)."""
+        return self.topic.events_of(self.simulation.transactions)
 
     @property
     def complete(self) -> bool:
-        """Every committed change reached the topic."""
-        return self.topic.events == self.simulation.changes
+        """Every change the simulator committed reached the topic, once."""
+        return self.delivered == self.simulation.changes
+
+
+def settled(settings: Settings, timeout: float = 120, serving: bool = True) -> tuple[ArchiveReport, SinkReport | None]:
+    """Wait until the archive holds the raw topic to its end and (with ``serving``) Flink has passed it and the sink
+    has written everything Flink committed; what the archive and Cassandra then hold."""
+    from emulation.cassandra import CassandraService
+    from pipeline.serving.windows import read_windows
+    from pipeline.speed.archive import ArchiveLayout
+    from pipeline.speed.sink import GROUP
+    from pipeline.speed.topics import committed_offsets, pending, wait_until
+
+    names = stream_names()
+    client = KafkaService(settings).client_config()
+    ends = end_offsets(client, names.raw)
+    layout = ArchiveLayout(s3_location(settings), settings.raw_prefix, names.raw)
+    wait_until(lambda: all(layout.progress().get(p, 0) >= o for p, o in ends.items()), timeout, 1.0)
+    manifests = layout.manifests()
+    dead = sum(end_offsets(client, names.dead_letter(names.raw)).values())
+    archived = ArchiveReport(sum(m.records for m in manifests), [m.key for m in manifests], dead)
+    if not serving:
+        return archived, None
+    flink = f"{settings.flink.group_id}-events"
+    wait_until(lambda: all(committed_offsets(client, flink, names.raw).get(p, 0) >= o for p, o in ends.items()),
+               timeout, 1.0)
+    wait_until(lambda: pending(client, GROUP, names.served) == 0, timeout, 1.0)
+    with CassandraService(settings).session(names.keyspace) as session:
+        rows = sum(len(read_windows(session, topic, 24 * 60)) for topic in names.windowed)
+    dead_served = sum(sum(end_offsets(client, names.dead_letter(t)).values()) for t in names.served)
+    return archived, SinkReport(written=rows, dead_lettered=dead_served)
 
 
 def run_stream(settings: Settings, rate: float, seconds: float, seed: int,
-               progress: Callable[[int, float], None] | None = None, drain_timeout: float = 60,
+               progress: Callable[[int, float], None] | None = None, drain_timeout: float = 120,
                serving: bool = True) -> StreamReport:
-    """Register the connector (idempotent) and, with ``serving``, start the Flink job (Cassandra must run);
-    then simulate for ``seconds`` while the tap, the archive and the sink read their topics; return once every
-    change is on the topic, the archive has flushed and the sink has written what Flink committed."""
-    names = stream_names()
-    kafka = KafkaService(settings)
-    cdc.start(settings)
-    sink_reports: list[SinkReport] = []
-    stop_sink = threading.Event()
-    sink_thread = threading.Thread(target=lambda: sink_reports.append(run_sink(settings, until_idle=5,
-                                                                                stop=stop_sink)),
-                                   name="olist-serving", daemon=True)
-    if serving:
-        from emulation.flink import FlinkJobService
+    """Register the connector (idempotent) and start the lane's supervised pieces (the archive and the CDC
+    watchdog; with ``serving`` the Flink job and the sink too: Cassandra must run); then simulate for ``seconds``
+    while a tap counts the changes on the raw topic; return once every change is on the topic and the archive and
+    the sink have caught up. The pieces keep running (`olist down` stops them)."""
+    from pipeline.platform import up
 
-        FlinkJobService(settings).start()
-        sink_thread.start()
-    client = kafka.client_config()
+    names = stream_names()
+    cdc.start(settings)
+    up(settings, ["archive", "watchdog", *(["flink", "serve"] if serving else [])])
+    client = KafkaService(settings).client_config()
     start = end_offsets(client, names.raw)
     tally, done = TopicTap(), threading.Event()
     report: list[SimulationReport] = []
-    tap_thread = threading.Thread(target=tap, args=(client, names.raw, start, tally, done,
-                                                    lambda: report[0].changes if report else None, drain_timeout),
+
+    def complete(seen: TopicTap) -> bool:
+        return bool(report) and seen.events_of(report[0].transactions) >= report[0].changes
+
+    tap_thread = threading.Thread(target=tap, args=(client, names.raw, start, tally, done, complete, drain_timeout),
                                   name="olist-tap", daemon=True)
-    loc = s3_location(settings)
-    archiver = RawArchiver(client, loc, names.raw, settings.raw_prefix, flush_seconds=5,
-                           dead_letter=names.dead_letter(names.raw))
-    archive_report: list[ArchiveReport] = []
-    stop_archive = threading.Event()
-
-    def archive() -> None:
-        with archive_lock(settings.state_dir):
-            archive_report.append(archiver.run(until_idle=2.0, stop=stop_archive))
-
-    archive_thread = threading.Thread(target=archive, name="olist-archive", daemon=True)
     tap_thread.start()
-    archive_thread.start()
     try:
         report.append(simulate(PostgresService(settings).conninfo(), settings.pg_schema, rate, seconds, seed,
                                progress=progress))
     finally:
         done.set()
         tap_thread.join(drain_timeout + 5)
-        stop_archive.set()
-        archive_thread.join(drain_timeout + 5)
-        stop_sink.set()  # it returns once no window arrived for 5 s (Flink commits them on checkpoints)
-        if serving:
-            sink_thread.join(drain_timeout + 5)
-    archived = archive_report[0] if archive_report else ArchiveReport()
-    return StreamReport(report[0], tally, archived, loc.uri(f"{settings.raw_prefix}/{names.raw}/"), names.raw,
-                        served=sink_reports[0] if sink_reports else None)
+    archived, served = settled(settings, drain_timeout, serving)
+    return StreamReport(report[0], tally, archived, s3_location(settings).uri(f"{settings.raw_prefix}/{names.raw}/"),
+                        names.raw, served=served)
 
 
 def simulate_trading(settings: Settings, rate: float, duration: float, seed: int,

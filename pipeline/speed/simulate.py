@@ -17,7 +17,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import psycopg
@@ -28,6 +28,7 @@ from pipeline.contracts import load_registry
 # Share of operations by kind; each changes one to three order_payments rows.
 MIX = {"new_order": 0.66, "voucher_split": 0.06, "update": 0.25, "delete": 0.03}
 MAX_BATCH = 1000  # payment-row changes per transaction at most
+TRANSACTION_ID = "select pg_current_xact_id()::text::bigint % 4294967296"  # the 32-bit xid Debezium reports
 Item = tuple[str, str, int, int]  # product_id, seller_id, price and freight in cents
 
 
@@ -262,6 +263,7 @@ class SimulationReport:
     operations: collections.Counter
     rows: collections.Counter  # payment rows inserted / updated / deleted
     commits: int = 0
+    transactions: set[int] = field(default_factory=set, repr=False)  # their ids, as CDC events carry them
 
     @property
     def achieved_rate(self) -> float:
@@ -276,6 +278,7 @@ def simulate(conninfo: str, schema: str, rate: float, duration: float, seed: int
         conn.commit()
         plan, writer = iter(Plan(profile, seed)), Writer(schema)
         done, commits, ops, rows = 0, 0, collections.Counter(), collections.Counter()
+        transactions: set[int] = set()
         started = time.perf_counter()
         while (elapsed := time.perf_counter() - started) < duration:
             due = int(rate * elapsed) - done
@@ -287,10 +290,13 @@ def simulate(conninfo: str, schema: str, rate: float, duration: float, seed: int
                 batch.append(op := next(plan))
                 changes += op.changes
             # Pipeline mode sends a commit's statements without waiting for each answer.
-            with conn.transaction(), conn.pipeline(), conn.cursor() as cur:
-                for segment in segments(batch):
-                    for statement, params in writer.statements(segment):
-                        cur.execute(statement, params)
+            with conn.transaction(), conn.cursor() as xid:
+                with conn.pipeline(), conn.cursor() as cur:
+                    xid.execute(TRANSACTION_ID)  # how CDC events name this transaction (source.txId)
+                    for segment in segments(batch):
+                        for statement, params in writer.statements(segment):
+                            cur.execute(statement, params)
+                transactions.add(int(xid.fetchone()[0]))
             for op in batch:
                 ops[op.kind] += 1
                 rows["insert"] += len(op.inserts)
@@ -301,4 +307,4 @@ def simulate(conninfo: str, schema: str, rate: float, duration: float, seed: int
             if progress:
                 progress(done, elapsed)
         seconds = time.perf_counter() - started
-    return SimulationReport(rate, seconds, done, ops, rows, commits)
+    return SimulationReport(rate, seconds, done, ops, rows, commits, transactions)

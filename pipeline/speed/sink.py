@@ -167,7 +167,7 @@ class CassandraSink:
     def __init__(self, consumer_config: dict, session: Session, tables: Sequence[CassandraTable] | None = None,
                  group: str = GROUP, batch_size: int = 1000, concurrency: int = 32, rows_per_request: int = 40,
                  dead_letters: dict[str, str] | None = None,
-                 after_write: Callable[[int], None] | None = None) -> None:
+                 after_write: Callable[[int], None] | None = None, instance_id: str | None = None) -> None:
         self.tables = {t.topic: t for t in (tables or serving_tables(load_registry()))}
         self.dead_letters = dead_letters or {topic: stream_names().dead_letter(topic) for topic in self.tables}
         self.session, self.batch_size, self.concurrency = session, batch_size, concurrency
@@ -178,9 +178,12 @@ class CassandraSink:
         self.inserts = {topic: session.prepare(t.insert_cql()) for topic, t in self.tables.items()}
         self.deletes = {topic: session.prepare(t.delete_cql()) for topic, t in self.tables.items()}
         self.producer = Producer(producer_config(consumer_config))
+        # A dead member is noticed in 10 s; the supervised sink is a static member, so a restarted one takes its
+        # partitions back at once instead of waiting for that.
+        membership = {"group.instance.id": instance_id} if instance_id else {}
         self.consumer = Consumer({**consumer_config, "group.id": group, "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-                                  "enable.partition.eof": True})
+                                  "enable.partition.eof": True, "session.timeout.ms": 10_000, **membership})
         self.assigned_at: float | None = None
         self.consumer.subscribe(list(self.tables), on_assign=self._on_assign)
 
@@ -306,7 +309,8 @@ def apply_schema(session: Session, keyspace: str | None = None) -> int:
 
 
 def run_sink(settings: Settings, duration: float | None = None, until_idle: float | None = None,
-             stop: threading.Event | None = None, group: str = GROUP, batch_size: int = 1000) -> SinkReport:
+             stop: threading.Event | None = None, group: str = GROUP, batch_size: int = 1000,
+             instance_id: str | None = None) -> SinkReport:
     """Sink the windowed topics of the local Kafka into the local Cassandra (both must be running); the
     keyspace, tables and topics (with their dead-letter topics) are created when missing."""
     from emulation.cassandra import CassandraService
@@ -322,5 +326,6 @@ def run_sink(settings: Settings, duration: float | None = None, until_idle: floa
     kafka.create_topics([s for s in topic_specs() if s.name.removesuffix(".dlq") in served])
     with cassandra.session() as session:
         apply_schema(session)
-        sink = CassandraSink(kafka.client_config(), session, group=group, batch_size=batch_size)
+        sink = CassandraSink(kafka.client_config(), session, group=group, batch_size=batch_size,
+                             instance_id=instance_id)
         return sink.run(duration, until_idle, stop)

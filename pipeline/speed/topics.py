@@ -7,10 +7,11 @@ import json
 import statistics
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 
 def producer_config(client_config: Mapping[str, object], **extra: object) -> dict[str, object]:
@@ -40,11 +41,16 @@ def end_offsets(client_config: Mapping[str, object], topic: str) -> dict[int, in
 @dataclass
 class TopicTap:
     """Streamed (not snapshot) change events seen on the raw topic from a starting point, with their lag
-    from commit (``source.ts_ms``) to the broker's timestamp."""
+    from commit (``source.ts_ms``) to the broker's timestamp, counted per transaction (``source.txId``)."""
 
     events: int = 0
     tombstones: int = 0
     lags_ms: list[float] = field(default_factory=list)
+    by_transaction: Counter = field(default_factory=Counter)
+
+    def events_of(self, transactions: set[int]) -> int:
+        """The events of these transactions (another writer's changes on the topic are not counted)."""
+        return sum(n for tx, n in self.by_transaction.items() if tx in transactions)
 
     def percentile(self, q: float) -> float:
         if not self.lags_ms:
@@ -54,8 +60,8 @@ class TopicTap:
 
 
 def tap(client_config: Mapping[str, object], topic: str, start: dict[int, int], tally: TopicTap,
-        done: threading.Event, expected: Callable[[], int | None], timeout: float) -> None:
-    """Read ``topic`` from ``start`` until ``expected()`` streamed events arrived (or ``timeout`` after ``done``)."""
+        done: threading.Event, complete: Callable[[TopicTap], bool], timeout: float) -> None:
+    """Read ``topic`` from ``start`` until ``complete(tally)`` once ``done`` is set (or ``timeout`` after it)."""
     consumer = Consumer({**client_config, "group.id": "olist-stream-tap", "enable.auto.commit": False,
                          "isolation.level": "read_committed"})
     consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
@@ -64,8 +70,7 @@ def tap(client_config: Mapping[str, object], topic: str, start: dict[int, int], 
         while True:
             if done.is_set():
                 deadline = deadline or time.monotonic() + timeout
-                want = expected()
-                if (want is not None and tally.events >= want) or time.monotonic() > deadline:
+                if complete(tally) or time.monotonic() > deadline:
                     return
             for msg in consumer.consume(500, 0.2):
                 if msg.error():
@@ -76,6 +81,7 @@ def tap(client_config: Mapping[str, object], topic: str, start: dict[int, int], 
                 source = json.loads(msg.value())["source"]
                 if source.get("snapshot") in (None, "false", False):
                     tally.events += 1
+                    tally.by_transaction[source.get("txId")] += 1
                     tally.lags_ms.append(msg.timestamp()[1] - source["ts_ms"])
     finally:
         consumer.close()
@@ -105,3 +111,30 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def pending(client_config: Mapping[str, object], group: str, topics: Sequence[str], timeout: float = 30) -> int:
+    """Committed records ``group`` has yet to process: read (read_committed) from its committed offsets to the end
+    of each topic (transaction markers take offsets but hold no record, so offsets alone cannot tell)."""
+    assignment = []
+    for topic in topics:
+        committed = committed_offsets(client_config, group, topic)
+        assignment += [TopicPartition(topic, p, o) for p, o in committed.items()]
+    consumer = Consumer({**client_config, "group.id": f"{group}-pending", "enable.auto.commit": False,
+                         "isolation.level": "read_committed", "enable.partition.eof": True})
+    consumer.assign(assignment)
+    left, count = {(tp.topic, tp.partition) for tp in assignment}, 0
+    deadline = time.monotonic() + timeout
+    try:
+        while left and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    left.discard((msg.topic(), msg.partition()))
+                continue
+            count += 1
+    finally:
+        consumer.close()
+    return count

@@ -271,6 +271,7 @@ def test_live_view_shows_the_windows_and_a_new_one_within_its_refresh(browser, c
     expect(page.locator("#kpi-live-count")).to_have_text(count(3 * len(written)))
     expect(page.locator("#live-fresh")).to_contain_text(newest.strftime("%H:%M:%S"))
     expect(page.locator("#live-notice")).to_have_text("")
+    expect(page.locator("#live-layers")).to_contain_text("speed layer only (no batch view yet)")
     # a new window appears by itself within the refresh period (plus the read)
     new_end = newest + dt.timedelta(seconds=10)
     write_window(cassandra, new_end, {"voucher": [Decimal("999.99")]})

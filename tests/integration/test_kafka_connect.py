@@ -199,3 +199,23 @@ def test_a_broker_that_cannot_start_says_why_with_its_log(state_dir):
             assert svc.pid() is None
         finally:
             svc.destroy()
+
+
+def test_cdc_refuses_a_raw_topic_the_broker_would_truncate_sooner_than_its_contract(kafka):
+    """The raw topic is the master dataset: kept 7 days with no byte cap by its contract; a topic kept less fails
+    `olist cdc up` with the setting named."""
+    from pipeline.contracts import stream_names
+    from pipeline.speed.cdc import topic_specs
+    from pipeline.speed.cdc.connector import check_retention
+
+    raw = stream_names().raw
+    kafka.delete_topics([raw])
+    kafka.create_topics([TopicSpec(raw, 1, {"retention.ms": "3600000"})])
+    try:
+        with pytest.raises(ServiceError, match=r"retention.ms=3600000, but its contract keeps retention.ms=604800000"):
+            check_retention(kafka)
+    finally:
+        kafka.delete_topics([raw])
+    kafka.create_topics([s for s in topic_specs() if s.name == raw])
+    check_retention(kafka)  # as the contract creates it: fine
+    kafka.delete_topics([raw])

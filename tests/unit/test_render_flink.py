@@ -25,7 +25,8 @@ def test_the_cdc_topic_is_one_event_stream_with_commit_time_arrival_time_and_a_w
     assert "'format' = 'json'" in events, "the raw envelopes: the job keeps each key's last streamed version itself"
     assert "`after` ROW<`order_id` STRING, `payment_sequential` SMALLINT" in events
     assert "`payment_value` DECIMAL(12, 2)>" in events, "row types come from the table's contract"
-    assert "`event_time` AS TO_TIMESTAMP_LTZ(`source`.`ts_ms`, 3)" in events, "event time = commit time"
+    assert "`event_time` AS TO_TIMESTAMP_LTZ(COALESCE(`source`.`ts_ms`, 0), 3)" in events, "event time = commit time"
+    assert "'json.ignore-parse-errors' = 'true'" in events, "a record that is not JSON never stops the job"
     assert "`proc_time` AS PROCTIME()" in events
     assert "WATERMARK FOR `event_time` AS `event_time` - INTERVAL '${watermark_delay}' SECOND" in events
     assert "'scan.watermark.emit.strategy' = 'on-event'" in events

@@ -8,7 +8,7 @@ CREATE TABLE `order_payments_events` (
     `op` STRING NOT NULL,
     `ts_ms` BIGINT NOT NULL,
     `source` ROW<`connector` STRING, `db` STRING, `schema` STRING, `table` STRING, `ts_ms` BIGINT, `lsn` BIGINT, `txId` BIGINT, `snapshot` STRING> NOT NULL,
-    `event_time` AS TO_TIMESTAMP_LTZ(`source`.`ts_ms`, 3),
+    `event_time` AS TO_TIMESTAMP_LTZ(COALESCE(`source`.`ts_ms`, 0), 3),
     `proc_time` AS PROCTIME(),
     WATERMARK FOR `event_time` AS `event_time` - INTERVAL '${watermark_delay}' SECOND
 ) WITH (
@@ -20,6 +20,6 @@ CREATE TABLE `order_payments_events` (
     'scan.startup.mode' = '${startup_mode}',
     'format' = 'json',
     'json.fail-on-missing-field' = 'false',
-    'json.ignore-parse-errors' = 'false',
+    'json.ignore-parse-errors' = 'true',
     'scan.watermark.emit.strategy' = 'on-event'
 );

@@ -37,6 +37,25 @@ def topic_specs(registry: Registry | None = None) -> list[TopicSpec]:
     return specs
 
 
+def _limit(value: str | None) -> float:
+    """A retention setting as a number; -1 (no limit) as infinity."""
+    number = float(value) if value not in (None, "") else -1
+    return float("inf") if number < 0 else number
+
+
+def check_retention(kafka: KafkaService) -> None:
+    """Fail, naming the setting, when the broker would drop records of the raw topic sooner than its contract keeps
+    them: the archive and every recompute read it from the earliest offset."""
+    raw = load_registry().topic("raw")
+    wanted = dict(raw.custom_property("kafkaConfig", {}))
+    actual = kafka.topic_config(raw.physical_name)
+    for key in ("retention.ms", "retention.bytes"):
+        if key in wanted and _limit(actual.get(key)) < _limit(wanted[key]):
+            raise ServiceError(f"cdc: topic {raw.physical_name} has {key}={actual.get(key)}, but its contract keeps "
+                               f"{key}={wanted[key]}: the broker would truncate what the archive and the recompute "
+                               f"read; alter the topic (kafka-configs --alter --add-config {key}={wanted[key]})")
+
+
 def captured_tables(registry: Registry | None = None) -> list[str]:
     """The tables whose rows a CDC topic carries (its envelope's ``rowOf``)."""
     registry = registry or load_registry()
@@ -83,6 +102,7 @@ def start(settings: Settings, timeout: float = 90) -> dict:
     """Topics, PostgreSQL side, connector registered and RUNNING; returns the connector's status."""
     pg, kafka, connect = PostgresService(settings), KafkaService(settings), ConnectService(settings)
     kafka.create_topics(topic_specs())
+    check_retention(kafka)
     config = connector_config(pg, settings)
     prepare_postgres(pg, settings, config["publication.name"])
     connect.register(CONNECTOR, config)

@@ -1,0 +1,298 @@
+"""Fault injection on the speed lane (`nox -s faults`): the simulator trades at a steady rate (inserts, updates,
+deletes), one component is killed with SIGKILL mid-stream, it comes back (the supervisor restarts the Flink job,
+the sink, the archive; `olist up` restarts an engine; the test restarts the simulator), the simulator stops, the
+lane settles, and then:
+
+* Cassandra equals an independent fold of the raw topic (what PostgreSQL durably committed, as Debezium read it)
+  value for value, exact decimals: no window lost, none double counted;
+* the raw topic replays to PostgreSQL's table row for row (CDC lost or invented nothing);
+* the raw archive holds every offset exactly once;
+* no late event is reported twice.
+
+Each scenario reports its recovery time: from the kill until Cassandra serves a window of changes committed after
+the kill (the lane is current again). The table is printed at the end of the module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from emulation.cassandra import CassandraService
+from emulation.connect import ConnectService
+from emulation.flink import FlinkJobService
+from emulation.kafka import KafkaService
+from emulation.postgres import PostgresService
+from pipeline import platform
+from pipeline.batch.load import load_directory
+from pipeline.contracts import stream_names
+from pipeline.serving.windows import read_windows
+from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.speed import cdc
+from pipeline.speed.archive import ArchiveLayout
+from pipeline.speed.services import ArchiveService, SinkService, WatchdogService
+from pipeline.speed.simulate import simulate
+from pipeline.speed.topics import end_offsets
+from pipeline.storage import s3_location
+from tests.fixtures.tiny import write_tiny
+from tests.kafka_helpers import read_topic
+from tests.reference.windows import compute
+
+pytestmark = pytest.mark.faults
+
+NAMES = stream_names()
+WINDOW_S, DELAY_S = 2, 2
+ENGINES = ["postgres", "s3", "kafka", "connect", "cassandra"]
+PIECES = ["flink", "serve", "archive", "watchdog"]
+RESULTS: list[tuple[str, str, float, int, int]] = []  # component, scenario, recovery s, rows compared, differences
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Iterator[Settings]:
+    state = PROJECT_ROOT / ".state" / f"faults-{os.getpid()}"
+    settings = Settings(state_dir=state, data_dir=tmp_path_factory.mktemp("faults-data")).replace(
+        flink={"window_seconds": WINDOW_S, "watermark_delay_seconds": DELAY_S, "checkpoint_interval_seconds": 1})
+    yield settings
+    platform.down(settings, purge=True)
+    shutil.rmtree(state, ignore_errors=True)
+    print("\n\ncomponent         scenario                          recovery s  rows compared  differences")
+    for component, scenario, seconds, rows, diffs in RESULTS:
+        print(f"{component:<17} {scenario:<33} {seconds:>10.1f}  {rows:>13,}  {diffs:>11}")
+
+
+@pytest.fixture(scope="module")
+def lane(settings) -> Settings:
+    """Every engine up, the tiny data set loaded, CDC registered, and the lane's pieces supervised."""
+    platform.up(settings, ENGINES)
+    load_directory(write_tiny(settings.data_dir), PostgresService(settings).conninfo(), settings.pg_schema)
+    cdc.start(settings)
+    platform.up(settings, PIECES)
+    return settings
+
+
+# -- killing -------------------------------------------------------------------------------------
+
+
+def kill9(pid: int | None, what: str) -> None:
+    assert pid is not None, f"{what} is not running"
+    os.kill(pid, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(pid)], timeout=10) if psutil.pid_exists(pid) else None
+
+
+def flink_jvm(settings: Settings) -> int | None:
+    """The mini-cluster's JVM (JobManager and TaskManager in one), the child of the job's Python process."""
+    pid = FlinkJobService(settings).pid()
+    if pid is None:
+        return None
+    java = [c for c in psutil.Process(pid).children(recursive=True) if "java" in c.name()]
+    return java[0].pid if java else None
+
+
+def checkpoint_in_progress(settings: Settings) -> bool:
+    flink = FlinkJobService(settings)
+    job = flink.running_job()
+    if job is None:
+        return False
+    counts = (flink._rest(f"/jobs/{job['jid']}/checkpoints") or {}).get("counts", {})
+    return counts.get("in_progress", 0) > 0
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+class Trading:
+    """The simulator in a thread at a steady rate; a kill of PostgreSQL ends a run, and it starts again."""
+
+    def __init__(self, settings: Settings, seconds: float, rate: float = 120) -> None:
+        self.settings, self.seconds, self.rate = settings, seconds, rate
+        self.stop_at = time.monotonic() + seconds
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while (left := self.stop_at - time.monotonic()) > 0.5:
+            try:
+                simulate(PostgresService(self.settings).conninfo(), self.settings.pg_schema, self.rate, left,
+                         seed=uuid.uuid4().int % 10**6)
+            except (psycopg.Error, OSError) as exc:  # PostgreSQL was killed: trade again once it is back
+                self.errors.append(exc)
+                time.sleep(1)
+
+    def __enter__(self) -> Trading:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.join(self.seconds + 120)
+
+
+# -- the independent fold and what the lane holds -------------------------------------------------
+
+
+def raw_events(settings: Settings) -> list[dict]:
+    return [r.json_value() for r in read_topic(KafkaService(settings), NAMES.raw, timeout=60) if r.value is not None]
+
+
+def expected(events: list[dict]) -> dict[tuple, tuple]:
+    want = compute(events, WINDOW_S * 1000, DELAY_S * 1000).aggregated
+    return {(k[0], k[1]): (v["payment_count"], v["payment_sum"], v["payment_min"], v["payment_max"])
+            for k, v in want.items()}
+
+
+def served(settings: Settings) -> dict[tuple, tuple]:
+    with CassandraService(settings).session(NAMES.keyspace, timeout=30) as session:
+        rows = read_windows(session, NAMES.aggregated, 24 * 60, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    return {(r["window_start"].replace(tzinfo=None), r["payment_type"]):
+            (r["payment_count"], r["payment_sum"], r["payment_min"], r["payment_max"]) for r in rows}
+
+
+def newest_served(settings: Settings) -> dt.datetime | None:
+    try:
+        return max((k[0] for k in served(settings)), default=None)
+    except Exception:  # Cassandra itself may be the one down
+        return None
+
+
+def settle_and_check(settings: Settings, component: str, scenario: str, recovery: float) -> None:
+    """Wait until Cassandra equals the fold of the raw topic; then every exactness check; record the row."""
+    want: dict = {}
+
+    def equal() -> bool:
+        nonlocal want
+        want = expected(raw_events(settings))
+        return served(settings) == want
+
+    converged = wait_for(equal, 180, 3)
+    got = served(settings)
+    diffs = {k for k in set(want) | set(got) if want.get(k) != got.get(k)}
+    RESULTS.append((component, scenario, recovery, len(want), len(diffs)))
+    assert converged and not diffs, f"{len(diffs)} windows differ, e.g. {sorted(diffs)[:3]}"
+    replayed: dict[tuple, tuple] = {}
+    for event in raw_events(settings):
+        row = event["after"] or event["before"]
+        k = (row["order_id"], row["payment_sequential"])
+        if event["op"] == "d":
+            replayed.pop(k, None)
+        else:
+            replayed[k] = (row["payment_type"], row["payment_installments"], Decimal(str(row["payment_value"])))
+    with psycopg.connect(PostgresService(settings).conninfo()) as conn:
+        table = {(o, s): (t, i, v) for o, s, t, i, v in conn.execute(
+            f"select order_id, payment_sequential, payment_type, payment_installments, payment_value "
+            f"from {settings.pg_schema}.order_payments")}
+    assert replayed == table, "the raw topic replays to PostgreSQL's table"
+    layout = ArchiveLayout(s3_location(settings), settings.raw_prefix, NAMES.raw)
+    end = sum(end_offsets(KafkaService(settings).client_config(), NAMES.raw).values())
+    assert wait_for(lambda: sum(layout.progress().values()) >= end, 60), "the archive caught up"
+    assert layout.read().column("kafka_offset").to_pylist() == list(range(end)), "every offset archived once"
+    late = Counter((e["order_id"], e["payment_sequential"], e["op"], e["commit_time"])
+                   for e in (r.json_value() for r in read_topic(KafkaService(settings), NAMES.late)))
+    assert not [k for k, n in late.items() if n > 1], "a late event was reported twice"
+
+
+def recovered_after(settings: Settings, killed_at: float, timeout: float = 120) -> float:
+    """Seconds from the kill until Cassandra serves a window that starts after it."""
+    mark = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=time.monotonic() - killed_at)
+    assert wait_for(lambda: (newest_served(settings) or dt.datetime.min) > mark + dt.timedelta(seconds=WINDOW_S),
+                    timeout, 0.5), "Cassandra never became current again"
+    return time.monotonic() - killed_at
+
+
+# -- the scenarios --------------------------------------------------------------------------------
+
+
+def restart_engine(settings: Settings, name: str) -> None:
+    platform.up(settings, [name])
+
+
+SCENARIOS: dict[str, tuple[str, Callable[[Settings], None]]] = {
+    "kafka": ("broker killed, `olist up kafka`",
+              lambda s: (kill9(KafkaService(s).pid(), "kafka"), restart_engine(s, "kafka"))),
+    "connect": ("worker killed, `olist up connect`",
+                lambda s: (kill9(ConnectService(s).pid(), "connect"), restart_engine(s, "connect"))),
+    "flink": ("JobManager JVM killed, supervisor", lambda s: kill9(flink_jvm(s), "flink")),
+    "serve": ("sink killed, supervisor", lambda s: kill9(SinkService(s).pid(), "sink")),
+    "archive": ("archive killed, supervisor", lambda s: kill9(ArchiveService(s).pid(), "archive")),
+    "cassandra": ("node killed, `olist up cassandra`",
+                  lambda s: (kill9(CassandraService(s).pid(), "cassandra"), restart_engine(s, "cassandra"))),
+    "postgres": ("postmaster killed, `olist up postgres`",
+                 lambda s: (kill9(PostgresService(s).pid(), "postgres"), restart_engine(s, "postgres"))),
+}
+
+
+@pytest.mark.parametrize("component", list(SCENARIOS))
+def test_a_component_killed_mid_stream_changes_no_result(lane, component):
+    scenario, kill = SCENARIOS[component]
+    with Trading(lane, 16):
+        time.sleep(5)
+        killed_at = time.monotonic()
+        kill(lane)
+        recovery = recovered_after(lane, killed_at)
+    settle_and_check(lane, component, scenario, recovery)
+
+
+def test_the_simulator_killed_mid_transaction_changes_no_result(lane):
+    """`olist simulate` as its own process, killed while it commits: its open transaction never happened."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OLIST_STATE_DIR": str(lane.state_dir), "OLIST_PG_SCHEMA": lane.pg_schema}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "simulate", "--rate", "400", "--duration", "30"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(6)
+    killed_at = time.monotonic()
+    kill9(proc.pid, "the simulator")
+    with Trading(lane, 8):
+        recovery = recovered_after(lane, killed_at)
+    settle_and_check(lane, "simulator", "olist simulate killed, run again", recovery)
+
+
+def test_a_kill_during_a_flink_checkpoint_changes_no_result(lane):
+    with Trading(lane, 16):
+        assert wait_for(lambda: checkpoint_in_progress(lane), 20, 0.05), "no checkpoint was seen in progress"
+        killed_at = time.monotonic()
+        kill9(flink_jvm(lane), "flink")
+        recovery = recovered_after(lane, killed_at)
+    settle_and_check(lane, "flink", "killed during a checkpoint", recovery)
+
+
+def test_two_kills_in_a_row_change_no_result(lane):
+    """The Flink job killed, and killed again as soon as it runs again; then the sink twice."""
+    with Trading(lane, 24):
+        time.sleep(4)
+        killed_at = time.monotonic()
+        kill9(flink_jvm(lane), "flink")
+        assert wait_for(lambda: FlinkJobService(lane).health(), 120)
+        kill9(flink_jvm(lane), "flink")
+        kill9(SinkService(lane).pid(), "sink")
+        assert wait_for(lambda: SinkService(lane).health(), 60)
+        kill9(SinkService(lane).pid(), "sink")
+        recovery = recovered_after(lane, killed_at)
+    settle_and_check(lane, "flink + sink", "two kills in a row each", recovery)
+    assert FlinkJobService(lane).restarts() >= 2 and SinkService(lane).restarts() >= 2
+    assert WatchdogService(lane).health()
+
+
+def test_status_counts_the_restarts(lane):
+    report = platform.status(lane)
+    detail = {st.name: st.detail for st, _ in report.services}
+    assert "restarted" in detail["flink"] and "restarted" in detail["serve"]
+    assert Path(lane.state_dir / "supervisor" / "supervisor.sock").exists()
