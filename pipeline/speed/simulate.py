@@ -4,10 +4,11 @@ distributions, at a controlled rate of payment-row changes.
 
 Every order stays the kind the batch models accept: its payments add up to its items' price plus freight (a
 voucher split moves part of payment 1 to vouchers; an update changes the instalments, or discounts item 1 and
-payment 1 by the same amount), so simulated trading never breaks a dbt test. The sequence of operations is
-fixed by the seed; the clock only decides how many go into each commit. A commit's operations are written a few
-statements at a time (one per kind of row change, rows passed as arrays), cut wherever an order comes back, so
-every order's changes keep their planned order.
+payment 1 by the same amount), so simulated trading never breaks a dbt test. The sequence of operations is fixed
+by the seed and the number of orders already there (a rerun trades in new orders, never an earlier run's); the
+clock only decides how many go into each commit. A commit's operations are written a few statements at a time
+(one per kind of row change, rows passed as arrays), cut wherever an order comes back, so every order's changes
+keep their planned order.
 """
 
 from __future__ import annotations
@@ -104,10 +105,11 @@ class _Order:
 
 
 class Plan:
-    """The deterministic sequence of operations for a seed."""
+    """The deterministic sequence of operations for a seed (and a generation: what the database already holds, so
+    a run on a database an earlier run traded in never reuses that run's order ids)."""
 
-    def __init__(self, profile: Profile, seed: int) -> None:
-        self.rng = random.Random(seed)
+    def __init__(self, profile: Profile, seed: int, generation: int = 0) -> None:
+        self.rng = random.Random(f"{seed}:{generation}" if generation else seed)
         self.profile = profile
         self.recent: collections.deque[_Order] = collections.deque(maxlen=2000)
         self.type_cum = list(itertools.accumulate(profile.type_weights))
@@ -275,8 +277,10 @@ def simulate(conninfo: str, schema: str, rate: float, duration: float, seed: int
     """Commit about ``rate`` payment-row changes per second for ``duration`` seconds."""
     with psycopg.connect(conninfo) as conn:
         profile = Profile.from_database(conn, schema)
+        generation = conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(schema, "orders"))
+                                  ).fetchone()[0]
         conn.commit()
-        plan, writer = iter(Plan(profile, seed)), Writer(schema)
+        plan, writer = iter(Plan(profile, seed, generation)), Writer(schema)
         done, commits, ops, rows = 0, 0, collections.Counter(), collections.Counter()
         transactions: set[int] = set()
         started = time.perf_counter()

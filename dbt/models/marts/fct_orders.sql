@@ -61,7 +61,9 @@ delivery as (
     select
         *,
         {{ days_between('purchased_at', 'delivered_at') }} as days_to_deliver,
-        case when delivered_at is not null then delivered_at > estimated_delivery_at end as is_late,
+        -- the promised day is the deadline: delivered during it (at any hour) is on time
+        case when delivered_at is not null then cast(delivered_at as date) > cast(estimated_delivery_at as date) end
+            as is_late,
         order_status = 'delivered' and delivered_at is null as is_delivered_without_date
     from joined
 )
