@@ -93,6 +93,7 @@ def _decode(table: pa.Table) -> tuple[pa.Table, dict[int, list[str]]]:
 def _python_line_numbers(path: Path, width: int, skip_first: bool = True) -> tuple[list[int], list[int]]:
     """Exact start lines of well-formed and malformed records (slow path, only when needed)."""
     good, malformed = [], []
+    csv.field_size_limit(2**31 - 1)  # a huge field is the validator's to refuse, not a crash of the line count
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
         reader = csv.reader(fh)
         if skip_first:
@@ -103,6 +104,8 @@ def _python_line_numbers(path: Path, width: int, skip_first: bool = True) -> tup
                 fields = next(reader)
             except StopIteration:
                 break
+            except csv.Error as exc:  # a NUL byte, or a quote left open at the end of the file
+                raise LoadError(f"{path.name}: line {start}: cannot be read as CSV ({exc})") from None
             if not fields:
                 continue
             (good if len(fields) == width else malformed).append(start)
