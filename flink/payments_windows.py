@@ -247,8 +247,13 @@ def configuration(args: argparse.Namespace) -> dict[str, str]:
     state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="olist-flink-")).resolve()
     conf["execution.checkpointing.dir"] = (state_dir / "checkpoints").as_uri()
     conf["execution.checkpointing.savepoint-dir"] = (state_dir / "savepoints").as_uri()
+    # Every socket of the mini-cluster on loopback: the BLOB server binds jobmanager.bind-host (the wildcard
+    # otherwise), the TaskManager its own; RPC and the REST API their addresses.
+    conf |= {"jobmanager.bind-host": "127.0.0.1", "jobmanager.rpc.address": "127.0.0.1",
+             "taskmanager.bind-host": "127.0.0.1", "taskmanager.host": "127.0.0.1",
+             "rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1"}
     if args.rest_port:
-        conf |= {"rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1", "rest.port": str(args.rest_port)}
+        conf["rest.port"] = str(args.rest_port)
     return conf
 
 
@@ -289,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     status = Status(args.status_file, args.rest_port)
     status.write(state="STARTING", restored_from=args.restore)
+    # A pure-SQL job runs no Python code: no Beam worker pool (PyFlink starts one on a local mini-cluster, on
+    # every interface, running whatever it is sent, unauthenticated). The variable is the one PyFlink's own tests
+    # set to skip it.
+    os.environ.setdefault("_python_worker_execution_mode", "process")
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())

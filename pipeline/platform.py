@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,44 @@ class StatusReport:
     connector: dict[str, Any] | None = None  # Connect's status of the CDC connector
     flink_job: dict[str, Any] | None = None  # the Flink job's overview (state, tasks, id)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A listening socket of a service's process tree."""
+
+    service: str
+    pid: int
+    process: str
+    address: str
+    port: int
+
+    @property
+    def loopback(self) -> bool:
+        return ipaddress.ip_address(self.address.removeprefix("::ffff:")).is_loopback
+
+
+def listeners(settings: Settings) -> list[Listener]:
+    """Every listening TCP socket of every running service: the engine and all its children (a JVM a Python
+    launcher started, the Python of PyFlink), so a socket nobody asked for is seen too. A process belongs to the
+    nearest service above it (the Flink job's JVM to ``flink``, not to the supervisor that runs the job)."""
+    import psutil
+
+    roots = {pid: svc.name for svc in all_services(settings, on_demand=True).values()
+             if (pid := svc.pid()) is not None and psutil.pid_exists(pid)}
+    found = []
+    for root in roots:
+        for proc in [psutil.Process(root), *psutil.Process(root).children(recursive=True)]:
+            try:
+                owner = next(roots[p.pid] for p in [proc, *proc.parents()] if p.pid in roots)
+                if owner != roots[root]:
+                    continue  # seen under its own service
+                conns, name = proc.net_connections(kind="tcp"), proc.name()
+            except (psutil.NoSuchProcess, psutil.AccessDenied, StopIteration):
+                continue
+            found += [Listener(owner, proc.pid, name, c.laddr.ip, c.laddr.port)
+                      for c in conns if c.status == psutil.CONN_LISTEN]
+    return found
 
 
 def status(settings: Settings) -> StatusReport:

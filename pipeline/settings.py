@@ -181,9 +181,9 @@ class Settings(BaseSettings):
         for name, value in changes.items():
             current = getattr(self, name)
             if isinstance(value, dict) and isinstance(current, BaseSettings):
-                value = current.model_copy(update=value)
+                value = current.model_validate(current.model_dump() | value)  # validated: 2 becomes 2.0
             update[name] = value
-        return self.model_copy(update=update)
+        return self.model_validate(self.model_dump() | update)
 
 
 @functools.cache

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from emulation.kafka import KafkaService
+from pipeline import platform
 from pipeline.batch.promote import rehearse
 from pipeline.console import show_demo
 from pipeline.contracts import stream_names
@@ -261,6 +262,20 @@ def test_demo_serves_flink_windows_from_cassandra_and_leaves_the_dashboard_up(de
     assert report.dashboard_url and report.dashboard_url.startswith("http://127.0.0.1:")
     with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(report.dashboard_url, timeout=30) as resp:
         assert resp.status == 200
+
+
+def test_every_service_listens_on_loopback_only(demo):
+    """After a stream has run through the whole lane: every listening socket of every service's process tree
+    (the engines, the JVMs their launchers start, PyFlink's Python and Java) is on 127.0.0.1."""
+    _, settings = demo
+    found = platform.listeners(settings)
+    table = "\n".join(f"{x.service:<10} {x.process:<16} pid {x.pid:<7} {x.address}:{x.port}" for x in found)
+    print(f"\nlisteners after the demo:\n{table}")
+    engines = {"postgres", "s3", "kafka", "connect", "cassandra", "flink", "dashboard"}
+    assert engines <= {x.service for x in found}, table
+    exposed = [x for x in found if not x.loopback]
+    assert not exposed, "listening beyond loopback:\n" + "\n".join(
+        f"{x.service}: {x.process} (pid {x.pid}) on {x.address}:{x.port}" for x in exposed)
 
 
 def test_the_archive_holds_every_offset_once_and_replays_to_the_table(demo, postgres):

@@ -58,3 +58,16 @@ def test_bad_setting_names_the_field(monkeypatch):
     monkeypatch.setenv("OLIST_PG_PORT", "seventy")
     with pytest.raises(ValueError, match="pg_port"):
         Settings()
+
+
+def test_settings_survive_the_supervisors_round_trip(tmp_path):
+    """The supervised Flink job reads its settings back from JSON; its checkpoint folder (the plan key) must be
+    the one every other process computes, or a resume and the fault suite look in the wrong place."""
+    from emulation.flink import plan_key
+
+    s = Settings(state_dir=tmp_path).replace(flink={"window_seconds": 2, "checkpoint_interval_seconds": 1})
+    assert s.flink.window_seconds == 2.0 and isinstance(s.flink.window_seconds, float)
+    again = Settings.model_validate_json(s.model_dump_json())
+    assert plan_key(again.flink) == plan_key(s.flink)
+    with pytest.raises(ValueError, match="window_seconds"):
+        s.replace(flink={"window_seconds": -1})
