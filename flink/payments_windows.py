@@ -129,12 +129,14 @@ def job_tables(sql_dir: Path) -> dict[str, str]:
 
 
 CURRENT = "current_payments"
-# An envelope the job can use: a known op, its key, its commit time, and an after image unless a delete. Others (a
-# record breaking the topic's contract) are skipped, not fatal; the raw archive dead-letters them with the reason.
-_ROW = "COALESCE(`after`, `before`)"
-VALID = (f"op IN ('c', 'u', 'd', 'r') AND `source`.ts_ms IS NOT NULL AND {_ROW}.order_id IS NOT NULL "
-         f"AND {_ROW}.payment_sequential IS NOT NULL AND (op = 'd' OR (`after`.payment_type IS NOT NULL "
-         "AND `after`.payment_installments IS NOT NULL AND `after`.payment_value IS NOT NULL))")
+
+
+def valid(args: argparse.Namespace) -> str:
+    """The condition under which an event counts, generated from the contracts (pipeline/contracts/row_rules.py):
+    a known op, a commit time, its key and (unless a delete) an after image meeting the row's rules. Others (a
+    record breaking the topic's contract) are skipped, not fatal; the raw archive dead-letters them with the
+    reason, and the batch recompute applies the same rules."""
+    return job_tables(Path(args.sql_dir))["valid_event"]
 
 
 def views(args: argparse.Namespace) -> list[str]:
@@ -149,11 +151,11 @@ def views(args: argparse.Namespace) -> list[str]:
     size_ms = int(args.window_seconds * 1000)
     row = "COALESCE(`after`, `before`)"
     streamed = f"""
-        SELECT {row}.order_id AS order_id, {row}.payment_sequential AS payment_sequential, op,
+        SELECT {row}.order_id AS order_id, CAST({row}.payment_sequential AS INT) AS payment_sequential, op,
                `after`.payment_type AS payment_type, `after`.payment_installments AS payment_installments,
                `after`.payment_value AS payment_value, `source`.ts_ms AS commit_ms, proc_time
         FROM `{t["events"]}`{hint(source_options(args))}
-        WHERE op <> 'r' AND {VALID}"""
+        WHERE op <> 'r' AND {valid(args)}"""
     return [f"""
         CREATE TEMPORARY VIEW `{CURRENT}` AS
         SELECT payment_type, CAST(payment_installments AS INT) AS payment_installments, payment_value,
@@ -206,7 +208,7 @@ def queries(args: argparse.Namespace) -> list[str]:
                CAST(TO_TIMESTAMP_LTZ(`source`.ts_ms - MOD(`source`.ts_ms, {size_ms}), 3) AS TIMESTAMP(3)),
                CAST(CURRENT_WATERMARK(event_time) AS TIMESTAMP(3))
         FROM `{t["events"]}`{hint(source_options(args))}
-        WHERE op <> 'r' AND {VALID} AND event_time < CURRENT_WATERMARK(event_time)"""
+        WHERE op <> 'r' AND {valid(args)} AND event_time < CURRENT_WATERMARK(event_time)"""
     return [aggregated, installments, late]
 
 

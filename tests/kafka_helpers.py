@@ -23,6 +23,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: dict[str, str] = field(default_factory=dict)
+    timestamp_ms: int = 0  # the broker's (or the producer's) timestamp
 
     def json_key(self) -> Any:
         return None if self.key is None else json.loads(self.key, parse_float=decimal.Decimal)
@@ -52,7 +53,8 @@ def read_topic(kafka: KafkaService, topic: str, isolation: str = "read_committed
                 pending.discard(msg.partition())
                 continue
             headers = {k: v.decode() for k, v in msg.headers() or []}
-            out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), headers))
+            out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), headers,
+                              msg.timestamp()[1]))
     finally:
         consumer.close()
     return sorted(out, key=lambda r: (r.partition, r.offset))

@@ -74,12 +74,44 @@
   {{ return(adapter.dispatch('json_text', 'olist')(column, path)) }}
 {%- endmacro %}
 
+{# A text that is not JSON gives null, never an error: one malformed event must not stop the batch layer. #}
 {% macro duckdb__json_text(column, path) -%}
-  json_extract_string({{ column }}, '$.{{ path }}')
+  case when json_valid({{ column }}) then json_extract_string({{ column }}, '$.{{ path }}') end
 {%- endmacro %}
 
 {% macro snowflake__json_text(column, path) -%}
-  parse_json({{ column }}):{{ path }}::varchar
+  try_parse_json({{ column }}):{{ path }}::varchar
+{%- endmacro %}
+
+{# True when a JSON text column holds a value other than null at a dotted path (false when it is not JSON). #}
+{% macro json_present(column, path) -%}
+  {{ return(adapter.dispatch('json_present', 'olist')(column, path)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_present(column, path) -%}
+  coalesce(case when json_valid({{ column }}) then json_type({{ column }}, '$.{{ path }}') <> 'NULL' end, false)
+{%- endmacro %}
+
+{% macro snowflake__json_present(column, path) -%}
+  coalesce(not is_null_value(try_parse_json({{ column }}):{{ path }}), false)
+{%- endmacro %}
+
+{# The number at a dotted path of a JSON text column: null when absent, not JSON, or not a number. #}
+{% macro json_number(column, path, type='double') -%}
+  try_cast({{ json_text(column, path) }} as {{ type }})
+{%- endmacro %}
+
+{# True when the whole of a text matches an anchored regular expression. #}
+{% macro regexp_full_match(expr, pattern) -%}
+  {{ return(adapter.dispatch('regexp_full_match', 'olist')(expr, pattern)) }}
+{%- endmacro %}
+
+{% macro duckdb__regexp_full_match(expr, pattern) -%}
+  regexp_full_match({{ expr }}, '{{ pattern }}')
+{%- endmacro %}
+
+{% macro snowflake__regexp_full_match(expr, pattern) -%}
+  regexp_like({{ expr }}, '{{ pattern }}')
 {%- endmacro %}
 
 {# A UTC timestamp (no time zone) from epoch milliseconds. #}

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.contracts.registry import Column, Dataset, Registry
+from pipeline.contracts.row_rules import dbt_rules
 
 HEADER = "# Generated from contracts/ by `olist contracts generate`. Do not edit by hand.\n"
 STAGING = Path("dbt/models/staging")
@@ -122,9 +123,27 @@ def render_enum_macro(registry: Registry) -> str:
     )
 
 
+def render_row_rules_macro(registry: Registry) -> str:
+    """The rules a CDC event's row must meet to count (pipeline/contracts/row_rules.py), per row table: the
+    batch recompute applies them (macro ``row_rules_hold``) as the Flink job does."""
+    def jinja(rule: dict) -> dict:  # Jinja has no null: leave out an empty value
+        return {k: v for k, v in rule.items() if v is not None}
+
+    tables = {name: {"ops": t["ops"], "rules": [jinja(r) for r in t["rules"]]}
+              for name, t in dbt_rules(registry).items()}
+    return (
+        "{# Generated from contracts/ by `olist contracts generate`. Do not edit by hand. #}\n"
+        "{% macro contract_row_rules(table) %}\n"
+        f"  {{% set tables = {json.dumps(tables, sort_keys=True)} %}}\n"
+        "  {{ return(tables[table]) }}\n"
+        "{% endmacro %}\n"
+    )
+
+
 def render_dbt(registry: Registry) -> dict[Path, str]:
     out = {STAGING / "__sources.yml": render_sources(registry),
-           Path("dbt/macros/contract_enum.sql"): render_enum_macro(registry)}
+           Path("dbt/macros/contract_enum.sql"): render_enum_macro(registry),
+           Path("dbt/macros/contract_row_rules.sql"): render_row_rules_macro(registry)}
     for ds in registry.source_tables():
         out[STAGING / f"{stg_name(ds)}.yml"] = render_staging_yml(ds, registry)
     for topic in registry.topics():

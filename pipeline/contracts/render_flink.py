@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from pipeline.contracts.registry import Column, ContractError, Dataset, Registry
+from pipeline.contracts.row_rules import flink_valid_event, is_integer
 
 HEADER = "-- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.\n"
 FLINK_DIR = Path("contracts/generated/flink")
@@ -47,7 +48,8 @@ SCALARS = {
     "timestamptz": "TIMESTAMP_LTZ(6)",
 }
 # Extra fields are fine; a record that is not JSON, or has a field of the wrong type, must not stop the job: it is
-# skipped (a wrong field becomes NULL and the job's validity filter drops the row). The raw archive dead-letters it.
+# skipped (the format drops it, or a field is NULL and the contract's rules drop the row). The raw archive
+# dead-letters it.
 READ_JSON = {"fail-on-missing-field": "false", "ignore-parse-errors": "true"}
 WRITE_JSON = {"encode.decimal-as-plain-number": "true"}  # 10.50, never 1.05E+1
 
@@ -56,13 +58,17 @@ def q(name: str) -> str:
     return f"`{name}`"
 
 
-def flink_type(col: Column, registry: Registry) -> str:
-    """The Flink SQL type of one contract column (nullability aside)."""
+def flink_type(col: Column, registry: Registry, reading_rows: bool = False) -> str:
+    """The Flink SQL type of one contract column (nullability aside). The rows of a CDC envelope read integers
+    as DOUBLE: the job's validity rules (pipeline/contracts/row_rules.py) refuse a fractional value, where INT
+    would truncate it."""
     if col.row_of:
-        return row_type(registry.dataset(col.row_of).columns, registry)
+        return row_type(registry.dataset(col.row_of).columns, registry, reading_rows=True)
     if col.children:
         return row_type(col.children, registry)
     physical = col.physical_type.lower().strip()
+    if reading_rows and is_integer(col):
+        return "DOUBLE"
     if m := re.fullmatch(r"(?:numeric|decimal)\((\d+),\s*(\d+)\)", physical):
         return f"DECIMAL({m.group(1)}, {m.group(2)})"
     if m := re.fullmatch(r"timestamp\((\d)\)", physical):
@@ -76,8 +82,8 @@ def flink_type(col: Column, registry: Registry) -> str:
     raise ContractError(f"{col.name}: no Flink type for physicalType {col.physical_type!r}")
 
 
-def row_type(columns: tuple[Column, ...], registry: Registry) -> str:
-    fields = [f"{q(c.name)} {flink_type(c, registry)}" for c in columns]  # nullable: a row may be partial
+def row_type(columns: tuple[Column, ...], registry: Registry, reading_rows: bool = False) -> str:
+    fields = [f"{q(c.name)} {flink_type(c, registry, reading_rows)}" for c in columns]  # a row may be partial
     return f"ROW<{', '.join(fields)}>"
 
 
@@ -186,11 +192,12 @@ def topic_sql(ds: Dataset, registry: Registry) -> str:
 
 
 def job_tables(registry: Registry) -> dict[str, str]:
-    """The Flink table of each role the job reads or writes (``contracts/generated/flink/job.json``): the job
-    takes every name from there, none of its own."""
+    """The Flink table of each role the job reads or writes (``contracts/generated/flink/job.json``), and the
+    condition under which a raw event counts: the job takes every name and rule from there, none of its own."""
     raw = registry.topic("raw")
     return {"source_topic": raw.physical_name, "events": table_name(raw, "events"),
-            **{role: table_name(registry.topic(role)) for role in ("aggregated", "installments", "late")}}
+            **{role: table_name(registry.topic(role)) for role in ("aggregated", "installments", "late")},
+            "valid_event": flink_valid_event(raw, registry)}
 
 
 def render_flink(registry: Registry) -> dict[Path, str]:

@@ -31,6 +31,12 @@ def column_schema(col: Column, registry: Registry) -> dict:
                 schema["minimum"] = col.minimum
             if col.maximum is not None:
                 schema["maximum"] = col.maximum
+            if digits := re.fullmatch(r"(?:numeric|decimal)\((\d+),\s*(\d+)\)", col.physical_type.lower()):
+                bound = 10 ** (int(digits.group(1)) - int(digits.group(2)))  # what the type can hold at all
+                if col.maximum is None:
+                    schema["exclusiveMaximum"] = bound
+                if col.minimum is None:
+                    schema["exclusiveMinimum"] = -bound
     if col.description:
         schema["description"] = col.description
     if not col.required:
@@ -51,14 +57,30 @@ def row_schema(ds: Dataset, registry: Registry) -> dict:
     return {**object_schema(ds.columns, registry), "title": f"row of {ds.name}"}
 
 
+def envelope_rules(ds: Dataset) -> list[dict]:
+    """A CDC envelope's images by its op: every op but a delete carries the row after it, a delete the row
+    before it (the row an event names, as the Flink job and the batch recompute read it)."""
+    op = next((c for c in ds.columns if c.name == "op"), None)
+    if op is None or not op.enum or not any(c.row_of for c in ds.columns):
+        return []
+    others = [o for o in op.enum if o != "d"]
+    return [{"if": {"properties": {"op": {"enum": others}}, "required": ["op"]},
+             "then": {"properties": {"after": {"type": "object"}}, "required": ["after"]}},
+            {"if": {"properties": {"op": {"const": "d"}}, "required": ["op"]},
+             "then": {"properties": {"before": {"type": "object"}}, "required": ["before"]}}]
+
+
 def topic_schema(ds: Dataset, registry: Registry) -> dict:
-    return {
+    schema = {
         "$schema": DRAFT,
         "$id": f"urn:olist:contract:{ds.contract_id}:{ds.version}",
         "title": ds.name,
         "description": ds.description,
         **object_schema(ds.columns, registry),
     }
+    if rules := envelope_rules(ds):
+        schema["allOf"] = rules
+    return schema
 
 
 def render_topics(registry: Registry) -> dict[Path, str]:

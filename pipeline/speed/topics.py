@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 
 def producer_config(client_config: Mapping[str, object], **extra: object) -> dict[str, object]:
@@ -22,10 +22,18 @@ def producer_config(client_config: Mapping[str, object], **extra: object) -> dic
 
 def dead_letter(producer: Producer, topic: str, msg: Message, reasons: list[str]) -> None:
     """Copy ``msg`` to the dead-letter ``topic`` with why (header ``olist.reason``) and where it was
-    (``olist.source``: topic/partition/offset)."""
-    producer.produce(topic, key=msg.key(), value=msg.value(), headers={
-        "olist.reason": "; ".join(reasons)[:2000],
-        "olist.source": f"{msg.topic()}/{msg.partition()}/{msg.offset()}"})
+    (``olist.source``: topic/partition/offset). A record too large to copy with its headers is dead-lettered
+    without its value (header ``olist.value-omitted``): it stays at its offset in the topic and the archive."""
+    headers = {"olist.reason": "; ".join(reasons)[:2000],
+               "olist.source": f"{msg.topic()}/{msg.partition()}/{msg.offset()}"}
+    try:
+        producer.produce(topic, key=msg.key(), value=msg.value(), headers=headers)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+            raise
+        size = len(msg.value() or b"")
+        producer.produce(topic, key=msg.key(), value=None,
+                         headers={**headers, "olist.value-omitted": f"{size} bytes, too large to copy"})
 
 
 def end_offsets(client_config: Mapping[str, object], topic: str) -> dict[int, int]:

@@ -27,28 +27,35 @@ import datetime as dt
 import json
 import math
 import os
+import random
 import shutil
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import hypothesis
 import psycopg
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from hypothesis import HealthCheck, given
+from hypothesis import strategies as st
 
 from emulation.cassandra import CassandraService
 from emulation.connect import ConnectService
 from emulation.flink import FlinkJobService
-from emulation.kafka import KafkaService
+from emulation.kafka import KafkaService, TopicSpec
 from emulation.postgres import PostgresService
 from pipeline.contracts import stream_names
 from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
+from pipeline.speed.archive import RawArchiver
 from pipeline.speed.sink import apply_schema, run_sink
+from pipeline.speed.topics import end_offsets
 from tests.conftest import running
 from tests.kafka_helpers import read_topic
 
@@ -248,26 +255,30 @@ def expected_records(changes: list[Change]) -> list[tuple]:
 def inject(kafka: KafkaService, template: dict, events: list[tuple[str, Key, Row | None, Row | None, int]]) -> None:
     """The second writer: Debezium-shaped events ``(op, key, before, after, commit_ms)`` (and a tombstone
     after a delete), keyed like Debezium's, produced straight to the raw topic."""
-    def image(k: Key, r: Row | None, commit: int) -> dict | None:
+    producer = Producer(kafka.client_config(**{"enable.idempotence": True}))
+    for op, k, before, after, commit in events:
+        key_bytes = json.dumps({"order_id": k[0], "payment_sequential": k[1]}).encode()
+        producer.produce(TOPIC, key=key_bytes, value=json.dumps(envelope(template, op, k, before, after, commit)))
+        if op == "d":
+            producer.produce(TOPIC, key=key_bytes, value=None)
+    assert producer.flush(30) == 0
+
+
+def envelope(template: dict, op: str, k: Key, before: Row | None, after: Row | None, commit: int) -> dict:
+    """A Debezium envelope like ``template`` (a real one from the topic) for one change committed at ``commit``."""
+    def image(r: Row | None) -> dict | None:
         if r is None:
             return None
         changed = dt.datetime.fromtimestamp(commit / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
         return {"order_id": k[0], "payment_sequential": k[1], "payment_type": r[0], "payment_installments": r[1],
                 "payment_value": float(r[2]), "_changed_at": changed}
 
-    producer = Producer(kafka.client_config(**{"enable.idempotence": True}))
-    for op, k, before, after, commit in events:
-        source = {**template["source"], "ts_ms": commit, "snapshot": "false"}
-        for unit, factor in (("ts_us", 1_000), ("ts_ns", 1_000_000)):
-            if unit in source:
-                source[unit] = commit * factor
-        envelope = {**template, "before": image(k, before, commit), "after": image(k, after, commit), "op": op,
-                    "source": source, "ts_ms": int(time.time() * 1000)}
-        key_bytes = json.dumps({"order_id": k[0], "payment_sequential": k[1]}).encode()
-        producer.produce(TOPIC, key=key_bytes, value=json.dumps(envelope).encode())
-        if op == "d":
-            producer.produce(TOPIC, key=key_bytes, value=None)
-    assert producer.flush(30) == 0
+    source = {**template["source"], "ts_ms": commit, "snapshot": "false"}
+    for unit, factor in (("ts_us", 1_000), ("ts_ns", 1_000_000)):
+        if unit in source:
+            source[unit] = commit * factor
+    return {**template, "before": image(before), "after": image(after), "op": op, "source": source,
+            "ts_ms": int(time.time() * 1000)}
 
 
 # -- the independent reference -------------------------------------------------------------------
@@ -352,7 +363,7 @@ def late_events(kafka: KafkaService) -> list[dict]:
 def test_cassandra_holds_exactly_the_windows_of_the_changes_made(pg, kafka, settings, session, sink, flink):
     writer, raw = Writer(pg, settings.pg_schema), RawTopic(kafka)
     a, b1, b2, c, d, e = key("a"), key("b"), key("b", 2), key("c"), key("d"), key("e")
-    f, g1, g2, h, i, j, k = key("f"), key("g"), key("g", 2), key("1"), key("2"), key("3"), key("4")
+    f, g1, g2, h, i, j, k = key("f"), key("0"), key("0", 2), key("1"), key("2"), key("3"), key("4")
     z1, z2, z3 = key("7"), key("8"), key("9")  # the second writer's payments
     records: list[tuple] = []  # what the raw topic must hold, in order
 
@@ -428,3 +439,138 @@ def test_cassandra_holds_exactly_the_windows_of_the_changes_made(pg, kafka, sett
 
     wait_for(lambda: len(reported()) >= len(want[2]), 30, 1)
     assert reported() == want[2]
+
+
+# -- bad events: fuzzed straight onto the raw topic ------------------------------------------------
+
+FUZZ_EXAMPLES = int(os.environ.get("OLIST_FUZZ_EVENT_EXAMPLES", "3"))
+BAD_OFFSETS: dict[int, str] = {}  # offset on the raw topic: what was wrong with the record produced there
+
+
+def bad_record(kind: str, template: dict, seed: int) -> bytes:
+    """A record breaking the topic's contract in one way that every reader of the raw topic refuses (the archive
+    by its JSON Schema, the Flink job and the batch recompute by the row rules generated from the contract).
+    Left out on purpose: numbers sent as JSON strings and fractional commit times, which Flink's JSON format and
+    DuckDB coerce (each the same way) but the JSON Schema refuses."""
+    rng = random.Random(seed)
+    commit = int(time.time() * 1000)
+    good = envelope(template, "c", (f"{rng.getrandbits(128):032x}", 1), None,
+                    ("credit_card", 1 + rng.randrange(24), money(rng.randrange(1, 100_000) / 100)), commit)
+    after, missing = good["after"], rng.choice(["order_id", "payment_sequential"])
+    broken: dict[str, Callable[[], Any]] = {
+        "not JSON": lambda: json.dumps(good)[: rng.randrange(1, 60)],
+        "not an object": lambda: rng.choice([[1, 2], "payment", 42, None, True]),
+        "unknown op": lambda: {**good, "op": rng.choice(["x", "", "C", "insert", 1])},
+        "no op": lambda: {k: v for k, v in good.items() if k != "op"},
+        "insert without after": lambda: {**good, "after": None},
+        "after not an object": lambda: {**good, "after": rng.choice(["row", 7, [after]])},
+        "no key": lambda: {**good, "after": {k: v for k, v in after.items() if k != missing}},
+        "payment type outside the enum": lambda: {**good, "after": {**after, "payment_type": rng.choice(
+            ["pix", "CREDIT_CARD", "", "credit card"])}},
+        "installments out of range": lambda: {**good, "after": {**after, "payment_installments": rng.choice(
+            [25, -1, 10**12])}},
+        "fractional installments": lambda: {**good, "after": {**after, "payment_installments": 2.5}},
+        "sequential out of range": lambda: {**good, "after": {**after, "payment_sequential": rng.choice([0, 100])}},
+        "negative value": lambda: {**good, "after": {**after, "payment_value": -0.01}},
+        "value not a number": lambda: {**good, "after": {**after, "payment_value": rng.choice(["abc", "", None])}},
+        "value too large": lambda: {**good, "after": {**after, "payment_value": 1e15}},
+        "order id breaks its pattern": lambda: {**good, "after": {**after, "order_id": rng.choice(
+            ["Z" * 32, "a" * 31, "a" * 33, "A" * 32])}},
+        "no commit time": lambda: {**good, "source": {k: v for k, v in good["source"].items() if k != "ts_ms"}},
+        "huge value": lambda: {**good, "after": {**after, "payment_type": "x" * 900_000}},
+        "wrong types": lambda: {**good, "after": {**after, "payment_type": rng.choice([5, ["boleto"], {}])}},
+    }
+    value = broken[kind]()
+    return value.encode() if isinstance(value, str) and kind == "not JSON" else json.dumps(value).encode()
+
+
+BAD_KINDS = ("not JSON", "not an object", "unknown op", "no op", "insert without after", "after not an object",
+             "no key", "payment type outside the enum", "installments out of range", "fractional installments",
+             "sequential out of range", "negative value", "value not a number", "value too large",
+             "order id breaks its pattern", "no commit time", "huge value", "wrong types")
+
+
+def good_records_on_the_topic(kafka: KafkaService) -> list[tuple]:
+    """Every record of the raw topic but the bad ones this module produced, as ``(op, key, after, commit)``."""
+    events = []
+    for r in read_topic(kafka, TOPIC, timeout=60):
+        if r.offset in BAD_OFFSETS or r.value is None:
+            continue
+        change = as_change((json.loads(r.key), json.loads(r.value)))
+        events.append((change[0], change[1], change[3], json.loads(r.value)["source"]["ts_ms"]))
+    return events
+
+
+def job_restarts(flink: FlinkJobService, jid: str) -> int:
+    metrics = flink._rest(f"/jobs/{jid}/metrics?get=numRestarts") or []
+    return int(next((m["value"] for m in metrics if m["id"] == "numRestarts"), 0))
+
+
+@hypothesis.settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(batch=st.lists(st.one_of(st.tuples(st.just("bad"), st.sampled_from(BAD_KINDS), st.integers(0, 2**32)),
+                                st.tuples(st.just("good"), st.sampled_from(["c", "cu", "cd"]), st.integers(0, 2**32))),
+                      min_size=4, max_size=24))
+def test_bad_events_never_stop_the_lane_and_good_ones_count_once(kafka, session, sink, flink, batch):
+    """A batch of records produced straight to the raw topic, good changes between bad ones: the Flink job keeps
+    running (same job, no restart), the sink too (nothing dead-lettered downstream), and Cassandra equals the
+    fold of every good record on the topic, each once."""
+    jid = flink.running_job()["jid"]
+    restarts = job_restarts(flink, jid)
+    template = next(json.loads(r.value) for r in read_topic(kafka, TOPIC, timeout=30) if r.value is not None
+                    and r.offset not in BAD_OFFSETS)
+    producer = Producer(kafka.client_config(**{"enable.idempotence": True, "message.max.bytes": 2_000_000}))
+    produced: list[tuple[str, Any]] = []
+
+    def delivered(kind: str) -> Callable:
+        def report(err, msg) -> None:
+            assert err is None, err
+            produced.append((kind, msg.offset()))
+        return report
+
+    for what, detail, seed in batch:
+        if what == "bad":
+            producer.produce(TOPIC, key=b'{"fuzz": true}', value=bad_record(detail, template, seed),
+                             on_delivery=delivered(detail))
+            continue
+        rng, commit = random.Random(seed), int(time.time() * 1000)
+        k = (f"{rng.getrandbits(128):032x}", 1)
+        row = (rng.choice(["credit_card", "boleto", "voucher", "debit_card"]), 1 + rng.randrange(24),
+               money(rng.randrange(1, 100_000) / 100))
+        key_bytes = json.dumps({"order_id": k[0], "payment_sequential": k[1]}).encode()
+        changes = [("c", None, row)]
+        if detail == "cu":
+            changes.append(("u", row, (row[0], row[1], money(row[2] + 1))))
+        elif detail == "cd":
+            changes.append(("d", row, None))
+        for op, before, after in changes:
+            producer.produce(TOPIC, key=key_bytes, value=json.dumps(envelope(template, op, k, before, after, commit)),
+                             on_delivery=delivered("good"))
+            if op == "d":
+                producer.produce(TOPIC, key=key_bytes, value=None, on_delivery=delivered("good"))
+    assert producer.flush(30) == 0
+    BAD_OFFSETS.update({offset: kind for kind, offset in produced if kind != "good"})
+
+    aggregated, installments, _ = fold(good_records_on_the_topic(kafka))
+    assert wait_for(lambda: not differences(served(session), (aggregated, installments)), 60, 1), (
+        differences(served(session), (aggregated, installments)))
+    assert flink.running_job()["jid"] == jid and job_restarts(flink, jid) == restarts, "the Flink job restarted"
+    assert not sink, f"the serving sink failed: {sink}"
+    assert not any(dead_letters(kafka).values()), f"bad events reached the sink: {dead_letters(kafka)}"
+
+
+def test_the_archive_dead_letters_every_bad_event_with_its_reason_and_offset(kafka, s3_location):
+    """The raw archive over the whole topic: every offset archived once, and exactly the bad records on the
+    dead-letter topic, each with a reason and the offset it came from."""
+    assert BAD_OFFSETS, "the fuzz test above produced no bad record (run the module whole)"
+    prefix, dlq = f"raw-fuzz-{uuid.uuid4().hex[:6]}", f"dlq-fuzz-{uuid.uuid4().hex[:6]}"
+    kafka.create_topics([TopicSpec(dlq)])
+    report = RawArchiver(kafka.client_config(), s3_location, TOPIC, prefix, group=f"g-{prefix}",
+                         dead_letter=dlq).run(until_idle=5)
+    end = sum(end_offsets(kafka.client_config(), TOPIC).values())
+    assert report.records == end and report.dead_lettered == len(BAD_OFFSETS)
+    letters = {int(r.headers["olist.source"].rsplit("/", 1)[1]): r.headers
+               for r in read_topic(kafka, dlq, isolation="read_uncommitted")}
+    assert letters.keys() == BAD_OFFSETS.keys(), {o: BAD_OFFSETS.get(o) for o in letters.keys() ^ BAD_OFFSETS.keys()}
+    assert all(h["olist.reason"] and h["olist.source"] == f"{TOPIC}/0/{o}" for o, h in letters.items())
+    huge = [o for o, kind in BAD_OFFSETS.items() if kind == "huge value"]
+    assert all("olist.value-omitted" in letters[o] or len(letters[o]["olist.reason"]) <= 2000 for o in huge)

@@ -159,11 +159,11 @@ def scenario() -> list[dict | None]:
         envelope("d", c1, None, T0 + 13_000),
         None,  # the delete's tombstone
         envelope("u", e1, {**e1, "payment_value": 7.31}, T0 + 9_000),  # wm 11.0 s: late, still applied
-        envelope("c", None, row("g", 1, "voucher", 1, 1200), T0 + 5_000),  # late
+        envelope("c", None, row("9", 1, "voucher", 1, 1200), T0 + 5_000),  # late
         envelope("d", b1, None, T0 + 6_000),  # late: window 0 loses its only credit card payment
         None,
-        envelope("r", None, row("h", 2, "debit_card", 1, 4400), T0 + 25_000),
-        envelope("r", None, row("h", 2, "debit_card", 1, 4400), T0 + 25_000),  # redelivered: counted once
+        envelope("r", None, row("8", 2, "debit_card", 1, 4400), T0 + 25_000),
+        envelope("r", None, row("8", 2, "debit_card", 1, 4400), T0 + 25_000),  # redelivered: counted once
         envelope("c", None, row("a", 2, "voucher", 1, 300), T0 + 21_000),  # wm 23.0 s: late
     ]
 

@@ -23,7 +23,8 @@ def test_the_cdc_topic_is_one_event_stream_with_commit_time_arrival_time_and_a_w
     text = render_flink(registry)[Path("contracts/generated/flink/olist.order_payments.sql")]
     (events,) = text.split("CREATE TABLE")[1:]
     assert "'format' = 'json'" in events, "the raw envelopes: the job keeps each key's last streamed version itself"
-    assert "`after` ROW<`order_id` STRING, `payment_sequential` SMALLINT" in events
+    assert "`after` ROW<`order_id` STRING, `payment_sequential` DOUBLE" in events, (
+        "integers read as numbers: the contract's rules refuse 2.7 (INT would truncate it to 2)")
     assert "`payment_value` DECIMAL(12, 2)>" in events, "row types come from the table's contract"
     assert "`event_time` AS TO_TIMESTAMP_LTZ(COALESCE(`source`.`ts_ms`, 0), 3)" in events, "event time = commit time"
     assert "'json.ignore-parse-errors' = 'true'" in events, "a record that is not JSON never stops the job"
@@ -50,5 +51,19 @@ def test_the_job_takes_every_table_name_from_the_contracts(registry):
     tables = json.loads(files[Path("contracts/generated/flink/job.json")])
     assert tables["source_topic"] == registry.topic("raw").physical_name
     created = {m.group(1) for text in files.values() for m in re.finditer(r"CREATE TABLE `([^`]+)`", text)}
-    assert {v for k, v in tables.items() if k != "source_topic"} == created
+    assert {v for k, v in tables.items() if k not in ("source_topic", "valid_event")} == created
     assert tables["aggregated"] == registry.topic("aggregated").physical_name
+
+
+def test_the_jobs_validity_rules_come_from_the_row_contract(registry):
+    """Every rule of order_payments' columns is in the job's condition: enum, range, pattern, integrality; the
+    key's on the row an event names, the others on the after image unless a delete."""
+    valid = json.loads(render_flink(registry)[Path("contracts/generated/flink/job.json")])["valid_event"]
+    row = registry.dataset("order_payments")
+    types = next(c for c in row.columns if c.name == "payment_type").enum
+    assert f"`after`.`payment_type` IN ({', '.join(repr(t) for t in types)})" in valid
+    assert "`after`.`payment_installments` >= 0 AND `after`.`payment_installments` <= 24" in valid
+    assert "`after`.`payment_installments` = FLOOR(`after`.`payment_installments`)" in valid
+    assert "REGEXP(COALESCE(`after`, `before`).`order_id`, '^[0-9a-f]{32}$')" in valid
+    assert "`after`.`payment_value` >= 0" in valid and "`source`.`ts_ms` IS NOT NULL" in valid
+    assert valid.startswith("`op` IN ('c', 'u', 'd', 'r')") and "(`op` = 'd' OR (" in valid

@@ -3,8 +3,8 @@
 
 -- olist.order_payments as raw envelopes (append-only); the watermark advances after every event.
 CREATE TABLE `order_payments_events` (
-    `before` ROW<`order_id` STRING, `payment_sequential` SMALLINT, `payment_type` STRING, `payment_installments` SMALLINT, `payment_value` DECIMAL(12, 2)>,
-    `after` ROW<`order_id` STRING, `payment_sequential` SMALLINT, `payment_type` STRING, `payment_installments` SMALLINT, `payment_value` DECIMAL(12, 2)>,
+    `before` ROW<`order_id` STRING, `payment_sequential` DOUBLE, `payment_type` STRING, `payment_installments` DOUBLE, `payment_value` DECIMAL(12, 2)>,
+    `after` ROW<`order_id` STRING, `payment_sequential` DOUBLE, `payment_type` STRING, `payment_installments` DOUBLE, `payment_value` DECIMAL(12, 2)>,
     `op` STRING NOT NULL,
     `ts_ms` BIGINT NOT NULL,
     `source` ROW<`connector` STRING, `db` STRING, `schema` STRING, `table` STRING, `ts_ms` BIGINT, `lsn` BIGINT, `txId` BIGINT, `snapshot` STRING> NOT NULL,

@@ -1,40 +1,67 @@
 -- The raw archive's change events of order_payments, parsed from the Debezium envelope (JSON text) as the topic's
--- contract describes it; tombstones (no value) and events that break the contract are left out, as the speed
--- layer leaves them out.
+-- contract describes it. Tombstones (no value) are left out, and so is every event that breaks the contract, by
+-- the rules the Flink job applies (generated from the same contract: macro row_rules_hold): text that is not
+-- JSON, an unknown op, no commit time, a key or an after image outside its column's rules. Nothing here raises
+-- on a bad event; the raw archive dead-letters each one with its reason.
 with
 
 archived as (
     select * from {{ source('bronze', 'raw_order_payments') }}
+    where record_value is not null
 ),
 
-parsed as (
+envelopes as (
     select
         -- where in the topic
         kafka_partition,
         kafka_offset,
         -- the change
         {{ json_text('record_value', 'op') }} as op,
-        coalesce({{ json_text('record_value', 'after.order_id') }}, {{ json_text('record_value', 'before.order_id') }}) as order_id,
-        cast(coalesce({{ json_text('record_value', 'after.payment_sequential') }},
-                      {{ json_text('record_value', 'before.payment_sequential') }}) as integer) as payment_sequential,
+        -- the row the event names: after, or before when there is no after (a delete)
+        case when {{ json_present('record_value', 'after') }} then 'after' else 'before' end as named,
+        {{ json_text('record_value', 'after.order_id') }} as after_order_id,
+        {{ json_text('record_value', 'before.order_id') }} as before_order_id,
+        {{ json_number('record_value', 'after.payment_sequential') }} as after_payment_sequential,
+        {{ json_number('record_value', 'before.payment_sequential') }} as before_payment_sequential,
         -- the row after it (null for a delete)
         {{ json_text('record_value', 'after.payment_type') }} as payment_type,
-        cast({{ json_text('record_value', 'after.payment_installments') }} as integer) as payment_installments,
-        cast({{ json_text('record_value', 'after.payment_value') }} as decimal(12, 2)) as payment_value,
+        {{ json_number('record_value', 'after.payment_installments') }} as payment_installments,
+        {{ json_number('record_value', 'after.payment_value', 'decimal(12, 2)') }} as payment_value,
         -- commit time in PostgreSQL: the event time
-        cast({{ json_text('record_value', 'source.ts_ms') }} as bigint) as commit_ms
+        {{ json_number('record_value', 'source.ts_ms', 'bigint') }} as commit_ms
     from archived
-    where record_value is not null
+),
+
+named_keys as (
+    select
+        *,
+        case when named = 'after' then after_order_id else before_order_id end as order_id,
+        case when named = 'after' then after_payment_sequential else before_payment_sequential end
+            as payment_sequential
+    from envelopes
 ),
 
 valid as (
     select *
-    from parsed
-    where op in ('c', 'u', 'd', 'r')
-      and order_id is not null
-      and payment_sequential is not null
+    from named_keys
+    where op in {{ contract_ops('order_payments') }}
       and commit_ms is not null
-      and (op = 'd' or (payment_type is not null and payment_installments is not null and payment_value is not null))
+      and {{ row_rules_hold('order_payments', keys_only=true) }}
+      and (op = 'd' or (named = 'after' and {{ row_rules_hold('order_payments') }}))
+),
+
+parsed as (
+    select
+        kafka_partition,
+        kafka_offset,
+        op,
+        order_id,
+        cast(payment_sequential as integer) as payment_sequential,
+        payment_type,
+        cast(payment_installments as integer) as payment_installments,
+        payment_value,
+        commit_ms
+    from valid
 )
 
-select * from valid
+select * from parsed
