@@ -10,8 +10,10 @@ use the Python driver (``cassandra-driver``) with protocol v5; :meth:`CassandraS
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from emulation.jvm import JvmArtifacts, JvmService, JvmSettings, java_command
-from emulation.service import ServiceError
+from emulation.service import Endpoint, ServiceError
 
 if TYPE_CHECKING:
     from cassandra.cluster import Cluster, Session
@@ -64,8 +66,8 @@ NODE_CONF: dict[str, object] = {
     "endpoint_snitch": "SimpleSnitch",
     "storage_compatibility_mode": "NONE",
     "start_native_transport": True,
-    "authenticator": "AllowAllAuthenticator",
-    "authorizer": "AllowAllAuthorizer",
+    "authenticator": "PasswordAuthenticator",
+    "authorizer": "CassandraAuthorizer",
     "role_manager": "CassandraRoleManager",
     "commitlog_sync": "periodic",
     "commitlog_sync_period": "10000ms",
@@ -106,15 +108,31 @@ def write_logback(path: Path, levels: dict[str, str], root_level: str = "INFO") 
     return path
 
 
-def cluster(host: str, port: int, timeout: float = 10.0, metadata: bool = True) -> Cluster:
-    """A driver ``Cluster`` for one local node: protocol v5, round robin over that node only."""
+def cluster(host: str, port: int, timeout: float = 10.0, metadata: bool = True,
+            credentials: tuple[str, str] | None = None) -> Cluster:
+    """A driver ``Cluster`` for one local node: protocol v5, round robin over that node only, logged in as
+    ``credentials`` (user, password)."""
+    from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
 
     profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host]), request_timeout=timeout)
+    auth = PlainTextAuthProvider(*credentials) if credentials else None
     return Cluster([host], port=port, protocol_version=PROTOCOL_VERSION, connect_timeout=timeout,
                    control_connection_timeout=timeout, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                   schema_metadata_enabled=metadata, token_metadata_enabled=metadata)
+                   schema_metadata_enabled=metadata, token_metadata_enabled=metadata, auth_provider=auth)
+
+
+# One role per component. The node's built-in superuser (cassandra/cassandra) is only used once, to create
+# olist_admin, and is then locked (no login, a random password).
+ROLES = {"admin": "olist_admin", "sink": "olist_sink", "reader": "olist_reader"}
+BUILT_IN = ("cassandra", "cassandra")
+
+
+def serving_grants(keyspace: str) -> list[str]:
+    """The sink may read and write the serving keyspace; the reader (the dashboard, reconcile) may only read it."""
+    return [f'GRANT {permission} ON KEYSPACE "{keyspace}" TO {ROLES[role]}'
+            for permission, role in (("SELECT", "sink"), ("MODIFY", "sink"), ("SELECT", "reader"))]
 
 
 class CassandraService(JvmService):
@@ -149,12 +167,19 @@ class CassandraService(JvmService):
                 pass
         except OSError:
             return False
-        try:
-            with self.session(timeout=5, metadata=False) as session:
-                row = session.execute("SELECT release_version FROM system.local").one()
-        except Exception:  # any driver error means "not healthy yet"
-            return False
-        return row is not None and bool(row.release_version)
+        for credentials in (self.credentials("admin"), BUILT_IN):  # the built-in one before the first start ends
+            try:
+                with self._session(credentials, timeout=5, metadata=False) as session:
+                    row = session.execute("SELECT release_version FROM system.local").one()
+                return row is not None and bool(row.release_version)
+            except Exception:  # any driver error means "not healthy yet" (or not these credentials)
+                continue
+        return False
+
+    def start(self) -> Endpoint:
+        endpoint = super().start()
+        self._ensure_roles()
+        return endpoint
 
     def command(self, artifacts: JvmArtifacts) -> list[str]:
         classpath = artifacts.classpath("cassandra")
@@ -168,25 +193,63 @@ class CassandraService(JvmService):
                             props=self._system_properties(logback))
 
     # -- clients -------------------------------------------------------------------------------
+    def credentials(self, role: str) -> tuple[str, str]:
+        """(user, password) of one of :data:`ROLES`: the setting, else generated once and kept (0600)."""
+        configured = getattr(self.settings.cassandra, f"{role}_password")
+        if configured:
+            return ROLES[role], configured
+        path = self.state_dir / "roles.json"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(0o600)
+            path.write_text(json.dumps({r: secrets.token_urlsafe(18) for r in ROLES}))
+        return ROLES[role], json.loads(path.read_text())[role]
+
+    def session(self, keyspace: str | None = None, timeout: float = 10.0, metadata: bool = True,
+                role: str = "admin") -> contextlib.AbstractContextManager[Session]:
+        """A CQL session on this node as ``role`` (``admin``, ``sink`` or ``reader``), closed on exit."""
+        return self._session(self.credentials(role), keyspace, timeout, metadata)
+
     @contextlib.contextmanager
-    def session(self, keyspace: str | None = None, timeout: float = 10.0, metadata: bool = True) -> Iterator[Session]:
-        """A CQL session on this node, closed (with its cluster) on exit."""
+    def _session(self, credentials: tuple[str, str], keyspace: str | None = None, timeout: float = 10.0,
+                 metadata: bool = True) -> Iterator[Session]:
         host, port = self.contact()
-        conn = cluster(host, port, timeout, metadata)
+        conn = cluster(host, port, timeout, metadata, credentials)
         try:
             yield conn.connect(keyspace)
         finally:
             conn.shutdown()
 
-    def execute_script(self, cql: str) -> int:
-        """Run a script of ``;``-terminated CQL statements (``--`` comments allowed); returns how many ran."""
-        statements = split_statements(cql)
-        with self.session(timeout=30) as session:
-            for statement in statements:
-                session.execute(statement)
-        return len(statements)
-
     # -- steps ---------------------------------------------------------------------------------
+    def _ensure_roles(self) -> None:
+        """olist_admin made once with the built-in superuser, which is then locked; the component roles made (or
+        their passwords brought in line with the settings) by olist_admin. Idempotent; a password is only changed
+        when it no longer logs in (Cassandra refuses changing one twice within 5 s)."""
+        admin, admin_password = self.credentials("admin")
+        if not self._logs_in((admin, admin_password)):  # a first start: only the built-in superuser exists
+            with self._session(BUILT_IN, timeout=30, metadata=False) as session:
+                session.execute(f"CREATE ROLE IF NOT EXISTS {admin} WITH SUPERUSER = true AND LOGIN = true "
+                                "AND PASSWORD = %s", (admin_password,))
+        with self.session(timeout=30, metadata=False) as session:
+            if self._logs_in(BUILT_IN):
+                session.execute("ALTER ROLE cassandra WITH LOGIN = false AND PASSWORD = %s",
+                                (secrets.token_urlsafe(24),))
+            for role in ("sink", "reader"):
+                name, password = self.credentials(role)
+                if session.execute("SELECT role FROM system_auth.roles WHERE role = %s", (name,)).one() is None:
+                    session.execute(f"CREATE ROLE {name} WITH LOGIN = true AND PASSWORD = %s", (password,))
+                elif not self._logs_in((name, password)):
+                    session.execute(f"ALTER ROLE {name} WITH PASSWORD = %s", (password,))
+
+    def _logs_in(self, credentials: tuple[str, str]) -> bool:
+        from cassandra.cluster import NoHostAvailable
+
+        try:
+            with self._session(credentials, timeout=10, metadata=False):
+                return True
+        except NoHostAvailable:
+            return False
+
     def _write_config(self, port: int, storage_port: int) -> None:
         host = self.settings.bind_host
         data = self.data_dir
@@ -214,6 +277,8 @@ class CassandraService(JvmService):
             "cassandra.logdir": str(self.state_dir / "logs"),
             "cassandra.triggers_dir": str(self.state_dir / "triggers"),
             "cassandra-foreground": "yes",
+            # the built-in superuser at once, not 10 s after start (the first start makes olist_admin with it)
+            "cassandra.superuser_setup_delay_ms": "0",
             "logback.configurationFile": str(logback),
             # One node: nothing to wait for.
             "cassandra.skip_wait_for_gossip_to_settle": "0",

@@ -48,11 +48,23 @@ WORKER_CONF = {
     "offset.flush.interval.ms": "1000",
     "plugin.discovery": "service_load",
     "topic.creation.enable": "true",
+    # Connector configs reference their secrets (${file:PATH:KEY}); the worker reads them when a task starts, so
+    # neither the REST API nor the config topic ever holds one.
+    "config.providers": "file",
+    "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
 }
 LOG_LEVELS = {"org.apache.kafka": "WARN", "org.reflections": "ERROR", "org.eclipse.jetty": "WARN",
               "org.glassfish": "WARN", "org.apache.kafka.connect.runtime.Connect": "INFO",
               "org.apache.kafka.connect.runtime.WorkerSourceTask": "INFO", "io.debezium": "INFO"}
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def secrets_dir(settings: Settings) -> Path:
+    """The one folder the worker's file config provider may read: connector secrets, one properties file each
+    (made, 0700, on first use: the worker refuses to start without it)."""
+    folder = settings.state_dir / "secrets"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder
 
 
 class _Retry(Exception):
@@ -127,7 +139,8 @@ class ConnectService(JvmService):
         host = self.settings.bind_host
         conf = {**WORKER_CONF, "bootstrap.servers": bootstrap, "listeners": f"http://{host}:{port}",
                 "rest.advertised.host.name": host, "rest.advertised.port": str(port),
-                "plugin.path": str(artifacts.plugin_path)}
+                "plugin.path": str(artifacts.plugin_path),
+                "config.providers.file.param.allowed.paths": str(secrets_dir(self.settings))}
         self._config_file.write_text("".join(f"{k}={v}\n" for k, v in conf.items()))
         log4j2 = write_log4j2(self.state_dir / "log4j2.properties", LOG_LEVELS)
         return java_command(MAIN, artifacts.classpath("connect"), [str(self._config_file)],

@@ -45,6 +45,19 @@ SERVER_CONF = {
 }
 
 
+# Who may connect, written at every start: passwords (SCRAM) on loopback, the server's own OS user on the socket,
+# and no physical replication for anyone. CDC decodes its publication over a database connection (a logical
+# walsender matches the database lines); a base backup of the whole cluster (pg_basebackup) needs a
+# `replication` line, and every one of those rejects.
+HBA = """# Written by emulation/postgres.py at every start; edits are overwritten.
+local   all          all                     peer
+host    all          all        127.0.0.1/32 scram-sha-256
+host    all          all        ::1/128      scram-sha-256
+local   replication  all                     reject
+host    replication  all        127.0.0.1/32 reject
+host    replication  all        ::1/128      reject
+"""
+
 def find_bin_dir(configured: Path | None) -> Path:
     """The folder holding initdb/pg_ctl/postgres: the setting, else the newest Debian install."""
     if configured:
@@ -182,6 +195,8 @@ class PostgresService(Service):
         conf = {k: v.format(host=self.settings.bind_host, port=port) for k, v in SERVER_CONF.items()}
         (self.data_dir / "olist.conf").write_text("".join(f"{k} = {v}\n" for k, v in conf.items()))
         self._own(self.data_dir / "olist.conf")
+        (self.data_dir / "pg_hba.conf").write_text(HBA)
+        self._own(self.data_dir / "pg_hba.conf")
         self._save_endpoint(host=self.settings.bind_host, port=port)
         timeout = str(int(self.settings.service_start_timeout))
         proc = self._run(bin_dir / "pg_ctl", "-D", self.data_dir, "-l", self.log_path, "-w", "-t", timeout,

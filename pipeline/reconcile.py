@@ -199,7 +199,7 @@ def _speed_views(settings: Settings, since: dt.datetime) -> dict[str, dict[tuple
     until = dt.datetime.now(dt.UTC) + MAX_WINDOW
     minutes = (until - since).total_seconds() / 60 + MAX_WINDOW.total_seconds() / 60
     views: dict[str, dict[tuple, dict]] = {}
-    with CassandraService(settings).session(names.keyspace) as session:
+    with CassandraService(settings).session(names.keyspace, role="reader") as session:
         for topic in names.windowed:
             key = registry.dataset(topic).primary_key
             views[topic] = {tuple(_naive(r[k]) if isinstance(r[k], dt.datetime) else r[k] for k in key): r

@@ -75,6 +75,11 @@ class CassandraSettings(BaseSettings):
     port: int = Field(0, ge=0, lt=65536, description="CQL native port; 0 picks a free port at first start.")
     storage_port: int = Field(0, ge=0, lt=65536, description="Internode port; 0 picks a free one.")
     heap_mb: int = Field(640, ge=256, description="Heap, -Xmx (-Xms is half).")
+    # Password authentication and role-based authorisation, one role per component; unset: generated at first
+    # start and kept in the node's state folder (0600).
+    admin_password: str | None = Field(None, description="olist_admin: creates the keyspace and grants.")
+    sink_password: str | None = Field(None, description="olist_sink: writes (and reads) the serving tables.")
+    reader_password: str | None = Field(None, description="olist_reader: the dashboard and reconcile read.")
 
 
 class FlinkSettings(BaseSettings):

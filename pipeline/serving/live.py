@@ -133,7 +133,8 @@ class LiveReader:
         ep = service.endpoint()
         if ep is None or service.pid() is None:
             raise ConnectionError("Cassandra is not running (start it with `olist up cassandra`)")
-        self._cluster = cluster(ep.host, ep.port, timeout=5, metadata=False)
+        self._cluster = cluster(ep.host, ep.port, timeout=5, metadata=False,
+                                credentials=service.credentials("reader"))
         self._session = self._cluster.connect()
         return self._session
 

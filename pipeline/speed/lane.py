@@ -63,7 +63,7 @@ def settled(settings: Settings, timeout: float = 120, serving: bool = True) -> t
     wait_until(lambda: all(committed_offsets(client, flink, names.raw).get(p, 0) >= o for p, o in ends.items()),
                timeout, 1.0)
     wait_until(lambda: pending(client, GROUP, names.served) == 0, timeout, 1.0)
-    with CassandraService(settings).session(names.keyspace) as session:
+    with CassandraService(settings).session(names.keyspace, role="reader") as session:
         rows = sum(len(read_windows(session, topic, 24 * 60)) for topic in names.windowed)
     dead_served = sum(sum(end_offsets(client, names.dead_letter(t)).values()) for t in names.served)
     return archived, SinkReport(written=rows, dead_lettered=dead_served)

@@ -298,13 +298,16 @@ class CassandraSink:
 
 
 def apply_schema(session: Session, keyspace: str | None = None) -> int:
-    """Create the keyspace and the serving tables (idempotent); returns how many statements ran."""
-    from emulation.cassandra import split_statements
+    """Create the keyspace and the serving tables, and grant the sink and the reader their part (idempotent; an
+    admin's session); returns how many schema statements ran."""
+    from emulation.cassandra import serving_grants, split_statements
     from pipeline.contracts.render_cassandra import render_cassandra
 
     statements = split_statements(render_cassandra(load_registry(), keyspace))
     for statement in statements:
         session.execute(statement, timeout=60)
+    for grant in serving_grants(keyspace or stream_names().keyspace):
+        session.execute(grant, timeout=60)
     return len(statements)
 
 
@@ -324,8 +327,9 @@ def run_sink(settings: Settings, duration: float | None = None, until_idle: floa
             raise ServiceError(f"{service.name} is not running: start it with `olist up {service.name}`")
     served = stream_names().served
     kafka.create_topics([s for s in topic_specs() if s.name.removesuffix(".dlq") in served])
-    with cassandra.session() as session:
-        apply_schema(session)
+    with cassandra.session(role="admin") as admin:  # the schema and the grants: the sink itself only writes
+        apply_schema(admin)
+    with cassandra.session(role="sink") as session:
         sink = CassandraSink(kafka.client_config(), session, group=group, batch_size=batch_size,
                              instance_id=instance_id)
         return sink.run(duration, until_idle, stop)

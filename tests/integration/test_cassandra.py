@@ -136,6 +136,39 @@ def test_the_node_answers_cql_on_loopback_only(cassandra):
     assert {a.port for a in listening} == {ep.port, int(ep.extra["storage_port"])}, "no JMX or other listener"
 
 
+def test_no_one_gets_in_without_a_role_and_each_role_only_does_its_part(cassandra, session):
+    """Password authentication and role-based authorisation: no credentials, the built-in superuser and a wrong
+    password are refused; the reader reads the serving tables and cannot write them; the sink writes them and
+    cannot change the schema."""
+    from cassandra import Unauthorized
+    from cassandra.cluster import NoHostAvailable
+
+    from emulation.cassandra import BUILT_IN, cluster
+
+    apply_schema(session)  # with the grants
+    host, port = cassandra.contact()
+    user, _ = cassandra.credentials("reader")
+    for credentials in (None, BUILT_IN, (user, "not-the-password")):
+        conn = cluster(host, port, timeout=10, metadata=False, credentials=credentials)
+        with pytest.raises(NoHostAvailable, match=r"(?i)authentic|credentials|password|Bad"):
+            conn.connect()
+        conn.shutdown()
+    table = f"{KEYSPACE}.{NAMES.late}"
+    row = "INSERT INTO " + table + " (window_date, commit_time, order_id, payment_sequential, op) " \
+          "VALUES ('2026-11-27', '2026-11-27 10:00:00+0000', '" + "a" * 32 + "', 1, 'c')"
+    with cassandra.session(metadata=False, role="reader") as reader:
+        reader.execute(f"SELECT * FROM {table} LIMIT 1")
+        with pytest.raises(Unauthorized):
+            reader.execute(row)
+    with cassandra.session(metadata=False, role="sink") as sink:
+        sink.execute(row)
+        with pytest.raises(Unauthorized):
+            sink.execute(f"DROP TABLE {table}")
+        with pytest.raises(Unauthorized):
+            sink.execute("CREATE KEYSPACE intruder WITH replication = {'class': 'SimpleStrategy', "
+                         "'replication_factor': 1}")
+
+
 def test_the_generated_cql_creates_the_keyspace_and_tables(session):
     assert apply_schema(session) == 4, "idempotent: a second run changes nothing"
     tables = {r.table_name for r in session.execute(

@@ -6,22 +6,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from emulation.connect import ConnectService
+from emulation.connect import TOPICS, ConnectService
 from emulation.kafka import KafkaService
-from emulation.postgres import PostgresService
+from emulation.postgres import PostgresService, find_bin_dir
 from pipeline.contracts import stream_names
 from pipeline.contracts.event_validation import event_errors
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
 from tests.conftest import running
+from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -164,6 +168,59 @@ def test_the_replication_user_can_read_only_the_captured_table(pg, settings, con
     assert grants == [("order_payments", "SELECT")]
     assert published == [("order_payments",)]
     assert replication == (True, False)
+
+
+# -- who may get in ------------------------------------------------------------------------------
+
+
+def cdc_password(settings: Settings) -> str:
+    return (settings.state_dir / "cdc" / "password").read_text().strip()
+
+
+def test_the_connector_config_holds_a_reference_not_the_password(settings, kafka, connect, connector):
+    """The password is resolved by the worker (a file config provider) when the task starts: the REST API and
+    the config topic only ever see the reference, and the connector streams all the same (the fixture)."""
+    password = cdc_password(settings)
+    code, config = connect._call("GET", f"/connectors/{connector}/config")
+    assert code == 200 and config["database.password"].startswith("${file:"), config["database.password"]
+    assert password not in json.dumps(config)
+    stored = read_topic(kafka, TOPICS["config"], isolation="read_uncommitted")
+    assert stored and not [r.offset for r in stored if password.encode() in (r.value or b"")]
+    secret_file = Path(config["database.password"].split(":")[1])
+    assert secret_file.stat().st_mode & 0o077 == 0, "the secrets file is the owner's alone"
+
+
+def test_the_cdc_role_decodes_its_publication_but_cannot_copy_the_cluster(pg, settings, connector, tmp_path):
+    """Logical decoding works (the fixture streams); a physical base backup of the whole cluster is refused by
+    pg_hba, and so is a connection without a password."""
+    ep = pg.endpoint()
+    backup = subprocess.run([str(find_bin_dir(settings.pg_bin_dir) / "pg_basebackup"), "-h", ep.host, "-p",
+                             str(ep.port), "-U", cdc.CDC_USER, "-D", str(tmp_path / "copy"), "-X", "none", "-w"],
+                            env={**os.environ, "PGPASSWORD": cdc_password(settings)}, capture_output=True,
+                            text=True, timeout=60)
+    assert backup.returncode != 0 and "pg_hba.conf rejects replication connection" in backup.stderr, backup.stderr
+    assert not (tmp_path / "copy" / "base").exists()
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(host=ep.host, port=ep.port, user=cdc.CDC_USER, dbname=ep.extra["dbname"], password="",
+                        connect_timeout=5)
+
+
+def test_no_generated_secret_is_in_any_process_arguments_or_log(settings, pg, kafka, connect, connector):
+    """The CDC password and the PostgreSQL superuser's: in no engine's command line (its whole process tree) and
+    in no log under the state folder."""
+    found = [cdc_password(settings), pg.endpoint().extra["password"]]
+    for svc in (pg, kafka, connect):
+        root = psutil.Process(svc.pid())
+        for proc in [root, *root.children(recursive=True)]:
+            args = " ".join(proc.cmdline())
+            assert not [s for s in found if s in args], f"{svc.name}: a secret in the arguments of pid {proc.pid}"
+    logs = [p for p in settings.state_dir.rglob("*") if p.is_file() and (".log" in p.name or p.parent.name == "log")]
+    assert logs, "the engines write logs under the state folder"
+    leaked = [str(p) for p in logs for s in found if s.encode() in p.read_bytes()]
+    assert not leaked, f"secrets in {leaked}"
+
+
+# -- last: it removes the connector -------------------------------------------------------------
 
 
 def test_resetting_cdc_drops_slot_and_offsets_together(pg, settings, connect, connector, reader):

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from emulation.connect import ConnectService, load_connector_config
+from emulation.connect import ConnectService, load_connector_config, secrets_dir
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.postgres import PostgresService
 from emulation.service import ServiceError
@@ -63,12 +63,22 @@ def captured_tables(registry: Registry | None = None) -> list[str]:
 
 
 def _password(settings: Settings) -> str:
+    """The CDC role's password: generated at first use, kept in the state folder (0600)."""
     path = settings.state_dir / "cdc" / "password"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(0o600)
         path.write_text(secrets.token_urlsafe(18))
-        path.chmod(0o600)
     return path.read_text().strip()
+
+
+def password_reference(settings: Settings) -> str:
+    """What the connector config holds instead of the password: a reference the Connect worker resolves from a
+    properties file (0600) in its secrets folder when the task starts."""
+    path = secrets_dir(settings) / "cdc.properties"
+    path.touch(0o600)
+    path.write_text(f"password={_password(settings)}\n")
+    return f"${{file:{path}:password}}"
 
 
 def prepare_postgres(pg: PostgresService, settings: Settings, publication: str) -> None:
@@ -94,7 +104,7 @@ def prepare_postgres(pg: PostgresService, settings: Settings, publication: str) 
 def connector_config(pg: PostgresService, settings: Settings, path: Path = CONNECTOR_CONFIG) -> dict:
     ep = pg.endpoint()
     assert ep is not None
-    return load_connector_config(path, host=ep.host, port=ep.port, user=CDC_USER, password=_password(settings),
+    return load_connector_config(path, host=ep.host, port=ep.port, user=CDC_USER, password=password_reference(settings),
                                  dbname=ep.extra["dbname"], schema=settings.pg_schema)
 
 
