@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nox
@@ -87,6 +89,28 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """The fuzzers on a long profile: thousands of mutated CSV files through the loader, hundreds into PostgreSQL."""
+    session.env |= {"OLIST_FUZZ_EXAMPLES": os.environ.get("OLIST_FUZZ_EXAMPLES", "3000"),
+                    "OLIST_FUZZ_LOAD_EXAMPLES": os.environ.get("OLIST_FUZZ_LOAD_EXAMPLES", "300")}
+    pytest(session, "tests/unit/test_loader_fuzz.py", "tests/integration/test_load_fuzz.py")
+
+
+@nox.session(python=PYTHON)
+def browser(session: nox.Session) -> None:
+    """The browser suite ten times in a row while another process keeps one core busy (steadiness, not speed)."""
+    install(session, "test")
+    session.install("pytest-repeat==0.9.4")
+    ensure_system_packages(session)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        session.run("pytest", "tests/e2e/test_dashboard.py", "--count", os.environ.get("OLIST_BROWSER_RUNS", "10"),
+                    *session.posargs)
+    finally:
+        busy.kill()
+
+
+@nox.session(python=PYTHON)
 def faults(session: nox.Session) -> None:
     """Fault injection on the speed lane: each component killed with SIGKILL mid-stream, results exact after."""
     pytest(session, "tests/faults", "-s")
@@ -122,3 +146,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests/bench/bench_batch.py", *session.posargs)
     session.run("python", "tests/bench/bench_cdc.py", *session.posargs)
     session.run("python", "tests/bench/bench_streaming.py", *session.posargs)
+    session.run("python", "tests/bench/bench_streaming_cost.py", *session.posargs)

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,6 +37,9 @@ SHOTS = Path(os.environ.get("OLIST_SCREENSHOT_DIR", PROJECT_ROOT / ".state" / "s
 NAMES = stream_names()
 KEYSPACE = NAMES.keyspace
 expect.set_options(timeout=20_000)  # the first render copies the warehouse and runs every query
+# Dash's renderer keeps its state in window.store: no callback pending, and no graph still without its SVG.
+IDLE = """() => window.store !== undefined && window.store.getState().isLoading === false
+    && [...document.querySelectorAll('.js-plotly-plot')].every(g => g.querySelector('.main-svg'))"""
 
 
 # -- data: the batch lane and Cassandra ---------------------------------------------------------------
@@ -112,18 +114,28 @@ class Browser:
         self.page.goto(self.base + path)
         return self.page
 
+    def settled(self) -> None:
+        """Wait until Dash has no callback in flight (its renderer's store says so) and every graph on the page
+        has drawn: what the page shows is then final, not a render in progress."""
+        self.page.wait_for_function(IDLE)
+
     def choose(self, slicer: str, text: str) -> None:
-        """Pick the option reading exactly ``text`` in a (multi-)dropdown: open, search, click it, close. (Enter
-        on the search would take whatever option is first while the list is still being filtered.)"""
+        """Pick the option reading exactly ``text`` in a (multi-)dropdown: open, search, click it, close; then
+        wait until the dropdown shows it and the callbacks it set off are done. (Enter on the search would take
+        whatever option is first while the list is still being filtered; clicking while an earlier choice's
+        callbacks re-render the options clicks an element on its way out of the page.)"""
+        self.settled()
         self.page.click(f"#{slicer}")
         self.page.keyboard.type(text)
         option = self.page.locator(".dash-dropdown-option").filter(has_text=re.compile(f"^\\s*{re.escape(text)}\\s*$"))
         option.first.click()
         self.page.keyboard.press("Escape")
+        expect(self.page.locator(f"#{slicer}")).to_contain_text(text)
+        self.settled()
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.wait_for_timeout(800)  # let plotly finish drawing
+        self.settled()
         self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
     def assert_clean(self) -> None:
@@ -245,14 +257,24 @@ def seconds_floor(ts: dt.datetime) -> dt.datetime:
     return ts.replace(microsecond=0) - dt.timedelta(seconds=ts.second % 10)
 
 
-def test_live_view_says_when_there_is_no_data(browser, cassandra):
+@pytest.fixture
+def empty_serving(cassandra):
+    """The serving tables emptied: each live test states the windows it expects (and runs again, `nox -s
+    browser`, without the last run's rows)."""
+    for table in (NAMES.aggregated, NAMES.installments, NAMES.late):
+        cassandra.execute(f"TRUNCATE {KEYSPACE}.{table}")
+    return cassandra
+
+
+def test_live_view_says_when_there_is_no_data(browser, empty_serving):
     page = browser.open("/live")
     expect(page.locator("#live-notice")).to_contain_text("No payment windows in Cassandra yet")
     expect(page.locator("#live-late")).to_have_text("0")
     browser.assert_clean()
 
 
-def test_live_view_shows_the_windows_and_a_new_one_within_its_refresh(browser, cassandra):
+def test_live_view_shows_the_windows_and_a_new_one_within_its_refresh(browser, empty_serving):
+    cassandra = empty_serving
     newest = seconds_floor(dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=20)
     written = {newest - dt.timedelta(seconds=10 * i): {"credit_card": [Decimal("120.50"), Decimal("80.00")],
                                                        "boleto": [Decimal("45.10")]} for i in range(6)}
@@ -293,8 +315,8 @@ def test_transform_while_the_dashboard_serves(env, browser, dashboard):
     while proc.poll() is None:
         page = browser.open("/")
         expect(page.locator("#kpi-orders")).not_to_have_text("–")
+        browser.settled()
         views += 1
-        time.sleep(0.5)
     output = proc.communicate()[0]
     assert proc.returncode == 0, output
     assert views >= 2 and dashboard.health()
