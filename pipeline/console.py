@@ -116,13 +116,17 @@ def show_generated(result: GenerateResult, scale: float, seed: int, out: object)
 
 def show_load(summary: LoadSummary, quarantine_table: str) -> None:
     table = _table(f"Load run {summary.run_id[:8]}",
-                   ("table", "read", "loaded", "inserted", "updated", "quarantined", "seconds"), ("table",))
+                   ("table", "read", "loaded", "inserted", "updated", "quarantined", "for a parent", "seconds"),
+                   ("table",))
     for r in summary.results:
         table.add_row(r.table, f"{r.read:,}", f"{r.loaded:,}", f"{r.inserted:,}", f"{r.updated:,}",
-                      f"{r.quarantined:,}", f"{r.seconds:.2f}", style="yellow" if r.quarantined else None)
+                      f"{r.quarantined:,}", f"{r.quarantined_for_parent:,}", f"{r.seconds:.2f}",
+                      style="yellow" if r.quarantined else None)
     console.print(table)
+    apart = (f" ({summary.quarantined_for_parent:,} of them only because a row they reference was quarantined)"
+             if summary.quarantined_for_parent else "")
     console.print(f"{summary.read:,} records read, {summary.loaded:,} loaded, "
-                  f"{summary.quarantined:,} quarantined in {summary.seconds:.1f} s")
+                  f"{summary.quarantined:,} quarantined{apart} in {summary.seconds:.1f} s")
     shown = 0
     for r in summary.results:
         for bad in r.bad[: max(0, 10 - shown)]:

@@ -137,3 +137,28 @@ def test_cli_missing_column_is_one_line_not_a_traceback(cli_env, tiny_dir):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert "olist_orders_dataset.csv: missing column 'order_status' (table orders)" in result.output
+
+
+def test_rows_refused_only_for_a_quarantined_parent_say_so_and_are_counted_apart(postgres, schema, tiny_dir):
+    """An order quarantined for its own fault takes its payments with it: they say their order was quarantined
+    and are counted apart; a payment of an order that never existed is an orphan, counted as the row's own."""
+    orders = tiny_dir / "olist_orders_dataset.csv"
+    lines = orders.read_text().splitlines()
+    fields = lines[1].split(",")
+    oid, fields[2] = fields[0], '"lost"'
+    lines[1] = ",".join(fields)
+    orders.write_text("\n".join(lines) + "\n")
+    payments = tiny_dir / "olist_order_payments_dataset.csv"
+    text = payments.read_text()
+    children = sum(1 for line in text.splitlines()[1:] if line.split(",")[0].strip('"') == oid.strip('"'))
+    payments.write_text(text + f'"{"f" * 32}",1,"boleto",1,9.99\n')
+    result = load_directory(tiny_dir, postgres.conninfo(), schema)
+    by_table = {r.table: r for r in result.results}
+    assert (by_table["orders"].quarantined, by_table["orders"].quarantined_for_parent) == (1, 0)
+    assert children >= 1
+    pay = by_table["order_payments"]
+    assert (pay.quarantined, pay.quarantined_for_parent) == (children + 1, children)
+    reasons = sorted(b.reason for b in pay.bad)
+    assert sum("its orders row was quarantined" in r for r in reasons) == children
+    assert sum("not found in orders.order_id" in r for r in reasons) == 1
+    assert result.quarantined_for_parent >= children

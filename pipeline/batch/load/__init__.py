@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import time
 import uuid
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 
 from pipeline.batch.load.postgres import write_quarantine, write_table
 from pipeline.batch.load.reader import BadRecord, LoadError, read_source, to_csv_bytes
-from pipeline.batch.load.validate import validate_chunks
+from pipeline.batch.load.validate import quarantined_key, validate_chunks
 from pipeline.contracts import Dataset, Registry, load_registry
 from pipeline.contracts.render_postgres import render_schema
 from pipeline.totals import Total
@@ -38,6 +39,7 @@ class FileResult:
     quarantined: int
     seconds: float
     bad: list[BadRecord] = field(default_factory=list, repr=False)
+    quarantined_for_parent: int = 0  # of the quarantined, those refused only for a quarantined parent row
 
 
 @dataclass
@@ -47,6 +49,7 @@ class LoadSummary:
     seconds: float
 
     quarantined = Total("results", "quarantined")
+    quarantined_for_parent = Total("results", "quarantined_for_parent")
     loaded = Total("results", "loaded")
     read = Total("results", "read")
 
@@ -101,7 +104,9 @@ def load_directory(
                     results.append(FileResult(
                         table=ds.name, source_file=ds.source_file or "", read=stream.read, loaded=stream.loaded,
                         inserted=stream.loaded if inserted < 0 else inserted, updated=updated,
-                        quarantined=len(stream.bad), seconds=time.perf_counter() - t0,
+                        quarantined=len(stream.bad),
+                        quarantined_for_parent=sum(b.for_parent for b in stream.bad),
+                        seconds=time.perf_counter() - t0,
                         bad=sorted(stream.bad, key=lambda b: b.line)))
                     if progress:
                         progress(ds.name, "done")
@@ -113,6 +118,15 @@ def load_directory(
 _END = object()
 
 
+def _record(text: str) -> dict:
+    """A quarantined record's fields (records refused while reading may not be a JSON object)."""
+    with contextlib.suppress(ValueError):
+        value = json.loads(text)
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
 def _validate_all(data_dir: Path, tables: list[Dataset], feed: queue.Queue) -> None:
     """Producer: for each table, its validated chunks (with their CSV bytes), then an end marker."""
     wanted = _referenced_columns(tables)
@@ -121,12 +135,21 @@ def _validate_all(data_dir: Path, tables: list[Dataset], feed: queue.Queue) -> N
         for ds in tables:
             source = read_source(data_dir / (ds.source_file or ""), ds)
             keys = {c: [] for c in ds.column_names if f"{ds.name}.{c}" in wanted}
+            refused: dict[str, set[str]] = {c: set() for c in keys}
             for part in validate_chunks(source, ds, parent_keys):
                 feed.put((part, to_csv_bytes(part.table) if part.table.num_rows else b""))
                 for col, chunks in keys.items():
                     chunks.extend(part.table.column(col).chunks)
+                for bad in part.bad:  # a child referencing one of these says so, and is counted apart
+                    record = _record(bad.record)
+                    for col in keys:
+                        if isinstance(record.get(col), str) and record[col]:
+                            refused[col].add(record[col])
             for col, chunks in keys.items():
-                parent_keys[f"{ds.name}.{col}"] = pc.unique(pa.chunked_array(chunks, pa.string()))
+                parent_keys[f"{ds.name}.{col}"] = valid = pc.unique(pa.chunked_array(chunks, pa.string()))
+                refused_only = pa.array(sorted(refused[col]), pa.string())
+                parent_keys[quarantined_key(ds.name, col)] = pc.filter(
+                    refused_only, pc.invert(pc.is_in(refused_only, value_set=valid)))
             feed.put(_END)
     except BaseException as exc:  # handed to the consumer, which raises it
         feed.put(exc)

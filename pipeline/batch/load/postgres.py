@@ -75,5 +75,9 @@ def write_quarantine(conn: psycopg.Connection, schema: str, table_name: str, sou
                    "FROM STDIN").format(target)
     now = dt.datetime.now(dt.UTC)
     with cur.copy(stmt) as copy:
-        for b in bad:
-            copy.write_row((source_file, b.line, b.column, b.reason, b.record, run_id, now))
+        for b in bad:  # a NUL byte (text cannot hold one) is kept visible as \x00: nothing of the record is lost
+            copy.write_row((source_file, b.line, b.column, _text(b.reason), _text(b.record), run_id, now))
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "\\x00")

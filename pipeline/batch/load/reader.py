@@ -31,6 +31,7 @@ class BadRecord:
     reason: str
     record: str
     column: str | None = None
+    for_parent: bool = False  # refused only because the row it references was itself quarantined
 
 
 @dataclass

@@ -63,6 +63,12 @@ class Check:
     column: str
     failing: pa.Array  # boolean, True where the row fails
     reason: str  # "{value}" in it stands for the failing value (replaced, never str.format: patterns hold braces)
+    for_parent: bool = False  # a reference to a row that was quarantined (not a fault of this row's own)
+
+
+def quarantined_key(table: str, column: str) -> str:
+    """Where ``parent_keys`` keeps the values of ``table.column`` in the rows that were quarantined."""
+    return f"{table}.{column}:quarantined"
 
 
 def _as_bool(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -134,6 +140,8 @@ def column_checks(col: Column, arr: pa.ChunkedArray) -> list[Check]:
         checks.append(Check(col.name, pc.greater(pc.utf8_length(arr), int(length.group(1))),
                             f"{{value}} is longer than {length.group(1)} characters"))
     checks.extend(_range_checks(col, arr, ok_type))
+    # PostgreSQL's text cannot hold a NUL byte (COPY would fail the whole file): the row is refused instead.
+    checks.append(Check(col.name, pc.match_substring(arr, "\x00"), "{value} holds a NUL byte, which text cannot"))
     return checks
 
 
@@ -181,6 +189,12 @@ def _chunk(table: pa.Table, lines: np.ndarray, ds: Dataset, parent_keys: dict[st
             if parents is not None:
                 orphan = pc.and_(pc.invert(pc.equal(pc.utf8_length(arr), 0)),
                                  pc.invert(pc.is_in(arr, value_set=parents)))
+                refused = parent_keys.get(quarantined_key(ref_table, ref_col))
+                if refused is not None and len(refused):
+                    cascaded = pc.and_(orphan, pc.is_in(arr, value_set=refused))
+                    orphan = pc.and_(orphan, pc.invert(cascaded))
+                    checks.append(Check(col.name, cascaded, f"{{value}}: its {ref_table} row was quarantined",
+                                        for_parent=True))
                 checks.append(Check(col.name, orphan, f"{{value}} not found in {ref_table}.{ref_col}"))
     masks = [_as_bool(c.failing) for c in checks]
     failing = duplicate[offset:offset + n].copy()
@@ -188,17 +202,18 @@ def _chunk(table: pa.Table, lines: np.ndarray, ds: Dataset, parent_keys: dict[st
         failing |= m
     bad = []
     for i in np.flatnonzero(failing):
-        reasons, first_col = [], None
+        reasons, first_col, own = [], None, offset + int(i) in dup_reasons
         for check, mask in zip(checks, masks, strict=True):
             if mask[i]:
                 value = table.column(check.column)[int(i)].as_py()
                 reasons.append(f"{check.column}: " + check.reason.replace("{value}", repr(value)))
                 first_col = first_col or check.column
+                own = own or not check.for_parent
         if offset + int(i) in dup_reasons:
             reasons.append(dup_reasons[offset + int(i)])
         record = {c: table.column(c)[int(i)].as_py() for c in table.column_names}
         bad.append(BadRecord(int(lines[i]), "; ".join(reasons), json.dumps(record, ensure_ascii=False),
-                             first_col))
+                             first_col, for_parent=not own))
     good = table.filter(pa.array(~failing))
     columns = []
     for col in ds.columns:
