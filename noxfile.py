@@ -90,10 +90,13 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def fuzz(session: nox.Session) -> None:
-    """The fuzzers on a long profile: thousands of mutated CSV files through the loader, hundreds into PostgreSQL."""
+    """The fuzzers on a long profile: thousands of mutated CSV files through the loader, hundreds into PostgreSQL,
+    and tens of batches of bad events straight onto the raw topic of a running lane."""
     session.env |= {"OLIST_FUZZ_EXAMPLES": os.environ.get("OLIST_FUZZ_EXAMPLES", "3000"),
-                    "OLIST_FUZZ_LOAD_EXAMPLES": os.environ.get("OLIST_FUZZ_LOAD_EXAMPLES", "300")}
-    pytest(session, "tests/unit/test_loader_fuzz.py", "tests/integration/test_load_fuzz.py")
+                    "OLIST_FUZZ_LOAD_EXAMPLES": os.environ.get("OLIST_FUZZ_LOAD_EXAMPLES", "300"),
+                    "OLIST_FUZZ_EVENT_EXAMPLES": os.environ.get("OLIST_FUZZ_EVENT_EXAMPLES", "25")}
+    pytest(session, "tests/unit/test_loader_fuzz.py", "tests/integration/test_load_fuzz.py",
+           "tests/e2e/test_streaming_exact.py")
 
 
 @nox.session(python=PYTHON)

@@ -19,6 +19,7 @@ import duckdb
 import psycopg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from emulation.cassandra import CassandraService
 from emulation.dashboard import DashboardService
@@ -124,11 +125,18 @@ class Browser:
         wait until the dropdown shows it and the callbacks it set off are done. (Enter on the search would take
         whatever option is first while the list is still being filtered; clicking while an earlier choice's
         callbacks re-render the options clicks an element on its way out of the page.)"""
-        self.settled()
-        self.page.click(f"#{slicer}")
-        self.page.keyboard.type(text)
         option = self.page.locator(".dash-dropdown-option").filter(has_text=re.compile(f"^\\s*{re.escape(text)}\\s*$"))
-        option.first.click()
+        for _ in range(5):  # a re-render can close the list between the click and the typing: open it again
+            self.settled()
+            self.page.click(f"#{slicer}")
+            try:  # the open list's search box (fill replaces what it held), then the option
+                self.page.locator(".dash-dropdown-search-container input[type=search]").first.fill(text, timeout=5_000)
+                option.first.click(timeout=5_000)
+                break
+            except PlaywrightTimeout:
+                self.page.keyboard.press("Escape")
+        else:
+            raise AssertionError(f"the option {text!r} of #{slicer} never showed")
         self.page.keyboard.press("Escape")
         expect(self.page.locator(f"#{slicer}")).to_contain_text(text)
         self.settled()
