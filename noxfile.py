@@ -145,6 +145,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: each prints ratios against a baseline run in the same process."""
     install(session, "test", "bench")
     ensure_system_packages(session)
+    session.env["PYTHONPATH"] = str(ROOT)  # the benches import the tests' reference and fixtures
     session.run("python", "tests/bench/bench_load.py", *session.posargs)
     session.run("python", "tests/bench/bench_batch.py", *session.posargs)
     session.run("python", "tests/bench/bench_cdc.py", *session.posargs)

@@ -231,3 +231,7 @@ def demo() -> None:
         raise fail("; ".join(report.problems))
     if report.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)
+
+
+if __name__ == "__main__":  # python -m pipeline.cli (the fault suite and the benches run it so)
+    app()

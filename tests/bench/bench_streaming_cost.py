@@ -110,7 +110,14 @@ class Freshness(threading.Thread):
 
     def run(self) -> None:
         future = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-        with CassandraService(self.settings).session(NAMES.keyspace, role="reader", timeout=30) as session:
+        service = CassandraService(self.settings)
+        while not self.stop.is_set():  # the sink makes the keyspace when it starts
+            try:
+                with service.session(NAMES.keyspace, role="reader", timeout=30):
+                    break
+            except Exception:
+                time.sleep(1)
+        with service.session(NAMES.keyspace, role="reader", timeout=30) as session:
             while not self.stop.wait(1.0):
                 with contextlib.suppress(Exception):
                     for r in read_windows(session, NAMES.aggregated, minutes=30, until=future):

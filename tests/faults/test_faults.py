@@ -282,9 +282,16 @@ def test_the_simulator_killed_mid_transaction_changes_no_result(lane):
     import sys
 
     env = {**os.environ, "OLIST_STATE_DIR": str(lane.state_dir), "OLIST_PG_SCHEMA": lane.pg_schema}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "simulate", "--rate", "400", "--duration", "30"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(6)
+    config = KafkaService(lane).client_config()
+    before = sum(end_offsets(config, NAMES.raw).values())
+    output = lane.state_dir / "simulate.out"
+    with output.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "simulate", "--rate", "400", "--duration",
+                                 "30"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    assert wait_for(lambda: sum(end_offsets(config, NAMES.raw).values()) > before + 100, 20), (
+        f"the simulator is not trading (exit {proc.poll()}): {output.read_text()[-500:]}")
+    time.sleep(2)
+    assert proc.poll() is None, "the simulator ended before the kill"
     killed_at = time.monotonic()
     kill9(proc.pid, "the simulator")
     with Trading(lane, 8):
