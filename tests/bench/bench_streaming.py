@@ -240,7 +240,7 @@ def main() -> None:
         sink.start()
         stack.callback(sink.join, 30)
         stack.callback(stop_sink.set)
-        progress = Progress(kafka, session, f"{settings.flink.group_id}-changelog")
+        progress = Progress(kafka, session, f"{settings.flink.group_id}-events")
         progress.start()
         stack.callback(progress.join, 10)
         stack.callback(progress.stop.set)
@@ -270,8 +270,8 @@ def main() -> None:
     first_commit, last_commit = min(commits), max(commits)
     topic_rate = rate(len(events), raw[0][0], raw[-1][0])
     per_offset = len(events) / raw_end  # events per raw-topic offset (the rest are tombstones)
-    flink_done = progress.reached(f"{settings.flink.group_id}-changelog:{TOPIC}", raw_end)
-    flink_rate = progress.rate(f"{settings.flink.group_id}-changelog:{TOPIC}", raw_end) * per_offset
+    flink_done = progress.reached(f"{settings.flink.group_id}-events:{TOPIC}", raw_end)
+    flink_rate = progress.rate(f"{settings.flink.group_id}-events:{TOPIC}", raw_end) * per_offset
     ends = {t: progress.samples[-1][1][f"end:{t}"] for t in WINDOWED}  # each ends with a transaction marker
     out_rate = sum(progress.rate(f"end:{t}", ends[t]) for t in WINDOWED)
     sink_rate = sum(progress.rate(f"{GROUP}:{t}", ends[t] - 1) for t in WINDOWED)
