@@ -10,7 +10,6 @@ use the Python driver (``cassandra-driver``) with protocol v5; :meth:`CassandraS
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from emulation.jvm import JvmArtifacts, JvmService, JvmSettings, java_command
-from emulation.service import Endpoint, ServiceError
+from emulation.service import Endpoint, ServiceError, kept_secret
 
 if TYPE_CHECKING:
     from cassandra.cluster import Cluster, Session
@@ -198,12 +197,7 @@ class CassandraService(JvmService):
         configured = getattr(self.settings.cassandra, f"{role}_password")
         if configured:
             return ROLES[role], configured
-        path = self.state_dir / "roles.json"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(0o600)
-            path.write_text(json.dumps({r: secrets.token_urlsafe(18) for r in ROLES}))
-        return ROLES[role], json.loads(path.read_text())[role]
+        return ROLES[role], kept_secret(self.state_dir / "roles" / role)
 
     def session(self, keyspace: str | None = None, timeout: float = 10.0, metadata: bool = True,
                 role: str = "admin") -> contextlib.AbstractContextManager[Session]:

@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ import psutil
 import psycopg
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from emulation.service import Endpoint, Service, ServiceError
+from emulation.service import Endpoint, Service, ServiceError, kept_secret
 from pipeline.settings import Settings
 
 # Emulation tuning: durability off (a laptop cluster rebuilt at will), logical decoding on for CDC.
@@ -137,12 +136,7 @@ class PostgresService(Service):
     def _password(self) -> str:
         if self.settings.pg_password:
             return self.settings.pg_password
-        path = self.state_dir / "password"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(18))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return kept_secret(self.state_dir / "password")
 
     # -- Service interface ---------------------------------------------------------------------
     def endpoint_extra(self, saved: dict) -> dict[str, str]:

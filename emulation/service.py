@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import json
+import secrets
 import socket
 from collections import deque
 from dataclasses import dataclass, field
@@ -13,6 +14,15 @@ from pathlib import Path
 class ServiceError(RuntimeError):
     """A service failed to start, stop or answer; the message says why and shows its log tail."""
 
+
+
+def kept_secret(path: Path) -> str:
+    """A password generated at first use and kept in ``path`` (readable by its owner only)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(0o600)
+        path.write_text(secrets.token_urlsafe(18))
+    return path.read_text().strip()
 
 @dataclass(frozen=True)
 class Endpoint:

@@ -5,7 +5,6 @@ replication slot holding WAL."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from psycopg import sql
 from emulation.connect import ConnectService, load_connector_config, secrets_dir
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.postgres import PostgresService
-from emulation.service import ServiceError
+from emulation.service import ServiceError, kept_secret
 from pipeline.batch.load import apply_schema
 from pipeline.contracts import Registry, load_registry
 from pipeline.settings import Settings
@@ -64,12 +63,7 @@ def captured_tables(registry: Registry | None = None) -> list[str]:
 
 def _password(settings: Settings) -> str:
     """The CDC role's password: generated at first use, kept in the state folder (0600)."""
-    path = settings.state_dir / "cdc" / "password"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(0o600)
-        path.write_text(secrets.token_urlsafe(18))
-    return path.read_text().strip()
+    return kept_secret(settings.state_dir / "cdc" / "password")
 
 
 def password_reference(settings: Settings) -> str:
