@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,12 @@ class Column:
     @property
     def is_key(self) -> bool:
         return self.primary_key_position is not None
+
+    @property
+    def decimal_digits(self) -> tuple[int, int] | None:
+        """(precision, scale) of a numeric(p, s) / decimal(p, s) column, else None."""
+        m = re.fullmatch(r"(?:numeric|decimal)\((\d+),\s*(\d+)\)", self.physical_type.lower().strip())
+        return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pyarrow as pa
 
 from pipeline.contracts.registry import Column, Dataset
@@ -13,9 +11,8 @@ INT_TYPES = {"smallint": pa.int16(), "integer": pa.int32(), "int": pa.int32(), "
 
 def arrow_type(col: Column) -> pa.DataType:
     physical = col.physical_type.lower().strip()
-    decimal = re.fullmatch(r"(?:numeric|decimal)\((\d+),\s*(\d+)\)", physical)
-    if decimal:
-        return pa.decimal128(int(decimal.group(1)), int(decimal.group(2)))
+    if digits := col.decimal_digits:
+        return pa.decimal128(*digits)
     if col.logical_type == "integer":
         return INT_TYPES.get(physical, pa.int64())
     if col.logical_type == "number":

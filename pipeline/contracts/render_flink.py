@@ -69,8 +69,8 @@ def flink_type(col: Column, registry: Registry, reading_rows: bool = False) -> s
     physical = col.physical_type.lower().strip()
     if reading_rows and is_integer(col):
         return "DOUBLE"
-    if m := re.fullmatch(r"(?:numeric|decimal)\((\d+),\s*(\d+)\)", physical):
-        return f"DECIMAL({m.group(1)}, {m.group(2)})"
+    if digits := col.decimal_digits:
+        return f"DECIMAL({digits[0]}, {digits[1]})"
     if m := re.fullmatch(r"timestamp\((\d)\)", physical):
         return f"TIMESTAMP({m.group(1)})"
     if physical == "timestamp":

@@ -31,8 +31,8 @@ def column_schema(col: Column, registry: Registry) -> dict:
                 schema["minimum"] = col.minimum
             if col.maximum is not None:
                 schema["maximum"] = col.maximum
-            if digits := re.fullmatch(r"(?:numeric|decimal)\((\d+),\s*(\d+)\)", col.physical_type.lower()):
-                bound = 10 ** (int(digits.group(1)) - int(digits.group(2)))  # what the type can hold at all
+            if digits := col.decimal_digits:
+                bound = 10 ** (digits[0] - digits[1])  # what the type can hold at all
                 if col.maximum is None:
                     schema["exclusiveMaximum"] = bound
                 if col.minimum is None:

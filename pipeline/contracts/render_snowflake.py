@@ -13,9 +13,8 @@ INT_DIGITS = {"smallint": 5, "integer": 10, "int": 10, "bigint": 19}
 
 def snowflake_type(col: Column) -> str:
     physical = col.physical_type.lower().strip()
-    decimal = re.fullmatch(r"(?:numeric|decimal)\((\d+),\s*(\d+)\)", physical)
-    if decimal:
-        return f"number({decimal.group(1)},{decimal.group(2)})"
+    if digits := col.decimal_digits:
+        return f"number({digits[0]},{digits[1]})"
     if col.logical_type == "integer":
         return f"number({INT_DIGITS.get(physical, 19)},0)"
     if col.logical_type == "number":

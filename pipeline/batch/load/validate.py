@@ -118,9 +118,8 @@ def column_checks(col: Column, arr: pa.ChunkedArray) -> list[Check]:
         kind = "an integer" if col.logical_type == "integer" else "a number"
         checks.append(Check(col.name, bad, f"{{value}} is not {kind}"))
         ok_type = pc.and_(present, pc.invert(bad))
-        scale_match = re.fullmatch(r"(?:numeric|decimal)\((\d+),\s*(\d+)\)", col.physical_type.lower())
-        if scale_match:
-            precision, scale = map(int, scale_match.groups())
+        if col.decimal_digits:
+            precision, scale = col.decimal_digits
             whole = pc.utf8_length(pc.replace_substring_regex(arr, r"^-?0*([0-9]*).*$", r"\1"))
             too_big = pc.and_(ok_type, pc.greater(whole, precision - scale))
             checks.append(Check(col.name, too_big, f"{{value}} has more than {precision - scale} integer digits"))
