@@ -1,12 +1,14 @@
 """Kafka Connect as one distributed worker on 127.0.0.1, with the Debezium PostgreSQL connector on its plugin.path.
 
 The worker keeps connector configs, offsets and status in three Kafka topics it creates itself
-(replication factor 1), so connectors survive a worker restart. The REST API is reached with the
-standard library's urllib, with proxies disabled (the worker is on loopback).
+(replication factor 1), so connectors survive a worker restart. It talks to Kafka as its own SCRAM principal
+(``olist_connect``). Its REST API asks for basic authentication (Kafka's BasicAuthSecurityRestExtension, one
+user in a 0600 file) and is reached with the standard library's urllib, with proxies disabled (loopback).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import string
@@ -22,7 +24,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 
 from emulation.jvm import JvmArtifacts, JvmService, java_command, write_log4j2
 from emulation.kafka import KafkaService
-from emulation.service import ServiceError
+from emulation.service import ServiceError, kept_secret, write_private
 from pipeline.settings import Settings
 
 MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
@@ -52,7 +54,9 @@ WORKER_CONF = {
     # neither the REST API nor the config topic ever holds one.
     "config.providers": "file",
     "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
+    "rest.extension.classes": "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension",
 }
+REST_LOGIN_MODULE = "org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule"
 LOG_LEVELS = {"org.apache.kafka": "WARN", "org.reflections": "ERROR", "org.eclipse.jetty": "WARN",
               "org.glassfish": "WARN", "org.apache.kafka.connect.runtime.Connect": "INFO",
               "org.apache.kafka.connect.runtime.WorkerSourceTask": "INFO", "io.debezium": "INFO"}
@@ -133,19 +137,37 @@ class ConnectService(JvmService):
             raise self.fail(f"Kafka is not answering{f' at {ep.address}' if ep else ''}; start it first "
                             "(`olist up kafka`)")
 
+    def rest_credentials(self) -> tuple[str, str]:
+        """(user, password) of the REST API: the settings', else generated at first start and kept (0600)."""
+        conf = self.settings.connect
+        return conf.rest_user, conf.rest_password or kept_secret(self.state_dir / "rest" / "password")
+
     def command(self, artifacts: JvmArtifacts) -> list[str]:
         bootstrap = self.kafka.bootstrap_servers()
         port = self.claim_ports({"bootstrap": bootstrap}, port=self.settings.connect.port)["port"]
         host = self.settings.bind_host
+        security = self.kafka.java_security("connect")
         conf = {**WORKER_CONF, "bootstrap.servers": bootstrap, "listeners": f"http://{host}:{port}",
                 "rest.advertised.host.name": host, "rest.advertised.port": str(port),
                 "plugin.path": str(artifacts.plugin_path),
-                "config.providers.file.param.allowed.paths": str(secrets_dir(self.settings))}
-        self._config_file.write_text("".join(f"{k}={v}\n" for k, v in conf.items()))
+                "config.providers.file.param.allowed.paths": str(secrets_dir(self.settings)),
+                # the worker's own clients, and the producers, consumers and admins it makes for connectors
+                **{f"{prefix}{k}": v for prefix in ("", "producer.", "consumer.", "admin.")
+                   for k, v in security.items()}}
+        write_private(self._config_file, "".join(f"{k}={v}\n" for k, v in conf.items()))
         log4j2 = write_log4j2(self.state_dir / "log4j2.properties", LOG_LEVELS)
         return java_command(MAIN, artifacts.classpath("connect"), [str(self._config_file)],
                             heap_mb=self.settings.connect.heap_mb, settings=self.jvm, log4j2=log4j2,
-                            tmp_dir=self._tmp_dir)
+                            tmp_dir=self._tmp_dir, props={"java.security.auth.login.config": str(self._rest_jaas())})
+
+    def _rest_jaas(self) -> Path:
+        """The REST API's JAAS login: one user, in a properties file (both 0600)."""
+        user, password = self.rest_credentials()
+        users = self.state_dir / "rest" / "users.properties"
+        write_private(users, f"{user}={password}\n")
+        jaas = self.state_dir / "rest" / "jaas.conf"
+        write_private(jaas, f'KafkaConnect {{\n  {REST_LOGIN_MODULE} required file="{users}";\n}};\n')
+        return jaas
 
     def destroy(self) -> None:
         """Stop, drop the worker's topics when Kafka still answers, and delete the state."""
@@ -255,8 +277,10 @@ class ConnectService(JvmService):
 
     def _call(self, method: str, path: str, body: object = None, timeout: float = 30) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
+        token = base64.b64encode(":".join(self.rest_credentials()).encode()).decode()
         req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+                                     headers={"Content-Type": "application/json", "Accept": "application/json",
+                                              "Authorization": f"Basic {token}"})
         try:
             with _NO_PROXY.open(req, timeout=timeout) as resp:
                 raw = resp.read()

@@ -26,7 +26,7 @@ from typing import Any
 
 from emulation.jvm import _locked, fetch
 from emulation.kafka import KafkaService
-from emulation.service import Endpoint, ServiceError
+from emulation.service import Endpoint, ServiceError, write_private
 from emulation.supervisor import SupervisedService
 from pipeline.contracts import stream_names
 from pipeline.settings import PROJECT_ROOT, FlinkSettings, Settings
@@ -35,6 +35,8 @@ FLINK_DIR = PROJECT_ROOT / "flink"
 JOB = FLINK_DIR / "payments_windows.py"
 REQUIREMENTS = FLINK_DIR / "requirements.txt"
 MARKER = ".complete"
+# The Kafka SQL connector jar shades the Kafka client: its JAAS login modules are under this prefix.
+SHADED_SCRAM_MODULE = "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -100,6 +102,12 @@ def job_arguments(flink: FlinkSettings) -> list[str]:
             "--checkpoint-interval-seconds", str(flink.checkpoint_interval_seconds),
             "--state-ttl", flink.state_ttl, "--transaction-timeout-ms", str(flink.transaction_timeout_ms),
             "--parallelism", str(flink.parallelism), "--restart-attempts", str(flink.restart_attempts)]
+
+
+def write_kafka_properties(kafka: KafkaService, path: Path, principal: str = "flink") -> Path:
+    """The job's Kafka client properties as ``principal`` (``--kafka-properties``), in a 0600 file."""
+    write_private(path, json.dumps(kafka.java_security(principal, login_module=SHADED_SCRAM_MODULE)))
+    return path
 
 
 # -- the service ---------------------------------------------------------------------------------
@@ -196,7 +204,8 @@ class FlinkJobService(SupervisedService):
         cmd = [str(ensure_venv(self.flink)), "-u", str(JOB), *job_arguments(self.flink), "--bootstrap",
                saved["bootstrap"], "--connector-jar", str(self._connector_jar()), "--transactional-id-prefix",
                self.flink.transactional_id_prefix, "--state-dir", str(self.job_dir), "--rest-port",
-               str(saved["port"]), "--status-file", str(self.status_file)]
+               str(saved["port"]), "--status-file", str(self.status_file),
+               "--kafka-properties", str(write_kafka_properties(self.kafka, self.state_dir / "kafka.json"))]
         if restore is None:
             return cmd, f"no savepoint or checkpoint: reading {stream_names().raw} from the {self.flink.startup_mode}"
         kind = "savepoint" if restore.parent.name == "savepoints" else "checkpoint"

@@ -3,6 +3,14 @@
 Storage is formatted once with a cluster id kept in ``state/kafka/cluster_id``; ports are chosen at first
 start and kept. Topics are never auto-created; the internal offsets and transaction topics have replication
 factor 1 and min ISR 1, so consumer groups and transactions work on the single node.
+
+Authentication is on: the client listener takes SASL/SCRAM only, the controller listener SASL/PLAIN for the
+broker's own principal; the StandardAuthorizer denies whatever no ACL allows. Every component has its own
+principal (``olist_connect``, ``olist_flink``, ...; grants in ``pipeline/speed/access.py``), its password
+generated at first start and kept in ``state/kafka/principals/`` (0600) unless the settings give one. The
+admin's and the broker's SCRAM credentials are written into the storage when it is formatted (the format
+tool reads them from a 0600 argument file, never from its command line); the components' are upserted and
+the grants applied at every start.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from emulation.jvm import JvmArtifacts, JvmService, java_command, run_java, write_log4j2
-from emulation.service import ServiceError
+from emulation.service import Endpoint, ServiceError, kept_secret, write_private
 
 MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -29,8 +37,12 @@ BROKER_CONF = {
     "process.roles": "broker,controller",
     "node.id": str(NODE_ID),
     "controller.listener.names": "CONTROLLER",
-    "inter.broker.listener.name": "PLAINTEXT",
-    "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    "inter.broker.listener.name": "BROKER",
+    "listener.security.protocol.map": "BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+    "sasl.mechanism.controller.protocol": "PLAIN",
+    "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "allow.everyone.if.no.acl.found": "false",
     "auto.create.topics.enable": "false",
     "num.partitions": "1",
     "default.replication.factor": "1",
@@ -51,6 +63,10 @@ BROKER_CONF = {
     "num.recovery.threads.per.data.dir": "1",
     "background.threads": "2",
 }
+PRINCIPALS = ("broker", "admin", "connect", "flink", "sink", "archive")
+SUPER_USERS = ("broker", "admin")
+SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
+PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 LOG_LEVELS = {"kafka": "WARN", "org.apache.kafka": "WARN", "state.change.logger": "WARN",
               "kafka.server.KafkaRaftServer": "INFO", "kafka.server.BrokerServer": "INFO"}
 
@@ -88,6 +104,11 @@ class KafkaService(JvmService):
             raise ServiceError("kafka: not started yet (run `olist up kafka`)")
         return ep.address
 
+    def start(self) -> Endpoint:
+        endpoint = super().start()
+        self.ensure_access()
+        return endpoint
+
     def cluster_id(self) -> str:
         path = self.state_dir / "cluster_id"
         if not path.exists():
@@ -112,13 +133,84 @@ class KafkaService(JvmService):
         log4j2 = write_log4j2(self.state_dir / "log4j2.properties", LOG_LEVELS)
         if not (self.data_dir / "meta.properties").exists():
             self._format(classpath, log4j2)
+        elif not self._scram_marker.exists():
+            raise self.fail(f"the storage in {self.data_dir} was formatted before authentication was on and has no "
+                            "SCRAM users; delete it with `olist down --purge` and start again")
         return java_command(MAIN, classpath, [str(self._config_file)], heap_mb=self.settings.kafka.heap_mb,
                             settings=self.jvm, log4j2=log4j2, tmp_dir=self._tmp_dir)
 
+    # -- principals ----------------------------------------------------------------------------
+    def credentials(self, principal: str) -> tuple[str, str]:
+        """(user, password) of one of :data:`PRINCIPALS`: the setting, else generated once and kept (0600)."""
+        if principal not in PRINCIPALS:
+            raise ServiceError(f"kafka: no principal {principal!r} (one of {', '.join(PRINCIPALS)})")
+        configured = getattr(self.settings.kafka, f"{principal}_password")
+        return f"olist_{principal}", configured or kept_secret(self.state_dir / "principals" / principal)
+
+    def security(self, principal: str) -> dict[str, str]:
+        """The client security settings of ``principal`` in librdkafka's keys."""
+        user, password = self.credentials(principal)
+        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": self.settings.kafka.sasl_mechanism,
+                "sasl.username": user, "sasl.password": password}
+
+    def java_security(self, principal: str, login_module: str = SCRAM_MODULE) -> dict[str, str]:
+        """The same in the Java client's keys (``login_module`` differs where the client is shaded)."""
+        user, password = self.credentials(principal)
+        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": self.settings.kafka.sasl_mechanism,
+                "sasl.jaas.config": f'{login_module} required username="{user}" password="{password}";'}
+
+    def ensure_access(self) -> None:
+        """Upsert the components' SCRAM credentials and make their ACLs exactly the grants of
+        ``pipeline/speed/access.py`` (any other ACL of theirs is deleted)."""
+        from confluent_kafka.admin import (
+            AclBinding,
+            AclBindingFilter,
+            AclOperation,
+            AclPermissionType,
+            ResourcePatternType,
+            ResourceType,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        from pipeline.speed.access import component_principals, kafka_grants
+
+        admin = self.admin()
+        mechanism = ScramMechanism[self.settings.kafka.sasl_mechanism.replace("-", "_")]
+        upserts = [UserScramCredentialUpsertion(user, ScramCredentialInfo(mechanism, 8192), password.encode())
+                   for user, password in (self.credentials(p) for p in component_principals())]
+        for user, future in admin.alter_user_scram_credentials(upserts).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise self.fail(f"could not set the SCRAM credentials of {user}: {exc.args[0]}") from exc
+        wanted = {(g.user, ResourceType[g.resource.upper()], g.name, ResourcePatternType[g.pattern.upper()],
+                   AclOperation[g.operation]) for g in kafka_grants(self.settings)}
+        ours = {f"User:olist_{p}" for p in component_principals()}
+        anything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                                    AclPermissionType.ANY)
+        present = admin.describe_acls(anything, request_timeout=30).result()
+        have = {(b.principal, b.restype, b.name, b.resource_pattern_type, b.operation) for b in present
+                if b.principal in ours and b.permission_type == AclPermissionType.ALLOW and b.host == "*"}
+        stale = [b for b in present if b.principal in ours
+                 and (b.principal, b.restype, b.name, b.resource_pattern_type, b.operation) not in wanted]
+        missing = [AclBinding(r, n, pt, who, "*", op, AclPermissionType.ALLOW)
+                   for who, r, n, pt, op in sorted(wanted - have, key=str)]
+        if missing:
+            for future in admin.create_acls(missing, request_timeout=30).values():
+                future.result()
+        for binding in stale:
+            exact = AclBindingFilter(binding.restype, binding.name, binding.resource_pattern_type, binding.principal,
+                                     binding.host, binding.operation, binding.permission_type)
+            for future in admin.delete_acls([exact], request_timeout=30).values():
+                future.result()
+
     # -- clients -------------------------------------------------------------------------------
-    def client_config(self, **extra: object) -> dict[str, object]:
-        """Base confluent-kafka config for this broker (librdkafka's own logging silenced)."""
-        return {"bootstrap.servers": self.bootstrap_servers(), "logger": _quiet, **extra}
+    def client_config(self, principal: str = "admin", **extra: object) -> dict[str, object]:
+        """confluent-kafka config for this broker as ``principal`` (librdkafka's own logging silenced); the
+        default is the admin super user, for the platform's checks and the tests."""
+        return {"bootstrap.servers": self.bootstrap_servers(), "logger": _quiet, **self.security(principal), **extra}
 
     def admin(self) -> AdminClient:
         return AdminClient(self.client_config())
@@ -169,27 +261,53 @@ class KafkaService(JvmService):
                     raise ServiceError(f"kafka: could not delete topic {name!r}: {err}") from exc
 
     # -- steps ---------------------------------------------------------------------------------
+    @property
+    def _scram_marker(self) -> Path:
+        return self.data_dir / "olist-scram-bootstrapped"
+
     def _write_config(self, port: int, cport: int) -> None:
         host = self.settings.bind_host
+        mechanism = self.settings.kafka.sasl_mechanism
+        broker, secret = self.credentials("broker")
         conf = {
             **BROKER_CONF,
-            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+            "listeners": f"BROKER://{host}:{port},CONTROLLER://{host}:{cport}",
+            "advertised.listeners": f"BROKER://{host}:{port}",
             "controller.quorum.voters": f"{NODE_ID}@{host}:{cport}",
+            "sasl.enabled.mechanisms": mechanism,
+            "sasl.mechanism.inter.broker.protocol": mechanism,
+            f"listener.name.broker.{mechanism.lower()}.sasl.jaas.config":
+                f'{SCRAM_MODULE} required username="{broker}" password="{secret}";',
+            "listener.name.controller.plain.sasl.jaas.config":
+                f'{PLAIN_MODULE} required username="{broker}" password="{secret}" user_{broker}="{secret}";',
+            "super.users": ";".join(f"User:olist_{p}" for p in SUPER_USERS),
             "log.dirs": str(self.data_dir),
             "log.retention.ms": str(self.settings.kafka.retention_ms),
         }
-        self._config_file.write_text("".join(f"{k}={v}\n" for k, v in conf.items()))
+        write_private(self._config_file, "".join(f"{k}={v}\n" for k, v in conf.items()))
 
     def _format(self, classpath: str, log4j2: Path) -> None:
-        cmd = java_command(STORAGE_TOOL, classpath, ["format", "-t", self.cluster_id(), "-c", str(self._config_file),
-                                                     "--ignore-formatted"],
-                           heap_mb=256, settings=self.jvm, log4j2=log4j2, tmp_dir=self._tmp_dir)
-        proc = run_java(cmd, timeout=self.jvm.jvm_start_timeout)
+        """Format the storage with the cluster id and the super users' SCRAM credentials (``java @file``: the
+        credentials are in a 0600 argument file, deleted after, not on a command line)."""
+        mechanism = self.settings.kafka.sasl_mechanism
+        scram = [f"{mechanism}=[name={user},password={password}]"
+                 for user, password in (self.credentials(p) for p in SUPER_USERS)]
+        args = ["format", "-t", self.cluster_id(), "-c", str(self._config_file), "--ignore-formatted",
+                *(a for s in scram for a in ("--add-scram", s))]
+        cmd = java_command(STORAGE_TOOL, classpath, args, heap_mb=256, settings=self.jvm, log4j2=log4j2,
+                           tmp_dir=self._tmp_dir)
+        split = cmd.index("-cp")
+        argfile = self._tmp_dir / "format.args"
+        write_private(argfile, "\n".join(f'"{a}"' for a in cmd[split:]) + "\n")
+        try:
+            proc = run_java([*cmd[:split], f"@{argfile}"], timeout=self.jvm.jvm_start_timeout)
+        finally:
+            argfile.unlink(missing_ok=True)
         with self.log_path.open("a") as log:
             log.write(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             raise self.fail(f"formatting the storage in {self.data_dir} exited {proc.returncode}")
+        self._scram_marker.touch()
 
 
 _quiet = logging.getLogger("olist.kafka.librdkafka")

@@ -4,12 +4,19 @@ PostgreSQL refuses to run as root, and development and CI run as root: the serve
 ``settings.pg_os_user`` (Debian's ``postgres``). When that user cannot reach the project folder
 (a clone under a private temporary folder, say), the cluster lives in a folder of its own under
 the system temp dir and ``.state/postgres/data`` links to it.
+
+Two roles: the cluster's superuser (``settings.pg_admin_user``), used only to make roles and to drop
+replication slots, and the pipeline's (``settings.pg_user``: no superuser, no CREATEDB/CREATEROLE), which owns
+the database and everything in it; every client of :meth:`PostgresService.conninfo` is the pipeline. Passwords
+reach the server as SCRAM verifiers made here, never in clear in SQL text.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import hmac
 import os
 import pwd
 import shutil
@@ -19,6 +26,7 @@ from pathlib import Path
 
 import psutil
 import psycopg
+from psycopg import sql
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from emulation.service import Endpoint, Service, ServiceError, kept_secret
@@ -56,6 +64,17 @@ local   replication  all                     reject
 host    replication  all        127.0.0.1/32 reject
 host    replication  all        ::1/128      reject
 """
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 secret PostgreSQL keeps for ``password`` (RFC 5802/7677), which ``PASSWORD '...'``
+    accepts as is: the server never sees the password itself."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"
+
 
 def find_bin_dir(configured: Path | None) -> Path:
     """The folder holding initdb/pg_ctl/postgres: the setting, else the newest Debian install."""
@@ -133,14 +152,17 @@ class PostgresService(Service):
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
     # -- credentials ---------------------------------------------------------------------------
-    def _password(self) -> str:
-        if self.settings.pg_password:
-            return self.settings.pg_password
-        return kept_secret(self.state_dir / "password")
+    def password(self) -> str:
+        """The pipeline role's password: the setting, else generated once and kept (0600)."""
+        return self.settings.pg_password or kept_secret(self.state_dir / "password")
+
+    def admin_password(self) -> str:
+        """The superuser's password: the setting, else generated once and kept (0600)."""
+        return self.settings.pg_admin_password or kept_secret(self.state_dir / "admin_password")
 
     # -- Service interface ---------------------------------------------------------------------
     def endpoint_extra(self, saved: dict) -> dict[str, str]:
-        return {"dbname": self.settings.pg_database, "user": self.settings.pg_user, "password": self._password()}
+        return {"dbname": self.settings.pg_database, "user": self.settings.pg_user, "password": self.password()}
 
     def conninfo(self, dbname: str | None = None) -> str:
         ep = self.endpoint()
@@ -149,6 +171,16 @@ class PostgresService(Service):
         return psycopg.conninfo.make_conninfo(
             host=ep.host, port=ep.port, dbname=dbname or ep.extra["dbname"], user=ep.extra["user"],
             password=ep.extra["password"], connect_timeout=5, application_name="olist",
+        )
+
+    def admin_conninfo(self, dbname: str | None = None) -> str:
+        """The superuser's connection: making roles, dropping replication slots; nothing the pipeline does."""
+        ep = self.endpoint()
+        if ep is None:
+            raise ServiceError("postgres: not started yet (run `olist up`)")
+        return psycopg.conninfo.make_conninfo(
+            host=ep.host, port=ep.port, dbname=dbname or ep.extra["dbname"], user=self.settings.pg_admin_user,
+            password=self.admin_password(), connect_timeout=5, application_name="olist-admin",
         )
 
     def pid(self) -> int | None:
@@ -164,7 +196,7 @@ class PostgresService(Service):
 
     def health(self) -> bool:
         try:
-            with psycopg.connect(self.conninfo("postgres")) as conn:
+            with psycopg.connect(self.admin_conninfo("postgres")) as conn:
                 return conn.execute("select 1").fetchone() == (1,)
         except (psycopg.Error, ServiceError):
             return False
@@ -218,11 +250,12 @@ class PostgresService(Service):
     # -- steps ---------------------------------------------------------------------------------
     def _initdb(self, bin_dir: Path) -> None:
         pwfile = self.runtime_dir / ".pwfile"
-        pwfile.write_text(self._password() + "\n")
+        pwfile.touch(0o600)
         pwfile.chmod(0o600)
+        pwfile.write_text(self.admin_password() + "\n")
         self._own(pwfile)
         try:
-            self._run(bin_dir / "initdb", "-D", self.data_dir, "-U", self.settings.pg_user,
+            self._run(bin_dir / "initdb", "-D", self.data_dir, "-U", self.settings.pg_admin_user,
                       f"--pwfile={pwfile}", "--auth-local=peer", "--auth-host=scram-sha-256",
                       "--encoding=UTF8", "--locale=C.UTF-8")
         finally:
@@ -237,18 +270,29 @@ class PostgresService(Service):
         @retry(stop=stop_after_delay(self.settings.service_start_timeout), wait=wait_fixed(0.2),
                retry=retry_if_exception_type(psycopg.OperationalError), reraise=True)
         def ping() -> None:
-            with psycopg.connect(self.conninfo("postgres")) as conn:
+            with psycopg.connect(self.admin_conninfo("postgres")) as conn:
                 conn.execute("select 1")
 
         try:
             ping()
         except psycopg.OperationalError as exc:
+            if "password authentication failed" in str(exc):
+                raise self.fail(f"the cluster in {self.data_dir} has no superuser {self.settings.pg_admin_user!r} "
+                                "(made before the pipeline had its own role?); delete it with `olist down --purge` "
+                                "and start again") from exc
             raise self.fail(f"not answering on {self.endpoint()}: {exc}") from exc
 
     def _ensure_database(self) -> None:
-        with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
-            exists = conn.execute("select 1 from pg_database where datname = %s",
-                                  (self.settings.pg_database,)).fetchone()
-            if not exists:
-                conn.execute(psycopg.sql.SQL("create database {}").format(
-                    psycopg.sql.Identifier(self.settings.pg_database)))
+        """The pipeline's role (login, nothing more) and its database, which it owns."""
+        role, database = sql.Identifier(self.settings.pg_user), sql.Identifier(self.settings.pg_database)
+        with psycopg.connect(self.admin_conninfo("postgres"), autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_roles where rolname = %s", (self.settings.pg_user,)).fetchone()
+            conn.execute(sql.SQL(("alter" if exists else "create") + " role {} with login nosuperuser nocreatedb "
+                                 "nocreaterole noreplication nobypassrls password {}").format(
+                role, sql.Literal(scram_verifier(self.password()))))
+            owner = conn.execute("select pg_get_userbyid(datdba) from pg_database where datname = %s",
+                                 (self.settings.pg_database,)).fetchone()
+            if owner is None:
+                conn.execute(sql.SQL("create database {} owner {}").format(database, role))
+            elif owner[0] != self.settings.pg_user:
+                conn.execute(sql.SQL("alter database {} owner to {}").format(database, role))

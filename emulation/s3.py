@@ -14,7 +14,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from emulation.process import ProcessService
-from emulation.service import Endpoint, free_port
+from emulation.service import Endpoint, free_port, kept_secret
 
 
 class S3Service(ProcessService):
@@ -27,12 +27,17 @@ class S3Service(ProcessService):
     def endpoint_extra(self, saved: dict) -> dict[str, str]:
         return {"url": f"http://{saved['host']}:{saved['port']}"}
 
+    def credentials(self) -> tuple[str, str]:
+        """This deployment's keys: the settings', the secret else generated at first start and kept (0600)."""
+        secret = self.settings.s3_secret_access_key or kept_secret(self.state_dir / "secret_access_key")
+        return self.settings.s3_access_key_id or "olist", secret
+
     def client(self):
         ep = self.endpoint()
+        key_id, secret = self.credentials()
         return boto3.client(
             "s3", endpoint_url=ep.extra["url"] if ep else None, region_name=self.settings.s3_region,
-            aws_access_key_id=self.settings.s3_access_key_id,
-            aws_secret_access_key=self.settings.s3_secret_access_key,
+            aws_access_key_id=key_id, aws_secret_access_key=secret,
             config=Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=10),
         )
 

@@ -19,10 +19,16 @@ class ServiceError(RuntimeError):
 def kept_secret(path: Path) -> str:
     """A password generated at first use and kept in ``path`` (readable by its owner only)."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(0o600)
-        path.write_text(secrets.token_urlsafe(18))
+        write_private(path, secrets.token_urlsafe(18))
     return path.read_text().strip()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (it holds credentials)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(0o600)
+    path.chmod(0o600)
+    path.write_text(text)
 
 @dataclass(frozen=True)
 class Endpoint:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import string
 import sys
@@ -80,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--status-file", default=_env("status_file"), help="JSON file the job keeps up to date: state, job id, REST URL"
     )
     p.add_argument("--restore", default=_env("restore"), help="a savepoint or retained checkpoint to resume from")
+    p.add_argument(
+        "--kafka-properties",
+        default=_env("kafka_properties"),
+        help="JSON file of Kafka client properties (security.protocol, sasl.mechanism, sasl.jaas.config, ...) for "
+        "every Kafka table: the credentials stay out of the command line",
+    )
     p.add_argument("--sql-dir", default=_env("sql_dir", str(SQL_DIR)), help="the generated DDL")
     p.add_argument(
         "--bounded",
@@ -112,6 +119,18 @@ def load_ddl(sql_dir: Path, values: dict[str, str]) -> list[str]:
         body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
         statements += [s.strip() for s in body.split(";\n") if s.strip().rstrip(";").strip()]
     return [s.rstrip(";") for s in statements]
+
+
+def kafka_access(ddl: list[str], path: str | None) -> list[str]:
+    """``ALTER TABLE ... SET`` statements giving every Kafka table the client properties in ``path`` (none without
+    one): the deployment's security settings, kept out of the generated DDL."""
+    if not path:
+        return []
+    props = json.loads(Path(path).read_text(encoding="utf-8"))
+    options = ", ".join(f"'properties.{k}' = '{str(v).replace(chr(39), chr(39) * 2)}'" for k, v in props.items())
+    tables = [m.group(1) for s in ddl if "'connector' = 'kafka'" in s or "'connector' = 'upsert-kafka'" in s
+              if (m := re.match(r"CREATE TABLE `([^`]+)`", s))]
+    return [f"ALTER TABLE `{t}` SET ({options})" for t in tables]
 
 
 def hint(options: dict[str, str]) -> str:
@@ -313,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         "transactional_id_prefix": args.transactional_id_prefix,
         "transaction_timeout_ms": str(args.transaction_timeout_ms),
     }
-    for ddl in [*load_ddl(Path(args.sql_dir), values), *views(args)]:
-        env.execute_sql(ddl)
+    ddl = load_ddl(Path(args.sql_dir), values)
+    for statement in [*ddl, *kafka_access(ddl, args.kafka_properties), *views(args)]:
+        env.execute_sql(statement)
     statements = env.create_statement_set()
     for sql in queries(args):
         statements.add_insert_sql(sql)

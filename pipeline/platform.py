@@ -109,6 +109,25 @@ def listeners(settings: Settings) -> list[Listener]:
     return found
 
 
+def secrets(settings: Settings) -> dict[str, str]:
+    """Every credential of the platform (configured or generated), by who holds it: what must appear in no
+    process's arguments and no log."""
+    from emulation.cassandra import ROLES, CassandraService
+    from emulation.connect import ConnectService
+    from emulation.kafka import PRINCIPALS, KafkaService
+    from emulation.postgres import PostgresService
+    from emulation.s3 import S3Service
+    from pipeline.speed.cdc.connector import cdc_password
+
+    pg, kafka, cassandra = PostgresService(settings), KafkaService(settings), CassandraService(settings)
+    found = {"postgres superuser": pg.admin_password(), "postgres pipeline role": pg.password(),
+             "postgres cdc role": cdc_password(settings), "connect rest": ConnectService(settings).rest_credentials()[1],
+             "s3 secret key": S3Service(settings).credentials()[1]}
+    found |= {f"kafka {p}": kafka.credentials(p)[1] for p in PRINCIPALS}
+    found |= {f"cassandra {r}": cassandra.credentials(r)[1] for r in ROLES}
+    return found
+
+
 def status(settings: Settings) -> StatusReport:
     from emulation.flink import FlinkJobService
     from pipeline.speed import cdc

@@ -56,6 +56,15 @@ class KafkaSettings(BaseSettings):
     controller_port: int = Field(0, ge=0, lt=65536, description="KRaft controller; 0 picks a free port.")
     heap_mb: int = Field(384, ge=128, description="Broker heap, -Xmx (-Xms is half).")
     retention_ms: int = Field(6 * 3600 * 1000, ge=60_000, description="Default retention of topics without one.")
+    # SASL/SCRAM on the listener and ACLs, one principal per component; unset passwords are generated at first
+    # start and kept in the broker's state folder (0600). admin is a super user (topics, ACLs, tests, checks).
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = Field("SCRAM-SHA-512", description="Clients' SASL.")
+    broker_password: str | None = Field(None, description="olist_broker: inter-broker and controller traffic.")
+    admin_password: str | None = Field(None, description="olist_admin: a super user for the platform's own checks.")
+    connect_password: str | None = Field(None, description="olist_connect: the Connect worker (CDC topic).")
+    flink_password: str | None = Field(None, description="olist_flink: reads the raw topic, writes the windowed.")
+    sink_password: str | None = Field(None, description="olist_sink: reads the windowed topics.")
+    archive_password: str | None = Field(None, description="olist_archive: reads the raw topic.")
 
 
 class ConnectSettings(BaseSettings):
@@ -65,6 +74,8 @@ class ConnectSettings(BaseSettings):
 
     port: int = Field(0, ge=0, lt=65536, description="REST port; 0 picks a free port.")
     heap_mb: int = Field(512, ge=128, description="Worker heap, -Xmx (-Xms is half).")
+    rest_user: str = Field("olist_admin", description="Basic authentication on the REST API.")
+    rest_password: str | None = Field(None, description="Unset: generated at first start, kept (0600).")
 
 
 class CassandraSettings(BaseSettings):
@@ -122,6 +133,9 @@ class SnowflakeSettings(BaseSettings):
     port: int | None = None
     protocol: str | None = None
     bronze_load: Literal["copy_into", "insert"] = "copy_into"  # copy_into (real Snowflake) | insert (fakesnow)
+    # COPY INTO reads the bucket through a storage integration the account admin made (CREATE STORAGE
+    # INTEGRATION ... STORAGE_ALLOWED_LOCATIONS = ('s3://<bucket>/')): no key ever goes into SQL text.
+    storage_integration: str | None = None
 
 
 class Settings(BaseSettings):
@@ -139,8 +153,10 @@ class Settings(BaseSettings):
     pg_port: int = Field(0, ge=0, lt=65536, description="0 picks a free port at first start.")
     pg_database: str = "olist"
     pg_schema: str = "olist"
-    pg_user: str = "olist"
+    pg_user: str = Field("olist", description="The pipeline's role: owns the database and its schema, no superuser.")
     pg_password: str | None = Field(None, description="Unset: a random one is made at first start.")
+    pg_admin_user: str = Field("olist_admin", description="The cluster's superuser: roles and replication slots only.")
+    pg_admin_password: str | None = Field(None, description="Unset: a random one is made at first start.")
     pg_os_user: str = Field("postgres", description="Unprivileged OS user that runs PostgreSQL as root.")
     pg_bin_dir: Path | None = Field(None, description="Unset: the newest /usr/lib/postgresql/*/bin.")
 
@@ -148,9 +164,10 @@ class Settings(BaseSettings):
     s3_port: int = Field(0, ge=0, lt=65536, description="Local S3 port; 0 picks a free one.")
     s3_region: str = "us-east-1"
     s3_bucket: str = "olist-lake"
-    # The local emulator accepts any key; set real ones (or leave unset for AWS's own chain) elsewhere.
-    s3_access_key_id: str = "emulation"
-    s3_secret_access_key: str = "emulation"
+    # Per-deployment keys. With the local emulator an unset secret is generated at first start and kept in its
+    # state folder (0600); with OLIST_S3_ENDPOINT_URL unset keys leave it to AWS's own credential chain.
+    s3_access_key_id: str | None = Field("olist", description="Access key id (unset: AWS's chain).")
+    s3_secret_access_key: str | None = Field(None, description="Secret key; see above.")
     bronze_prefix: str = "bronze"
     raw_prefix: str = Field("raw", description="Key prefix of the raw archive of the CDC topic.")
     duckdb_path: Path | None = Field(None, description="DuckDB warehouse; unset: <state_dir>/warehouse/olist.duckdb.")

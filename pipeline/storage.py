@@ -1,7 +1,8 @@
 """One S3 location for every client: boto3, Arrow's S3 filesystem, fsspec (DuckDB/dbt).
 
 The endpoint is ``OLIST_S3_ENDPOINT_URL`` when set (LocalStack, MinIO, real AWS), else the local moto
-server's; region, bucket and credentials come from the same settings.
+server's; region, bucket and credentials come from the same settings (the local server's secret key is made
+per deployment; unset keys on another endpoint leave it to AWS's own credential chain).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ class S3Location:
     endpoint_url: str | None
     region: str
     bucket: str
-    access_key_id: str
-    secret_access_key: str
+    access_key_id: str | None
+    secret_access_key: str | None
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key.lstrip('/')}"
@@ -39,20 +40,11 @@ class S3Location:
         return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
                             aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key)
 
-    def env(self) -> dict[str, str]:
-        """Environment variables for tools configured with ``env_var`` (dbt profiles)."""
-        return {
-            "OLIST_S3_ENDPOINT_URL": self.endpoint_url or "",
-            "OLIST_S3_REGION": self.region,
-            "OLIST_S3_BUCKET": self.bucket,
-            "OLIST_S3_ACCESS_KEY_ID": self.access_key_id,
-            "OLIST_S3_SECRET_ACCESS_KEY": self.secret_access_key,
-        }
-
 
 def s3_location(settings: Settings) -> S3Location:
     """The configured endpoint, or the running local one (an error if it is not running)."""
     url = settings.s3_endpoint_url
+    key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
     if url is None:
         from emulation.s3 import S3Service
 
@@ -62,6 +54,5 @@ def s3_location(settings: Settings) -> S3Location:
             from emulation.service import ServiceError
 
             raise ServiceError("s3 is not running: start it with `olist up s3` (or set OLIST_S3_ENDPOINT_URL)")
-        url = ep.extra["url"]
-    return S3Location(url, settings.s3_region, settings.s3_bucket, settings.s3_access_key_id,
-                      settings.s3_secret_access_key)
+        url, (key_id, secret) = ep.extra["url"], service.credentials()
+    return S3Location(url, settings.s3_region, settings.s3_bucket, key_id, secret)

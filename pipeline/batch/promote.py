@@ -1,8 +1,9 @@
 """The Snowflake target: bronze loaded from the manifested S3 files, the same dbt models, marts compared.
 
-On real Snowflake bronze arrives by ``COPY INTO`` from an external stage over the bucket, listing exactly
-the manifested files; offline, fakesnow cannot reach S3, so the rehearsal inserts the same rows through
-the connector. Everything after bronze is identical: the same dbt models, selected by ``--target``.
+On real Snowflake bronze arrives by ``COPY INTO`` from an external stage over the bucket (read through a
+storage integration: no key is ever written into SQL), listing exactly the manifested files; offline,
+fakesnow cannot reach S3, so the rehearsal inserts the same rows through the connector. Everything after
+bronze is identical: the same dbt models, selected by ``--target``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,18 @@ def connect(sf: SnowflakeSettings):
     return snowflake.connector.connect(**params, login_timeout=20, network_timeout=120)
 
 
+def stage_sql(bucket: str, sf: SnowflakeSettings) -> str:
+    """The external stage over the bucket, reading it through the account's storage integration (a key in the
+    statement would stay in the account's query history)."""
+    if not sf.storage_integration:
+        raise ServiceError("snowflake: COPY INTO needs SNOWFLAKE_STORAGE_INTEGRATION, a storage integration allowed on "
+                           f"s3://{bucket}/ (keys are never written into SQL); or set SNOWFLAKE_BRONZE_LOAD=insert")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", sf.storage_integration):
+        raise ServiceError(f"snowflake: storage integration {sf.storage_integration!r} is not a plain identifier")
+    return (f"create stage if not exists bronze.olist_lake url = 's3://{bucket}/' "
+            f"storage_integration = {sf.storage_integration} file_format = (type = parquet)")
+
+
 def refresh_bronze(settings: Settings, sf: SnowflakeSettings) -> dict[str, int]:
     """(Re)create each bronze table and fill it with exactly the committed files' rows."""
     loc = s3_location(settings)
@@ -57,10 +70,7 @@ def refresh_bronze(settings: Settings, sf: SnowflakeSettings) -> dict[str, int]:
         cur.execute(f"use database {sf.database}")
         cur.execute("create schema if not exists bronze")
         if sf.bronze_load == "copy_into":
-            cur.execute(
-                f"create stage if not exists bronze.olist_lake url = 's3://{loc.bucket}/' "
-                f"credentials = (aws_key_id = '{loc.access_key_id}' aws_secret_key = '{loc.secret_access_key}') "
-                "file_format = (type = parquet)")
+            cur.execute(stage_sql(loc.bucket, sf))
             keys = committed_keys(settings, loc)
         for name, read in bronze_readers(settings, loc).items():
             cur.execute(bronze_table_ddl(registry.dataset(name)))

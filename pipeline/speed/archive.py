@@ -38,6 +38,7 @@ from pipeline.speed import topics
 from pipeline.speed.topics import producer_config
 from pipeline.storage import S3Location
 
+GROUP = "olist-raw-archive"
 # The archive's Parquet layout, from its contract (contracts/archive/): the record's topic, partition, offset,
 # timestamp, key and value.
 SCHEMA = arrow_schema(load_registry().archive_of(stream_names().raw))
@@ -175,7 +176,7 @@ class RawArchiver:
     """Read ``topic`` (read_committed) from where the archive's manifests end and write it to S3 Parquet."""
 
     def __init__(self, consumer_config: dict, loc: S3Location, topic: str, prefix: str = "raw",
-                 group: str = "olist-raw-archive", flush_records: int = 10_000, flush_seconds: float = 30.0,
+                 group: str = GROUP, flush_records: int = 10_000, flush_seconds: float = 30.0,
                  after_upload: Callable[[str], None] | None = None, dead_letter: str | None = None) -> None:
         self.loc, self.topic, self.prefix = loc, topic, prefix
         self.layout = ArchiveLayout(loc, prefix, topic)

@@ -124,6 +124,6 @@ def archive_raw(settings: Settings, duration: float | None = None, idle: float |
     names = stream_names()
     loc = s3_location(settings)
     with archive_lock(settings.state_dir):
-        archiver = RawArchiver(kafka.client_config(), loc, names.raw, settings.raw_prefix,
+        archiver = RawArchiver(kafka.client_config("archive"), loc, names.raw, settings.raw_prefix,
                                flush_records=flush_records, dead_letter=names.dead_letter(names.raw))
         return archiver.run(duration, idle), loc.uri(f"{settings.raw_prefix}/{names.raw}/")

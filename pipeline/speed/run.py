@@ -52,8 +52,8 @@ def archive(settings: Settings, stop: threading.Event) -> None:
 
     names = stream_names()
     with archive_lock(settings.state_dir):
-        RawArchiver(KafkaService(settings).client_config(), s3_location(settings), names.raw, settings.raw_prefix,
-                    flush_seconds=5, dead_letter=names.dead_letter(names.raw)).run(stop=stop)
+        RawArchiver(KafkaService(settings).client_config("archive"), s3_location(settings), names.raw,
+                    settings.raw_prefix, flush_seconds=5, dead_letter=names.dead_letter(names.raw)).run(stop=stop)
 
 
 def watchdog(settings: Settings, stop: threading.Event, interval: float = 5.0) -> None:

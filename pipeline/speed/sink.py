@@ -330,6 +330,6 @@ def run_sink(settings: Settings, duration: float | None = None, until_idle: floa
     with cassandra.session(role="admin") as admin:  # the schema and the grants: the sink itself only writes
         apply_schema(admin)
     with cassandra.session(role="sink") as session:
-        sink = CassandraSink(kafka.client_config(), session, group=group, batch_size=batch_size,
+        sink = CassandraSink(kafka.client_config("sink"), session, group=group, batch_size=batch_size,
                              instance_id=instance_id)
         return sink.run(duration, until_idle, stop)

@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 
+def connection(client_config: Mapping[str, object]) -> dict[str, object]:
+    """The keys of a client config that say where the cluster is and who connects (not what a consumer does)."""
+    return {k: v for k, v in client_config.items()
+            if k in ("bootstrap.servers", "logger") or k.startswith(("security.", "sasl.", "ssl."))}
+
+
 def producer_config(client_config: Mapping[str, object], **extra: object) -> dict[str, object]:
-    """An idempotent producer's config on the same cluster as a consumer's ``client_config``."""
-    return {k: v for k, v in client_config.items() if k in ("bootstrap.servers", "logger")} | {
-        "enable.idempotence": True, **extra}
+    """An idempotent producer's config on the same cluster, as the same principal, as ``client_config``."""
+    return connection(client_config) | {"enable.idempotence": True, **extra}
 
 
 def dead_letter(producer: Producer, topic: str, msg: Message, reasons: list[str]) -> None:
@@ -100,7 +105,7 @@ def committed_offsets(client_config: Mapping[str, object], group: str, topic: st
     from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({k: v for k, v in client_config.items() if k in ("bootstrap.servers", "logger")})
+    admin = AdminClient(connection(client_config))
     partitions = end_offsets(client_config, topic)
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
     out = dict.fromkeys(partitions, 0)

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import psutil
 import psycopg
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -276,6 +277,28 @@ def test_every_service_listens_on_loopback_only(demo):
     exposed = [x for x in found if not x.loopback]
     assert not exposed, "listening beyond loopback:\n" + "\n".join(
         f"{x.service}: {x.process} (pid {x.pid}) on {x.address}:{x.port}" for x in exposed)
+
+
+def test_no_secret_is_in_any_process_arguments_or_log_and_every_file_holding_one_is_private(demo):
+    """After the whole lane ran: none of the platform's credentials (PostgreSQL's three roles, every Kafka
+    principal, Connect's REST user, the Cassandra roles, the S3 key) is in the command line of any process on the
+    machine or in any log under the state folder; a file that holds one is readable by its owner only."""
+    _, settings = demo
+    found = {name: secret for name, secret in platform.secrets(settings).items() if secret}
+    assert len(found) >= 15, sorted(found)
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        args = " ".join(proc.info["cmdline"] or [])
+        leaked = [name for name, secret in found.items() if secret in args]
+        assert not leaked, f"pid {proc.info['pid']} has {leaked} in its arguments"
+    files = [p for p in settings.state_dir.rglob("*") if p.is_file() and not p.is_symlink()
+             and p.stat().st_size < 64 * 2**20]
+    logs = [p for p in files if ".log" in p.name or p.parent.name in ("log", "logs") or p.suffix in (".out", ".err")]
+    assert len(logs) >= 5, "the engines write logs under the state folder"
+    holding = {p: [n for n, s in found.items() if s.encode() in p.read_bytes()] for p in files}
+    in_logs = {str(p): names for p, names in holding.items() if names and p in logs}
+    assert not in_logs, f"secrets in logs: {in_logs}"
+    public = {str(p): names for p, names in holding.items() if names and p.stat().st_mode & 0o077}
+    assert not public, f"secrets in files others may read: {public}"
 
 
 def test_the_archive_holds_every_offset_once_and_replays_to_the_table(demo, postgres):

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from emulation.connect import TOPICS, ConnectService
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService, find_bin_dir
+from pipeline import platform
 from pipeline.contracts import stream_names
 from pipeline.contracts.event_validation import event_errors
 from pipeline.settings import PROJECT_ROOT, Settings
@@ -206,9 +207,11 @@ def test_the_cdc_role_decodes_its_publication_but_cannot_copy_the_cluster(pg, se
 
 
 def test_no_generated_secret_is_in_any_process_arguments_or_log(settings, pg, kafka, connect, connector):
-    """The CDC password and the PostgreSQL superuser's: in no engine's command line (its whole process tree) and
-    in no log under the state folder."""
-    found = [cdc_password(settings), pg.endpoint().extra["password"]]
+    """PostgreSQL's three roles', the Kafka principals' and Connect's REST password: in no engine's command line
+    (its whole process tree) and in no log under the state folder."""
+    found = [secret for name, secret in platform.secrets(settings).items()
+             if name.startswith(("postgres", "kafka", "connect"))]
+    assert len(found) == 10
     for svc in (pg, kafka, connect):
         root = psutil.Process(svc.pid())
         for proc in [root, *root.children(recursive=True)]:

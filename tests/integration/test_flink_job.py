@@ -20,7 +20,7 @@ from confluent_kafka import Producer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulation.flink import JOB, FlinkJobService, ensure_venv, job_arguments
+from emulation.flink import JOB, FlinkJobService, ensure_venv, job_arguments, write_kafka_properties
 from emulation.jvm import fetch
 from emulation.kafka import KafkaService, TopicSpec
 from pipeline.contracts import stream_names
@@ -246,8 +246,10 @@ def run_bounded(
     flink = settings.flink.model_copy(update={"window_seconds": window_s, "watermark_delay_seconds": delay_s,
                                               "checkpoint_interval_seconds": 0.5, "restart_attempts": 0,
                                               "group_id": f"g-{tag}"})
+    access = write_kafka_properties(kafka, kafka.state_dir / f"flink-{tag}.json", principal="admin")
     cmd = [str(python), str(JOB), *job_arguments(flink), "--bootstrap", kafka.bootstrap_servers(),
            "--connector-jar", str(jar), "--bounded", "--transactional-id-prefix", f"t-{tag}",
+           "--kafka-properties", str(access),
            *(f"--topic={old}={new}" for old, new in topics.items())]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

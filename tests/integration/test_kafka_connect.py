@@ -13,13 +13,14 @@ from pathlib import Path
 
 import psutil
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from emulation.connect import DEBEZIUM_POSTGRES, TOPICS, ConnectService
 from emulation.jvm import MARKER, fetch
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.service import ServiceError
+from pipeline.contracts import stream_names
 from pipeline.settings import PROJECT_ROOT, Settings
 from tests.conftest import running
 
@@ -219,3 +220,113 @@ def test_cdc_refuses_a_raw_topic_the_broker_would_truncate_sooner_than_its_contr
     kafka.create_topics([s for s in topic_specs() if s.name == raw])
     check_retention(kafka)  # as the contract creates it: fine
     kafka.delete_topics([raw])
+
+
+# -- who may get in ------------------------------------------------------------------------------
+
+
+def delivery_error(config: dict, topic: str, **extra: object) -> KafkaError | None:
+    """Produce one record to ``topic`` with ``config``; the delivery error, or None when it was written."""
+    errors: list[KafkaError | None] = []
+    producer = Producer({**config, "message.timeout.ms": 10_000, **extra})
+    producer.produce(topic, b"probe", on_delivery=lambda err, _msg: errors.append(err))
+    producer.flush(15)
+    return errors[0] if errors else KafkaError(KafkaError._MSG_TIMED_OUT)
+
+
+def read_error(config: dict, topic: str, group: str) -> int | None:
+    """Read ``topic`` in ``group`` for a while; the first error code (None when it could read to the end)."""
+    consumer = Consumer({**config, "group.id": group, "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    consumer.subscribe([topic])
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error():
+                code = msg.error().code()
+                return None if code == KafkaError._PARTITION_EOF else code
+        return KafkaError._TIMED_OUT
+    finally:
+        consumer.close()
+
+
+@pytest.fixture(scope="module")
+def lane_topics(kafka):
+    from pipeline.speed.cdc import topic_specs
+
+    kafka.create_topics(topic_specs())
+    return stream_names()
+
+
+def test_no_client_gets_in_without_its_password(kafka):
+    """SASL/SCRAM only: a client without credentials, or with a wrong password, gets no metadata at all."""
+    from confluent_kafka.admin import AdminClient
+
+    anonymous = {"bootstrap.servers": kafka.bootstrap_servers(), "logger": kafka.client_config()["logger"]}
+    wrong = {**kafka.client_config("sink"), "sasl.password": "not-the-password"}
+    for config in (anonymous, wrong):
+        with pytest.raises(KafkaException):
+            AdminClient(config).list_topics(timeout=5)
+    assert kafka.admin().list_topics(timeout=10).brokers, "the admin gets in"
+
+
+def test_the_acls_are_exactly_the_grants_of_each_component(kafka, lane_topics):
+    """Each component principal has the grants of pipeline/speed/access.py and not one more."""
+    from confluent_kafka.admin import AclBindingFilter, AclOperation, AclPermissionType, ResourcePatternType
+    from confluent_kafka.admin import ResourceType as R
+
+    from pipeline.speed.access import kafka_grants
+
+    admin = kafka.admin()
+    anything = AclBindingFilter(R.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                                AclPermissionType.ANY)
+    present = {(b.principal, b.restype.name.lower(), b.name, b.resource_pattern_type.name.lower(), b.operation.name)
+               for b in admin.describe_acls(anything, request_timeout=30).result()}
+    wanted = {(g.user, g.resource, g.name, g.pattern, g.operation) for g in kafka_grants(kafka.settings)}
+    assert present == wanted
+    assert {p.split(":")[1] for p, *_ in present} == {"olist_connect", "olist_flink", "olist_sink", "olist_archive"}
+
+
+def test_each_principal_is_refused_outside_its_grants(kafka, lane_topics):
+    """The sink cannot write the raw topic; the archive cannot read a windowed topic nor use another group; Flink
+    cannot write the raw topic nor open a transaction outside its prefix; no component can create a topic. Each
+    can do its own part."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    names = lane_topics
+    as_ = kafka.client_config
+    denied = KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert delivery_error(as_("sink"), names.raw).code() == denied
+    assert delivery_error(as_("sink"), names.dead_letter(names.aggregated)) is None
+    assert delivery_error(as_("flink"), names.raw).code() == denied
+    assert delivery_error(as_("archive"), names.aggregated).code() == denied
+    assert delivery_error(as_("connect"), names.raw) is None
+    assert read_error(as_("archive"), names.aggregated, "olist-raw-archive") == denied
+    assert read_error(as_("archive"), names.raw, "someone-else") == KafkaError.GROUP_AUTHORIZATION_FAILED
+    assert read_error(as_("archive"), names.raw, "olist-raw-archive") is None
+    assert read_error(as_("sink"), names.raw, "olist-serving-cassandra") == denied
+    tx = Producer({**as_("flink"), "transactional.id": "not-flinks-prefix"})
+    with pytest.raises(KafkaException, match=r"(?i)authoriz"):
+        tx.init_transactions(15)
+    own = Producer({**as_("flink"), "transactional.id": f"{kafka.settings.flink.transactional_id_prefix}-probe"})
+    own.init_transactions(15)
+    for principal in ("connect", "flink", "sink", "archive"):
+        admin = AdminClient(as_(principal))  # kept alive until its future is done
+        result = admin.create_topics([NewTopic(f"made-by-{principal}", 1, 1)])
+        with pytest.raises(KafkaException, match=r"(?i)authoriz"):
+            result[f"made-by-{principal}"].result(15)
+
+
+def test_connect_rest_asks_for_its_password(connect):
+    """Basic authentication on the REST API: no credentials or wrong ones get 401; the worker's own get in."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    user, _ = connect.rest_credentials()
+    for headers in ({}, {"Authorization": "Basic " + base64.b64encode(f"{user}:wrong".encode()).decode()}):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            opener.open(urllib.request.Request(connect.url + "/connectors", headers=headers), timeout=10)
+        assert err.value.code == 401
+    assert connect._call("GET", "/connectors")[0] == 200

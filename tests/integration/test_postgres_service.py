@@ -26,6 +26,29 @@ def test_running_server_is_healthy_on_loopback_with_logical_wal(postgres):
     assert psutil.Process(st.pid).uids().real != 0, "PostgreSQL must not run as root"
 
 
+def test_the_pipeline_role_owns_its_database_but_is_no_superuser(postgres, test_settings):
+    """Every client of conninfo() is the pipeline's role: it owns the database (so it makes its schemas, tables
+    and publication) and cannot make roles or databases, read the server's files, or log in without its
+    password; only the superuser's own connection may."""
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
+        attributes = conn.execute("select rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
+                                  "from pg_roles where rolname = current_user").fetchone()
+        assert attributes == (False, False, False, False, False)
+        owner = conn.execute("select pg_get_userbyid(datdba) from pg_database where datname = current_database()")
+        assert owner.fetchone() == (test_settings.pg_user,)
+        conn.execute("create schema if not exists owned_by_pipeline; drop schema owned_by_pipeline")
+        for forbidden in ("create role intruder", "create database intruder", "select pg_read_file('PG_VERSION')"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(forbidden)
+    with psycopg.connect(postgres.admin_conninfo(), autocommit=True) as conn:
+        assert conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone() == (True,)
+    ep = postgres.endpoint()
+    for user in (test_settings.pg_user, test_settings.pg_admin_user):
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(host=ep.host, port=ep.port, user=user, dbname="postgres", password="wrong",
+                            connect_timeout=5)
+
+
 def test_stop_then_start_keeps_data(test_settings, tmp_path):
     settings = test_settings.model_copy(update={"state_dir": test_settings.state_dir / "restart"})
     svc = PostgresService(settings)

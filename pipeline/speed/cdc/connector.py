@@ -13,7 +13,7 @@ from psycopg import sql
 
 from emulation.connect import ConnectService, load_connector_config, secrets_dir
 from emulation.kafka import KafkaService, TopicSpec
-from emulation.postgres import PostgresService
+from emulation.postgres import PostgresService, scram_verifier
 from emulation.service import ServiceError, kept_secret
 from pipeline.batch.load import apply_schema
 from pipeline.contracts import Registry, load_registry
@@ -61,7 +61,7 @@ def captured_tables(registry: Registry | None = None) -> list[str]:
     return sorted({c.row_of for ds in registry.topics() for c in ds.columns if c.row_of})
 
 
-def _password(settings: Settings) -> str:
+def cdc_password(settings: Settings) -> str:
     """The CDC role's password: generated at first use, kept in the state folder (0600)."""
     return kept_secret(settings.state_dir / "cdc" / "password")
 
@@ -71,21 +71,24 @@ def password_reference(settings: Settings) -> str:
     properties file (0600) in its secrets folder when the task starts."""
     path = secrets_dir(settings) / "cdc.properties"
     path.touch(0o600)
-    path.write_text(f"password={_password(settings)}\n")
+    path.write_text(f"password={cdc_password(settings)}\n")
     return f"${{file:{path}:password}}"
 
 
 def prepare_postgres(pg: PostgresService, settings: Settings, publication: str) -> None:
     """Tables from the contracts, full row images for updates and deletes, a user with REPLICATION and
-    SELECT on the captured tables only, and a publication limited to them."""
+    SELECT on the captured tables only, and a publication limited to them. The role is made by the superuser
+    (REPLICATION needs one); the rest by the pipeline's role, which owns the tables."""
     schema = settings.pg_schema
     tables = captured_tables()
+    user = sql.Identifier(CDC_USER)
+    with psycopg.connect(pg.admin_conninfo(), autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_roles where rolname = %s", (CDC_USER,)).fetchone()
+        conn.execute(sql.SQL(("alter" if exists else "create") + " role {} with login replication nosuperuser "
+                             "nocreatedb nocreaterole password {}").format(
+            user, sql.Literal(scram_verifier(cdc_password(settings)))))
     with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
         apply_schema(conn, load_registry(), schema)
-        user, password = sql.Identifier(CDC_USER), sql.Literal(_password(settings))
-        exists = conn.execute("select 1 from pg_roles where rolname = %s", (CDC_USER,)).fetchone()
-        verb = "alter" if exists else "create"
-        conn.execute(sql.SQL(verb + " role {} with login replication password {}").format(user, password))
         conn.execute(sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(schema), user))
         names = sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
         conn.execute(sql.SQL("grant select on {} to {}").format(names, user))
@@ -130,7 +133,7 @@ def stop(settings: Settings, timeout: float = 20) -> list[str]:
     if slot is None or pg.pid() is None:
         return dropped
     deadline, terminated = time.monotonic() + timeout, False
-    with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
+    with psycopg.connect(pg.admin_conninfo(), autocommit=True) as conn:  # the slot is the CDC role's
         while True:
             row = conn.execute("select active, active_pid from pg_replication_slots where slot_name = %s",
                                (slot,)).fetchone()
