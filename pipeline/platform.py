@@ -121,7 +121,8 @@ def secrets(settings: Settings) -> dict[str, str]:
 
     pg, kafka, cassandra = PostgresService(settings), KafkaService(settings), CassandraService(settings)
     found = {"postgres superuser": pg.admin_password(), "postgres pipeline role": pg.password(),
-             "postgres cdc role": cdc_password(settings), "connect rest": ConnectService(settings).rest_credentials()[1],
+             "postgres cdc role": cdc_password(settings),
+             "connect rest": ConnectService(settings).rest_credentials()[1],
              "s3 secret key": S3Service(settings).credentials()[1]}
     found |= {f"kafka {p}": kafka.credentials(p)[1] for p in PRINCIPALS}
     found |= {f"cassandra {r}": cassandra.credentials(r)[1] for r in ROLES}
