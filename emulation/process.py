@@ -49,9 +49,11 @@ class BackgroundProcess:
         return self._popen.pid
 
     def pid(self) -> int | None:
-        """The pid while the recorded process still runs, else None (and a dead child is reaped)."""
-        if self._popen is not None and self._popen.poll() is not None:
-            return None
+        """The pid while the recorded process still runs, else None (and a dead child is reaped). The pid file
+        decides, not this object's own child: after another command restarted the engine, this object's child
+        is dead but the engine runs, and must still be found (and stopped)."""
+        if self._popen is not None:
+            self._popen.poll()  # reap our own child if it ended
         try:
             saved = json.loads(self.pid_file.read_text())
             proc = psutil.Process(int(saved["pid"]))
