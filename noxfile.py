@@ -39,6 +39,29 @@ def ensure_system_packages(session: nox.Session) -> None:
                 env={"DEBIAN_FRONTEND": "noninteractive"})
 
 
+def contracts_base() -> str | None:
+    """What `olist contracts diff` compares with: OLIST_CONTRACTS_BASE, else the merge base with origin/main
+    (a branch), else the previous commit (main itself); None in a one-commit or shallow clone."""
+    if base := os.environ.get("OLIST_CONTRACTS_BASE"):
+        return base
+
+    def git(*args: str) -> str | None:
+        proc = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
+
+    head, merge_base = git("rev-parse", "HEAD"), git("merge-base", "HEAD", "origin/main")
+    if merge_base and merge_base != head:
+        return merge_base
+    return git("rev-parse", "--verify", "-q", "HEAD~1")
+
+
+def contracts_diff(session: nox.Session) -> None:
+    if base := contracts_base():
+        session.run("olist", "contracts", "diff", base)
+    else:
+        session.log("contracts diff skipped: no earlier commit to compare with (a one-commit or shallow clone)")
+
+
 def install(session: nox.Session, *extras: str) -> None:
     spec = f".[{','.join(extras)}]" if extras else "."
     session.install("-e", spec)
@@ -51,6 +74,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("olist", "contracts", "lint")
     session.run("olist", "contracts", "check")
+    contracts_diff(session)
 
 
 def pytest(session: nox.Session, *paths: str, extras: tuple[str, ...] = ("test",)) -> None:
@@ -85,6 +109,7 @@ def tests(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("olist", "contracts", "lint")
     session.run("olist", "contracts", "check")
+    contracts_diff(session)  # a breaking change without a major version fails CI
     session.run("pytest", "tests", "--ignore=tests/faults", *session.posargs)
 
 

@@ -16,17 +16,16 @@ import contextlib
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from emulation.jvm import _locked, fetch
+from emulation import venvs
+from emulation.jvm import fetch
 from emulation.kafka import KafkaService
-from emulation.service import Endpoint, ServiceError, write_private
+from emulation.service import Endpoint, write_private
 from emulation.supervisor import SupervisedService
 from pipeline.contracts import stream_names
 from pipeline.settings import PROJECT_ROOT, FlinkSettings, Settings
@@ -34,7 +33,6 @@ from pipeline.settings import PROJECT_ROOT, FlinkSettings, Settings
 FLINK_DIR = PROJECT_ROOT / "flink"
 JOB = FLINK_DIR / "payments_windows.py"
 REQUIREMENTS = FLINK_DIR / "requirements.txt"
-MARKER = ".complete"
 # The Kafka SQL connector jar shades the Kafka client: its JAAS login modules are under this prefix.
 SHADED_SCRAM_MODULE = "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -45,53 +43,14 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 def venv_dir(settings: FlinkSettings | None = None, requirements: Path = REQUIREMENTS) -> Path:
     settings = settings or Settings().flink
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
-    return settings.venv_base / f"flink-venv-{digest}"
-
-
-def _uv() -> list[str] | None:
-    if found := shutil.which("uv"):
-        return [found]
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        if subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True, timeout=30).returncode == 0:
-            return [sys.executable, "-m", "uv"]
-    return None
-
-
-def _run(cmd: list[str], timeout: float) -> None:
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ServiceError(f"flink: {' '.join(cmd[:4])} ... took over {exc.timeout:.0f}s") from exc
-    if proc.returncode != 0:
-        out = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
-        raise ServiceError(f"flink: {' '.join(cmd[:4])} ... exited {proc.returncode}:\n{out}")
+    return venvs.venv_dir("flink", requirements, settings.venv_base)
 
 
 def ensure_venv(settings: FlinkSettings | None = None, requirements: Path = REQUIREMENTS) -> Path:
     """The python of the Flink venv, created on first call (idempotent, safe across processes)."""
     settings = settings or Settings().flink
-    root = venv_dir(settings, requirements)
-    python = root / "bin" / "python"
-    if (root / MARKER).exists():
-        return python
-    with _locked(root.with_name(f"{root.name}.lock")):
-        if (root / MARKER).exists():
-            return python
-        shutil.rmtree(root, ignore_errors=True)  # a venv is not relocatable: build it in place
-        started = time.monotonic()
-        if uv := _uv():
-            _run([*uv, "venv", "-q", "--python", settings.python, str(root)], 300)
-            _run([*uv, "pip", "install", "-q", "--python", str(python), "-r", str(requirements)], settings.venv_timeout)
-        else:
-            _run([settings.python, "-m", "venv", str(root)], 300)
-            _run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], settings.venv_timeout)
-        _run([str(python), "-c", "import pyflink.table"], 120)
-        info = {"requirements": str(requirements), "seconds": round(time.monotonic() - started, 1)}
-        (root / MARKER).write_text(json.dumps(info) + "\n")
-    return python
+    return venvs.ensure_venv("flink", requirements, base=settings.venv_base, python=settings.python,
+                             timeout=settings.venv_timeout, check="import pyflink.table")
 
 
 def job_arguments(flink: FlinkSettings) -> list[str]:

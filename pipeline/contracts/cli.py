@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -52,7 +53,7 @@ def contracts_check() -> None:
 
 @contracts_app.command("diff")
 def contracts_diff(ref: Annotated[str, typer.Argument(help="Git ref to compare with, e.g. main or HEAD~1.")]) -> None:
-    """List changes since REF; exit 1 when any is breaking."""
+    """List changes since REF; exit 1 when any is breaking and its contract's major version did not rise."""
     from pipeline.contracts import load_registry
     from pipeline.contracts.diff import diff, registry_at_ref
 
@@ -64,6 +65,33 @@ def contracts_diff(ref: Annotated[str, typer.Argument(help="Git ref to compare w
     for change in changes:
         console.print(f"[{'red' if change.breaking else 'green'}]{change}", highlight=False)
     breaking = [c for c in changes if c.breaking]
-    console.print(f"{len(changes)} changes since {ref}, {len(breaking)} breaking")
-    if breaking:
+    failing = [c for c in breaking if c.fails]
+    console.print(f"{len(changes)} changes since {ref}, {len(breaking)} breaking"
+                  + (f" ({len(breaking) - len(failing)} announced by a major version)" if len(failing) < len(breaking)
+                     else ""))
+    if failing:
+        raise typer.Exit(1)
+
+
+@contracts_app.command("datacontract")
+def contracts_datacontract(
+    postgres: Annotated[bool, typer.Option("--postgres", help="Also `datacontract test` the loaded tables.")] = False,
+) -> None:
+    """The field's own tool on every contract: `datacontract lint`, and `datacontract test` on PostgreSQL."""
+    from pipeline.contracts import datacontract_cli as datacontract
+    from pipeline.settings import get_settings
+
+    reports = [datacontract.lint()]
+    if postgres:
+        reports.append(datacontract.check_postgres(get_settings()))
+    for report in reports:
+        for check in report.problems:
+            err_console.print(f"[red]✘[/] {check.result}: {Path(check.file).name}: {check.field or '-'}: "
+                              f"{check.check}: {check.reason}", highlight=False, soft_wrap=True)
+        unseen = sum(c.across_contracts for c in report.checks)
+        console.print(f"datacontract {report.mode}: {report.files} contracts, {report.passed} checks passed, "
+                      f"{len(report.problems)} not"
+                      + (f", {unseen} relationships to other contracts left to `olist contracts lint` and dbt"
+                         if unseen else ""))
+    if any(r.problems for r in reports):
         raise typer.Exit(1)

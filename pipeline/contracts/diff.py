@@ -15,15 +15,27 @@ LOGICAL_WIDENING = {("integer", "number")}
 
 
 class Change(NamedTuple):
-    """One difference between two versions of the contracts; a breaking one fails `olist contracts diff`."""
+    """One difference between two versions of the contracts; a breaking one fails `olist contracts diff` unless
+    its contract's major version went up with it (``announced``: consumers were told)."""
 
     where: str
     message: str
     breaking: bool
+    announced: str = ""  # "version 1.0.0 -> 2.0.0" when the contract's major version rose
+
+    @property
+    def fails(self) -> bool:
+        return self.breaking and not self.announced
 
     def __str__(self) -> str:
         verdict = "BREAKING" if self.breaking else "compatible"
-        return f"{verdict}: {self.where}: {self.message}"
+        note = f" (announced: {self.announced})" if self.announced else ""
+        return f"{verdict}: {self.where}: {self.message}{note}"
+
+
+def _major(version: str) -> int | None:
+    head = version.split(".", 1)[0].lstrip("v")
+    return int(head) if head.isdigit() else None
 
 
 def registry_at_ref(ref: str, repo: Path = CONTRACTS_DIR.parent) -> Registry:
@@ -114,15 +126,21 @@ def diff(old: Registry, new: Registry) -> list[Change]:
         if new_ds is None:
             changes.append(Change(name, "dataset removed", True))
             continue
+        found: list[Change] = []
         for col in old_ds.columns:
             if col.name not in new_ds.column_names:
-                changes.append(Change(f"{name}.{col.name}", "column removed or renamed", True))
+                found.append(Change(f"{name}.{col.name}", "column removed or renamed", True))
             else:
-                changes.extend(compare_columns(f"{name}.{col.name}", col, new_ds.column(col.name)))
+                found.extend(compare_columns(f"{name}.{col.name}", col, new_ds.column(col.name)))
         for col in new_ds.columns:
             if col.name not in old_ds.column_names:
-                changes.append(Change(f"{name}.{col.name}", "new required column" if col.required
-                                      else "new optional column", col.required))
+                found.append(Change(f"{name}.{col.name}", "new required column" if col.required
+                                    else "new optional column", col.required))
+        old_major, new_major = _major(old_ds.version), _major(new_ds.version)
+        if old_major is not None and new_major is not None and new_major > old_major:
+            bump = f"version {old_ds.version} -> {new_ds.version}"
+            found = [c._replace(announced=bump) if c.breaking else c for c in found]
+        changes.extend(found)
     for name in new_by_name.keys() - old_by_name.keys():
         changes.append(Change(name, "dataset added", False))
     return changes

@@ -162,6 +162,21 @@ def test_diff_against_a_git_ref(contracts_copy):
     assert changes == ["BREAKING: order_payments.payment_type: enum values removed: ['not_defined']"]
 
 
+def test_a_breaking_change_passes_only_with_a_major_version(contracts_copy):
+    """Removing an enum value breaks consumers: it fails the diff, unless the contract's major version rose."""
+    old = load_registry(contracts_copy)
+    new_root = contracts_copy.parent / "new" / "contracts"
+    shutil.copytree(contracts_copy, new_root)
+    edit(new_root, "order_payments", lambda o: prop(o, "payment_type")["enum"].pop())
+    (change,) = diff(old, load_registry(new_root))
+    assert change.breaking and change.fails
+    path = next(new_root.rglob("order_payments.odcs.yaml"))
+    path.write_text(path.read_text().replace("version: 1.0.0", "version: 2.0.0", 1))
+    load_registry.cache_clear()
+    (change,) = diff(old, load_registry(new_root))
+    assert change.breaking and not change.fails and change.announced == "version 1.0.0 -> 2.0.0", change
+
+
 def test_render_all_lists_the_postgres_ddl():
     assert Path("contracts/generated/postgres/olist.sql") in render_all()
 
