@@ -110,7 +110,7 @@ def tests(session: nox.Session) -> None:
     session.run("olist", "contracts", "lint")
     session.run("olist", "contracts", "check")
     contracts_diff(session)  # a breaking change without a major version fails CI
-    session.run("pytest", "tests", "--ignore=tests/faults", *session.posargs)
+    session.run("pytest", "tests", "--ignore=tests/faults", "--durations=25", *session.posargs)
 
 
 @nox.session(python=PYTHON)
