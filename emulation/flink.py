@@ -170,6 +170,10 @@ class FlinkJobService(SupervisedService):
         kind = "savepoint" if restore.parent.name == "savepoints" else "checkpoint"
         return [*cmd, "--restore", str(restore)], f"resuming from {kind} {restore}"
 
+    def job_environment(self) -> dict[str, str]:
+        """What the job's process adds to its environment: the JVM's options, which PyFlink reads as JVM_ARGS."""
+        return {"JVM_ARGS": self.flink.jvm_opts} if self.flink.jvm_opts else {}
+
     def destroy(self) -> None:
         """Stop (with a savepoint) and delete the job's state (checkpoints, savepoints, logs)."""
         self.stop()

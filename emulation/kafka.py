@@ -186,17 +186,18 @@ class KafkaService(JvmService):
             except KafkaException as exc:
                 raise self.fail(f"could not set the SCRAM credentials of {user}: {exc.args[0]}") from exc
         wanted = {(g.user, ResourceType[g.resource.upper()], g.name, ResourcePatternType[g.pattern.upper()],
-                   AclOperation[g.operation]) for g in kafka_grants(self.settings)}
+                   AclOperation[g.operation], "*", AclPermissionType.ALLOW) for g in kafka_grants(self.settings)}
         ours = {f"User:olist_{p}" for p in component_principals()}
         anything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
                                     AclPermissionType.ANY)
         present = admin.describe_acls(anything, request_timeout=30).result()
-        have = {(b.principal, b.restype, b.name, b.resource_pattern_type, b.operation) for b in present
-                if b.principal in ours and b.permission_type == AclPermissionType.ALLOW and b.host == "*"}
-        stale = [b for b in present if b.principal in ours
-                 and (b.principal, b.restype, b.name, b.resource_pattern_type, b.operation) not in wanted]
-        missing = [AclBinding(r, n, pt, who, "*", op, AclPermissionType.ALLOW)
-                   for who, r, n, pt, op in sorted(wanted - have, key=str)]
+        def key(b: AclBinding) -> tuple:
+            return (b.principal, b.restype, b.name, b.resource_pattern_type, b.operation, b.host, b.permission_type)
+
+        have = {key(b) for b in present if b.principal in ours}
+        stale = [b for b in present if b.principal in ours and key(b) not in wanted]  # a DENY or another host too
+        missing = [AclBinding(r, n, pt, who, host, op, permission)
+                   for who, r, n, pt, op, host, permission in sorted(wanted - have, key=str)]
         if missing:
             for future in admin.create_acls(missing, request_timeout=30).values():
                 future.result()
@@ -297,6 +298,8 @@ class KafkaService(JvmService):
         cmd = java_command(STORAGE_TOOL, classpath, args, heap_mb=256, settings=self.jvm, log4j2=log4j2,
                            tmp_dir=self._tmp_dir)
         split = cmd.index("-cp")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._scram_marker.touch()  # before: a format cut short is then retried, not refused as predating SCRAM
         argfile = self._tmp_dir / "format.args"
         write_private(argfile, "\n".join(f'"{a}"' for a in cmd[split:]) + "\n")
         try:
@@ -307,7 +310,6 @@ class KafkaService(JvmService):
             log.write(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             raise self.fail(f"formatting the storage in {self.data_dir} exited {proc.returncode}")
-        self._scram_marker.touch()
 
 
 _quiet = logging.getLogger("olist.kafka.librdkafka")

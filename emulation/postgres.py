@@ -280,7 +280,8 @@ class PostgresService(Service):
                 raise self.fail(f"the cluster in {self.data_dir} has no superuser {self.settings.pg_admin_user!r} "
                                 "(made before the pipeline had its own role?); delete it with `olist down --purge` "
                                 "and start again") from exc
-            raise self.fail(f"not answering on {self.endpoint()}: {exc}") from exc
+            ep = self.endpoint()
+            raise self.fail(f"not answering on {ep.address if ep else '?'}: {exc}") from exc
 
     def _ensure_database(self) -> None:
         """The pipeline's role (login, nothing more) and its database, which it owns."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
+import os
 import secrets
 import socket
 from collections import deque
@@ -19,7 +21,11 @@ class ServiceError(RuntimeError):
 def kept_secret(path: Path) -> str:
     """A password generated at first use and kept in ``path`` (readable by its owner only)."""
     if not path.exists():
-        write_private(path, secrets.token_urlsafe(18))
+        fresh = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        write_private(fresh, secrets.token_urlsafe(18))
+        with contextlib.suppress(FileExistsError):  # another process made it first: keep theirs
+            os.link(fresh, path)
+        fresh.unlink()
     return path.read_text().strip()
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from emulation.process import ProcessService
-from emulation.service import Endpoint, Service, ServiceError, ServiceStatus, tail
+from emulation.service import Endpoint, Service, ServiceError, ServiceStatus, tail, write_private
 from pipeline.settings import Settings
 
 PROGRAMS = ("flink", "serve", "archive", "watchdog")  # every piece supervisord knows, started on demand
@@ -140,8 +140,7 @@ class SupervisorService(ProcessService):
 
     # -- files ---------------------------------------------------------------------------------
     def _write_settings(self) -> None:
-        self.settings_file.write_text(self.settings.model_dump_json())
-        self.settings_file.chmod(0o600)
+        write_private(self.settings_file, self.settings.model_dump_json())  # configured passwords are in it
 
     def _write_config(self) -> None:
         lines = ["[supervisord]", f"logfile={self.state_dir / 'supervisord.events.log'}", "logfile_maxbytes=5MB",

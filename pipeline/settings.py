@@ -26,8 +26,18 @@ def cache_root() -> Path:
     return Path(base) / "olist-lambda"
 
 
+# A configured password goes into JAAS lines, Java properties files and SCRAM arguments as is: letters, digits and
+# _ - . ~ only (what the generated ones are made of), 12 or more.
+PASSWORD = r"^[A-Za-z0-9_.~-]{12,}$"
+
+
+def password(description: str) -> Any:
+    """An optional password setting (unset: generated at first start and kept 0600 in the state folder)."""
+    return Field(None, pattern=PASSWORD, description=description)
+
+
 def _section(prefix: str) -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore")
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore", hide_input_in_errors=True)
 
 
 class JvmSettings(BaseSettings):
@@ -59,12 +69,12 @@ class KafkaSettings(BaseSettings):
     # SASL/SCRAM on the listener and ACLs, one principal per component; unset passwords are generated at first
     # start and kept in the broker's state folder (0600). admin is a super user (topics, ACLs, tests, checks).
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = Field("SCRAM-SHA-512", description="Clients' SASL.")
-    broker_password: str | None = Field(None, description="olist_broker: inter-broker and controller traffic.")
-    admin_password: str | None = Field(None, description="olist_admin: a super user for the platform's own checks.")
-    connect_password: str | None = Field(None, description="olist_connect: the Connect worker (CDC topic).")
-    flink_password: str | None = Field(None, description="olist_flink: reads the raw topic, writes the windowed.")
-    sink_password: str | None = Field(None, description="olist_sink: reads the windowed topics.")
-    archive_password: str | None = Field(None, description="olist_archive: reads the raw topic.")
+    broker_password: str | None = password("olist_broker: inter-broker and controller traffic.")
+    admin_password: str | None = password("olist_admin: a super user for the platform's own checks.")
+    connect_password: str | None = password("olist_connect: the Connect worker (CDC topic).")
+    flink_password: str | None = password("olist_flink: reads the raw topic, writes the windowed.")
+    sink_password: str | None = password("olist_sink: reads the windowed topics.")
+    archive_password: str | None = password("olist_archive: reads the raw topic.")
 
 
 class ConnectSettings(BaseSettings):
@@ -75,7 +85,7 @@ class ConnectSettings(BaseSettings):
     port: int = Field(0, ge=0, lt=65536, description="REST port; 0 picks a free port.")
     heap_mb: int = Field(512, ge=128, description="Worker heap, -Xmx (-Xms is half).")
     rest_user: str = Field("olist_admin", description="Basic authentication on the REST API.")
-    rest_password: str | None = Field(None, description="Unset: generated at first start, kept (0600).")
+    rest_password: str | None = password("Unset: generated at first start, kept (0600).")
 
 
 class CassandraSettings(BaseSettings):
@@ -88,9 +98,9 @@ class CassandraSettings(BaseSettings):
     heap_mb: int = Field(640, ge=256, description="Heap, -Xmx (-Xms is half).")
     # Password authentication and role-based authorisation, one role per component; unset: generated at first
     # start and kept in the node's state folder (0600).
-    admin_password: str | None = Field(None, description="olist_admin: creates the keyspace and grants.")
-    sink_password: str | None = Field(None, description="olist_sink: writes (and reads) the serving tables.")
-    reader_password: str | None = Field(None, description="olist_reader: the dashboard and reconcile read.")
+    admin_password: str | None = password("olist_admin: creates the keyspace and grants.")
+    sink_password: str | None = password("olist_sink: writes (and reads) the serving tables.")
+    reader_password: str | None = password("olist_reader: the dashboard and reconcile read.")
 
 
 class FlinkSettings(BaseSettings):
@@ -114,6 +124,8 @@ class FlinkSettings(BaseSettings):
     transactional_id_prefix: str = Field("olist-flink-payments", description="Stable across starts, so a new run "
                                          "aborts the open Kafka transactions of a dead one.")
     rest_port: int = Field(0, ge=0, lt=65536, description="Mini-cluster REST port; 0 picks a free one.")
+    jvm_opts: str = Field("", description="Options of the job's JVM (PyFlink's JVM_ARGS); empty: PyFlink's defaults "
+                          "(G1, a quarter of the machine's memory as heap).")
     venv_timeout: float = Field(1800.0, description="Seconds creating the venv may take (a cold download).")
     start_timeout: float = Field(180.0, description="Seconds the job may take to reach RUNNING.")
 
@@ -121,7 +133,7 @@ class FlinkSettings(BaseSettings):
 class SnowflakeSettings(BaseSettings):
     """The standard ``SNOWFLAKE_*`` variables (the same ones dbt's profile reads); unset account: fakesnow."""
 
-    model_config = SettingsConfigDict(env_prefix="SNOWFLAKE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SNOWFLAKE_", extra="ignore", hide_input_in_errors=True)
 
     account: str | None = None
     user: str | None = None
@@ -142,7 +154,8 @@ class Settings(BaseSettings):
     """Ports, folders, credentials and scale; override any field with ``OLIST_<FIELD>``, a section's with its
     own prefix (``OLIST_KAFKA_HEAP_MB``)."""
 
-    model_config = SettingsConfigDict(env_prefix="OLIST_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="OLIST_", env_file=".env", extra="ignore",
+                                      hide_input_in_errors=True)  # never a password in an error
 
     state_dir: Path = Field(PROJECT_ROOT / ".state", description="Runtime state of local services.")
     data_dir: Path = Field(PROJECT_ROOT / "data" / "sample", description="Where the CSV files are read.")
@@ -154,9 +167,9 @@ class Settings(BaseSettings):
     pg_database: str = "olist"
     pg_schema: str = "olist"
     pg_user: str = Field("olist", description="The pipeline's role: owns the database and its schema, no superuser.")
-    pg_password: str | None = Field(None, description="Unset: a random one is made at first start.")
+    pg_password: str | None = password("Unset: a random one is made at first start.")
     pg_admin_user: str = Field("olist_admin", description="The cluster's superuser: roles and replication slots only.")
-    pg_admin_password: str | None = Field(None, description="Unset: a random one is made at first start.")
+    pg_admin_password: str | None = password("Unset: a random one is made at first start.")
     pg_os_user: str = Field("postgres", description="Unprivileged OS user that runs PostgreSQL as root.")
     pg_bin_dir: Path | None = Field(None, description="Unset: the newest /usr/lib/postgresql/*/bin.")
 
@@ -166,7 +179,8 @@ class Settings(BaseSettings):
     s3_bucket: str = "olist-lake"
     # Per-deployment keys. With the local emulator an unset secret is generated at first start and kept in its
     # state folder (0600); with OLIST_S3_ENDPOINT_URL unset keys leave it to AWS's own credential chain.
-    s3_access_key_id: str | None = Field("olist", description="Access key id (unset: AWS's chain).")
+    s3_access_key_id: str | None = Field(None, description="Access key id (unset: olist locally, AWS's chain "
+                                         "elsewhere).")
     s3_secret_access_key: str | None = Field(None, description="Secret key; see above.")
     bronze_prefix: str = "bronze"
     raw_prefix: str = Field("raw", description="Key prefix of the raw archive of the CDC topic.")

@@ -55,4 +55,6 @@ def s3_location(settings: Settings) -> S3Location:
 
             raise ServiceError("s3 is not running: start it with `olist up s3` (or set OLIST_S3_ENDPOINT_URL)")
         url, (key_id, secret) = ep.extra["url"], service.credentials()
+    elif key_id is None or secret is None:
+        key_id = secret = None  # a key pair or nothing: botocore and Arrow then take AWS's own credential chain
     return S3Location(url, settings.s3_region, settings.s3_bucket, key_id, secret)

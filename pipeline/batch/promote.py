@@ -55,7 +55,7 @@ def stage_sql(bucket: str, sf: SnowflakeSettings) -> str:
                            f"s3://{bucket}/ (keys are never written into SQL); or set SNOWFLAKE_BRONZE_LOAD=insert")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", sf.storage_integration):
         raise ServiceError(f"snowflake: storage integration {sf.storage_integration!r} is not a plain identifier")
-    return (f"create stage if not exists bronze.olist_lake url = 's3://{bucket}/' "
+    return (f"create or replace stage bronze.olist_lake url = 's3://{bucket}/' "
             f"storage_integration = {sf.storage_integration} file_format = (type = parquet)")
 
 

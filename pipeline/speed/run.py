@@ -81,9 +81,10 @@ def flink(settings: Settings) -> None:
     """Become the Flink job, resuming from the newest savepoint or retained checkpoint (say which)."""
     from emulation.flink import FlinkJobService
 
-    cmd, resumed = FlinkJobService(settings).job_command()
+    service = FlinkJobService(settings)
+    cmd, resumed = service.job_command()
     print(f"flink: {resumed}", flush=True)
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, {**os.environ, **service.job_environment()})
 
 
 def main(argv: list[str] | None = None) -> int:

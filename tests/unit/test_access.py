@@ -46,3 +46,27 @@ def test_the_snowflake_stage_reads_through_an_integration_and_never_holds_a_key(
         stage_sql("olist-lake", SnowflakeSettings())
     with pytest.raises(ServiceError, match="not a plain identifier"):
         stage_sql("olist-lake", SnowflakeSettings(storage_integration="x' credentials=(aws_key_id='k')"))
+
+
+def test_a_configured_password_that_could_break_a_jaas_line_is_refused_without_being_echoed(monkeypatch):
+    from pydantic import ValidationError
+
+    bad = 'quote"and;semicolon'
+    monkeypatch.setenv("OLIST_KAFKA_SINK_PASSWORD", bad)
+    with pytest.raises(ValidationError) as err:
+        Settings()
+    assert "sink_password" in str(err.value) and bad not in str(err.value)
+    monkeypatch.setenv("OLIST_KAFKA_SINK_PASSWORD", "Fine_password-123")
+    assert Settings().kafka.sink_password == "Fine_password-123"
+
+
+def test_another_s3_endpoint_without_keys_leaves_them_to_the_aws_chain():
+    from pipeline.storage import s3_location
+
+    settings = Settings(s3_endpoint_url="http://127.0.0.1:1")
+    loc = s3_location(settings)
+    assert (loc.access_key_id, loc.secret_access_key) == (None, None)
+    half = s3_location(settings.replace(s3_access_key_id="AKIAEXAMPLE"))
+    assert (half.access_key_id, half.secret_access_key) == (None, None), "a key pair or nothing"
+    both = s3_location(settings.replace(s3_access_key_id="AKIAEXAMPLE", s3_secret_access_key="s3cret"))
+    assert (both.access_key_id, both.secret_access_key) == ("AKIAEXAMPLE", "s3cret")

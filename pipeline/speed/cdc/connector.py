@@ -14,7 +14,7 @@ from psycopg import sql
 from emulation.connect import ConnectService, load_connector_config, secrets_dir
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.postgres import PostgresService, scram_verifier
-from emulation.service import ServiceError, kept_secret
+from emulation.service import ServiceError, kept_secret, write_private
 from pipeline.batch.load import apply_schema
 from pipeline.contracts import Registry, load_registry
 from pipeline.settings import Settings
@@ -70,8 +70,7 @@ def password_reference(settings: Settings) -> str:
     """What the connector config holds instead of the password: a reference the Connect worker resolves from a
     properties file (0600) in its secrets folder when the task starts."""
     path = secrets_dir(settings) / "cdc.properties"
-    path.touch(0o600)
-    path.write_text(f"password={cdc_password(settings)}\n")
+    write_private(path, f"password={cdc_password(settings)}\n")
     return f"${{file:{path}:password}}"
 
 
