@@ -9,6 +9,7 @@ user in a 0600 file) and is reached with the standard library's urllib, with pro
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import shutil
 import string
@@ -160,6 +161,11 @@ class ConnectService(JvmService):
                             heap_mb=self.settings.connect.heap_mb, settings=self.jvm, log4j2=log4j2,
                             tmp_dir=self._tmp_dir, props={"java.security.auth.login.config": str(self._rest_jaas())})
 
+    @functools.cached_property
+    def _authorization(self) -> str:
+        """The basic-auth header of every REST call (read once, not per call: health checks poll)."""
+        return "Basic " + base64.b64encode(":".join(self.rest_credentials()).encode()).decode()
+
     def _rest_jaas(self) -> Path:
         """The REST API's JAAS login: one user, in a properties file (both 0600)."""
         user, password = self.rest_credentials()
@@ -277,10 +283,9 @@ class ConnectService(JvmService):
 
     def _call(self, method: str, path: str, body: object = None, timeout: float = 30) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
-        token = base64.b64encode(":".join(self.rest_credentials()).encode()).decode()
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json", "Accept": "application/json",
-                                              "Authorization": f"Basic {token}"})
+                                              "Authorization": self._authorization})
         try:
             with _NO_PROXY.open(req, timeout=timeout) as resp:
                 raw = resp.read()

@@ -41,11 +41,6 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # -- the virtualenv ------------------------------------------------------------------------------
 
 
-def venv_dir(settings: FlinkSettings | None = None, requirements: Path = REQUIREMENTS) -> Path:
-    settings = settings or Settings().flink
-    return venvs.venv_dir("flink", requirements, settings.venv_base)
-
-
 def ensure_venv(settings: FlinkSettings | None = None, requirements: Path = REQUIREMENTS) -> Path:
     """The python of the Flink venv, created on first call (idempotent, safe across processes)."""
     settings = settings or Settings().flink

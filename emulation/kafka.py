@@ -65,6 +65,7 @@ BROKER_CONF = {
 }
 PRINCIPALS = ("broker", "admin", "connect", "flink", "sink", "archive")
 SUPER_USERS = ("broker", "admin")
+COMPONENTS = tuple(p for p in PRINCIPALS if p not in SUPER_USERS)  # the principals that get grants
 SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
 PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 LOG_LEVELS = {"kafka": "WARN", "org.apache.kafka": "WARN", "state.change.logger": "WARN",
@@ -86,6 +87,11 @@ def new_cluster_id() -> str:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if not cid.startswith("-"):
             return cid
+
+
+def kafka_user(principal: str) -> str:
+    """The SCRAM user of a principal (``flink`` -> ``olist_flink``); ACLs name it ``User:olist_flink``."""
+    return f"olist_{principal}"
 
 
 class KafkaService(JvmService):
@@ -145,7 +151,7 @@ class KafkaService(JvmService):
         if principal not in PRINCIPALS:
             raise ServiceError(f"kafka: no principal {principal!r} (one of {', '.join(PRINCIPALS)})")
         configured = getattr(self.settings.kafka, f"{principal}_password")
-        return f"olist_{principal}", configured or kept_secret(self.state_dir / "principals" / principal)
+        return kafka_user(principal), configured or kept_secret(self.state_dir / "principals" / principal)
 
     def security(self, principal: str) -> dict[str, str]:
         """The client security settings of ``principal`` in librdkafka's keys."""
@@ -174,12 +180,12 @@ class KafkaService(JvmService):
             UserScramCredentialUpsertion,
         )
 
-        from pipeline.speed.access import component_principals, kafka_grants
+        from pipeline.speed.access import kafka_grants
 
         admin = self.admin()
         mechanism = ScramMechanism[self.settings.kafka.sasl_mechanism.replace("-", "_")]
         upserts = [UserScramCredentialUpsertion(user, ScramCredentialInfo(mechanism, 8192), password.encode())
-                   for user, password in (self.credentials(p) for p in component_principals())]
+                   for user, password in (self.credentials(p) for p in COMPONENTS)]
         for user, future in admin.alter_user_scram_credentials(upserts).items():
             try:
                 future.result()
@@ -187,7 +193,7 @@ class KafkaService(JvmService):
                 raise self.fail(f"could not set the SCRAM credentials of {user}: {exc.args[0]}") from exc
         wanted = {(g.user, ResourceType[g.resource.upper()], g.name, ResourcePatternType[g.pattern.upper()],
                    AclOperation[g.operation], "*", AclPermissionType.ALLOW) for g in kafka_grants(self.settings)}
-        ours = {f"User:olist_{p}" for p in component_principals()}
+        ours = {f"User:{kafka_user(p)}" for p in COMPONENTS}
         anything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
                                     AclPermissionType.ANY)
         present = admin.describe_acls(anything, request_timeout=30).result()
@@ -281,7 +287,7 @@ class KafkaService(JvmService):
                 f'{SCRAM_MODULE} required username="{broker}" password="{secret}";',
             "listener.name.controller.plain.sasl.jaas.config":
                 f'{PLAIN_MODULE} required username="{broker}" password="{secret}" user_{broker}="{secret}";',
-            "super.users": ";".join(f"User:olist_{p}" for p in SUPER_USERS),
+            "super.users": ";".join(f"User:{kafka_user(p)}" for p in SUPER_USERS),
             "log.dirs": str(self.data_dir),
             "log.retention.ms": str(self.settings.kafka.retention_ms),
         }

@@ -29,7 +29,7 @@ import psycopg
 from psycopg import sql
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from emulation.service import Endpoint, Service, ServiceError, kept_secret
+from emulation.service import Endpoint, Service, ServiceError, kept_secret, write_private
 from pipeline.settings import Settings
 
 # Emulation tuning: durability off (a laptop cluster rebuilt at will), logical decoding on for CDC.
@@ -165,23 +165,28 @@ class PostgresService(Service):
         return {"dbname": self.settings.pg_database, "user": self.settings.pg_user, "password": self.password()}
 
     def conninfo(self, dbname: str | None = None) -> str:
-        ep = self.endpoint()
-        if ep is None:
-            raise ServiceError("postgres: not started yet (run `olist up`)")
-        return psycopg.conninfo.make_conninfo(
-            host=ep.host, port=ep.port, dbname=dbname or ep.extra["dbname"], user=ep.extra["user"],
-            password=ep.extra["password"], connect_timeout=5, application_name="olist",
-        )
+        """The pipeline role's connection."""
+        return self._conninfo(self.settings.pg_user, self.password(), dbname, "olist")
 
     def admin_conninfo(self, dbname: str | None = None) -> str:
         """The superuser's connection: making roles, dropping replication slots; nothing the pipeline does."""
+        return self._conninfo(self.settings.pg_admin_user, self.admin_password(), dbname, "olist-admin")
+
+    def _conninfo(self, user: str, password: str, dbname: str | None, application: str) -> str:
         ep = self.endpoint()
         if ep is None:
             raise ServiceError("postgres: not started yet (run `olist up`)")
-        return psycopg.conninfo.make_conninfo(
-            host=ep.host, port=ep.port, dbname=dbname or ep.extra["dbname"], user=self.settings.pg_admin_user,
-            password=self.admin_password(), connect_timeout=5, application_name="olist-admin",
-        )
+        return psycopg.conninfo.make_conninfo(host=ep.host, port=ep.port, dbname=dbname or ep.extra["dbname"],
+                                              user=user, password=password, connect_timeout=5,
+                                              application_name=application)
+
+    def ensure_role(self, name: str, password: str, attributes: str) -> None:
+        """Make (or update) login role ``name`` with ``attributes`` (``nosuperuser nocreatedb ...``), its password
+        sent as a SCRAM verifier; as the superuser."""
+        with psycopg.connect(self.admin_conninfo("postgres"), autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone()
+            conn.execute(sql.SQL(("alter" if exists else "create") + " role {} with login " + attributes
+                                 + " password {}").format(sql.Identifier(name), sql.Literal(scram_verifier(password))))
 
     def pid(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
@@ -250,9 +255,7 @@ class PostgresService(Service):
     # -- steps ---------------------------------------------------------------------------------
     def _initdb(self, bin_dir: Path) -> None:
         pwfile = self.runtime_dir / ".pwfile"
-        pwfile.touch(0o600)
-        pwfile.chmod(0o600)
-        pwfile.write_text(self.admin_password() + "\n")
+        write_private(pwfile, self.admin_password() + "\n")
         self._own(pwfile)
         try:
             self._run(bin_dir / "initdb", "-D", self.data_dir, "-U", self.settings.pg_admin_user,
@@ -285,12 +288,10 @@ class PostgresService(Service):
 
     def _ensure_database(self) -> None:
         """The pipeline's role (login, nothing more) and its database, which it owns."""
+        self.ensure_role(self.settings.pg_user, self.password(),
+                         "nosuperuser nocreatedb nocreaterole noreplication nobypassrls")
         role, database = sql.Identifier(self.settings.pg_user), sql.Identifier(self.settings.pg_database)
         with psycopg.connect(self.admin_conninfo("postgres"), autocommit=True) as conn:
-            exists = conn.execute("select 1 from pg_roles where rolname = %s", (self.settings.pg_user,)).fetchone()
-            conn.execute(sql.SQL(("alter" if exists else "create") + " role {} with login nosuperuser nocreatedb "
-                                 "nocreaterole noreplication nobypassrls password {}").format(
-                role, sql.Literal(scram_verifier(self.password()))))
             owner = conn.execute("select pg_get_userbyid(datdba) from pg_database where datname = %s",
                                  (self.settings.pg_database,)).fetchone()
             if owner is None:

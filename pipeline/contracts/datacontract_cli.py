@@ -57,7 +57,7 @@ class ToolReport:
         return sum(c.result == "passed" for c in self.checks)
 
 
-def tool_python(settings: Settings | None = None) -> Path:
+def tool_python() -> Path:
     from emulation.venvs import ensure_venv
 
     return ensure_venv("datacontract", REQUIREMENTS, base=cache_root(),

@@ -18,6 +18,7 @@ from typing import Literal
 
 from emulation.connect import GROUP_ID as CONNECT_GROUP
 from emulation.connect import TOPICS as CONNECT_TOPICS
+from emulation.kafka import kafka_user
 from pipeline.contracts import stream_names
 from pipeline.settings import Settings
 from pipeline.speed.archive import GROUP as ARCHIVE_GROUP
@@ -43,11 +44,6 @@ class Grant:
     @property
     def user(self) -> str:
         return f"User:{kafka_user(self.principal)}"
-
-
-def kafka_user(principal: str) -> str:
-    """The SCRAM user name of a component (``flink`` -> ``olist_flink``)."""
-    return f"olist_{principal}"
 
 
 def _grants(principal: str, resource: Resource, names: tuple[str, ...] | list[str], operations: tuple[str, ...],
@@ -76,8 +72,3 @@ def kafka_grants(settings: Settings) -> list[Grant]:
         *_grants("archive", "topic", [names.dead_letter(names.raw)], WRITE),
     ]
     return sorted(set(grants))
-
-
-def component_principals() -> tuple[str, ...]:
-    """The principals that get grants (not the broker's own, not the admin super user)."""
-    return ("connect", "flink", "sink", "archive")

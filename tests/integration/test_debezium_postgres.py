@@ -25,6 +25,7 @@ from pipeline.contracts import stream_names
 from pipeline.contracts.event_validation import event_errors
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
+from pipeline.speed.cdc.connector import cdc_password
 from tests.conftest import running
 from tests.kafka_helpers import read_topic
 
@@ -172,10 +173,6 @@ def test_the_replication_user_can_read_only_the_captured_table(pg, settings, con
 
 
 # -- who may get in ------------------------------------------------------------------------------
-
-
-def cdc_password(settings: Settings) -> str:
-    return (settings.state_dir / "cdc" / "password").read_text().strip()
 
 
 def test_the_connector_config_holds_a_reference_not_the_password(settings, kafka, connect, connector):

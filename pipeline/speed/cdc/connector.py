@@ -13,7 +13,7 @@ from psycopg import sql
 
 from emulation.connect import ConnectService, load_connector_config, secrets_dir
 from emulation.kafka import KafkaService, TopicSpec
-from emulation.postgres import PostgresService, scram_verifier
+from emulation.postgres import PostgresService
 from emulation.service import ServiceError, kept_secret, write_private
 from pipeline.batch.load import apply_schema
 from pipeline.contracts import Registry, load_registry
@@ -81,11 +81,7 @@ def prepare_postgres(pg: PostgresService, settings: Settings, publication: str) 
     schema = settings.pg_schema
     tables = captured_tables()
     user = sql.Identifier(CDC_USER)
-    with psycopg.connect(pg.admin_conninfo(), autocommit=True) as conn:
-        exists = conn.execute("select 1 from pg_roles where rolname = %s", (CDC_USER,)).fetchone()
-        conn.execute(sql.SQL(("alter" if exists else "create") + " role {} with login replication nosuperuser "
-                             "nocreatedb nocreaterole password {}").format(
-            user, sql.Literal(scram_verifier(cdc_password(settings)))))
+    pg.ensure_role(CDC_USER, cdc_password(settings), "replication nosuperuser nocreatedb nocreaterole")
     with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
         apply_schema(conn, load_registry(), schema)
         conn.execute(sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(schema), user))
