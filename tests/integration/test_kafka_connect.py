@@ -330,3 +330,16 @@ def test_connect_rest_asks_for_its_password(connect):
             opener.open(urllib.request.Request(connect.url + "/connectors", headers=headers), timeout=10)
         assert err.value.code == 401
     assert connect._call("GET", "/connectors")[0] == 200
+
+
+def test_a_storage_formatted_before_authentication_is_refused_with_what_to_do(tmp_path):
+    """Old state (formatted without SCRAM users, so no one could log in) is refused before the JVM starts,
+    in one line that names the folder and the fix; the storage is left as it was."""
+    svc = KafkaService(Settings(state_dir=tmp_path))
+    svc.data_dir.mkdir(parents=True)
+    (svc.data_dir / "meta.properties").write_text("version=1\n")
+    with pytest.raises(ServiceError) as err:
+        svc.command(fetch(svc.jvm))
+    first = str(err.value).splitlines()[0]
+    assert "formatted before authentication" in first and str(svc.data_dir) in first and "--purge" in first
+    assert (svc.data_dir / "meta.properties").read_text() == "version=1\n"
