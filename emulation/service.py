@@ -163,10 +163,14 @@ class Service(abc.ABC):
             chosen[key] = port
         return chosen
 
+    def detail(self) -> str:
+        """What a person should know about the running service beyond its endpoint (which emulator, and why)."""
+        return ""
+
     def status(self) -> ServiceStatus:
         pid = self.pid()
         healthy = pid is not None and self.health()
-        return ServiceStatus(self.name, pid is not None, healthy, self.endpoint(), pid)
+        return ServiceStatus(self.name, pid is not None, healthy, self.endpoint(), pid, self.detail())
 
     def fail(self, why: str) -> ServiceError:
         return ServiceError(f"{self.name}: {why}\n--- last lines of {self.log_path} ---\n{self.logs()}")

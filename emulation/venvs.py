@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -70,3 +71,23 @@ def ensure_venv(name: str, requirements: Path, *, base: Path, python: str = sys.
         info = {"requirements": str(requirements), "seconds": round(time.monotonic() - started, 1)}
         (root / MARKER).write_text(json.dumps(info) + "\n")
     return interpreter
+
+
+def find_python(version: tuple[int, int], configured: Path | None = None) -> tuple[str | None, str]:
+    """An interpreter of ``version`` (the configured one, else ``pythonX.Y`` on PATH, else pyenv's) and, when
+    none is found, where it looked ("none at ..."); a pyenv shim that answers for another version does not count."""
+    name = f"python{version[0]}.{version[1]}"
+    if configured is not None:
+        candidates = [str(configured)]
+    else:
+        pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+        candidates = [c for c in (shutil.which(name), *sorted(map(str, pyenv.glob(f"{name[6:]}*/bin/{name}")),
+                                                               reverse=True)) if c]
+    probe = f"import sys; print(sys.version_info[:2] == {version!r}, sys.executable)"
+    for candidate in candidates:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([candidate, "-c", probe], capture_output=True, text=True, timeout=30, check=False)
+            answer = out.stdout.split()
+            if out.returncode == 0 and answer[:1] == ["True"]:
+                return answer[1], ""
+    return None, f"none at {configured}" if configured is not None else f"none on PATH or under {pyenv}"

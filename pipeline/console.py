@@ -195,7 +195,8 @@ def show_promotion(report: PromotionReport) -> None:
 
 def show_started(started: list[Started]) -> None:
     for s in started:
-        console.print(f"[green]✔[/] {s.name} on {s.address} ({s.seconds:.1f} s)")
+        note = f": {s.detail}" if s.detail else ""
+        console.print(f"[green]✔[/] {s.name} on {s.address} ({s.seconds:.1f} s){note}")
 
 
 def show_down(report: DownReport) -> None:
@@ -205,7 +206,7 @@ def show_down(report: DownReport) -> None:
 
 def show_status(report: StatusReport, connector_name: str) -> None:
     table = Table(title="Services")
-    for col in ("service", "state", "endpoint", "pid", "supervised", "log"):
+    for col in ("service", "state", "endpoint", "pid", "detail", "log"):
         table.add_column(col)
     for st, log in report.services:
         state = "[green]healthy" if st.healthy else "[yellow]not answering" if st.running else "[dim]stopped"

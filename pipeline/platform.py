@@ -19,6 +19,7 @@ class Started:
     name: str
     address: str
     seconds: float
+    detail: str = ""  # which emulator runs, and why (a fallback says what was missing)
 
 
 def up(settings: Settings, names: list[str] | None = None, progress: Progress = SILENT) -> list[Started]:
@@ -29,7 +30,7 @@ def up(settings: Settings, names: list[str] | None = None, progress: Progress = 
         progress.update(f"up {svc.name}", description=f"starting {svc.name}", total=None)
         t0 = time.perf_counter()
         ep = svc.start()
-        started.append(Started(svc.name, ep.address, time.perf_counter() - t0))
+        started.append(Started(svc.name, ep.address, time.perf_counter() - t0, svc.detail()))
         progress.update(f"up {svc.name}", description=f"{svc.name} up", total=1, completed=1)
     return started
 

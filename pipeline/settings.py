@@ -173,7 +173,12 @@ class Settings(BaseSettings):
     pg_os_user: str = Field("postgres", description="Unprivileged OS user that runs PostgreSQL as root.")
     pg_bin_dir: Path | None = Field(None, description="Unset: the newest /usr/lib/postgresql/*/bin.")
 
-    s3_endpoint_url: str | None = Field(None, description="Unset: the local moto server (olist up s3).")
+    s3_endpoint_url: str | None = Field(None, description="Unset: the local emulator (olist up s3).")
+    s3_emulator: Literal["auto", "localstack", "moto"] = Field(
+        "auto", description="The local S3 emulator: localstack, moto, or auto (LocalStack where a Python 3.13 "
+        "interpreter is found, else moto, saying why).")
+    localstack_python: Path | None = Field(None, description="The Python 3.13 interpreter LocalStack's own venv is "
+                                           "made from; unset: python3.13 on PATH, then pyenv's 3.13.")
     s3_port: int = Field(0, ge=0, lt=65536, description="Local S3 port; 0 picks a free one.")
     s3_region: str = "us-east-1"
     s3_bucket: str = "olist-lake"

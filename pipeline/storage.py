@@ -1,16 +1,19 @@
-"""One S3 location for every client: boto3, Arrow's S3 filesystem, fsspec (DuckDB/dbt).
+"""One S3 location for every client: boto3 (through ``localstack-client`` on LocalStack), Arrow's S3 filesystem,
+fsspec (DuckDB/dbt).
 
-The endpoint is ``OLIST_S3_ENDPOINT_URL`` when set (LocalStack, MinIO, real AWS), else the local moto
-server's; region, bucket and credentials come from the same settings (the local server's secret key is made
+The endpoint is ``OLIST_S3_ENDPOINT_URL`` when set (MinIO, real AWS), else the local emulator's (LocalStack or
+moto); region, bucket and credentials come from the same settings (the local server's secret key is made
 per deployment; unset keys on another endpoint leave it to AWS's own credential chain).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import boto3
 import pyarrow.fs as pafs
+from botocore.config import Config
 
 from pipeline.settings import Settings
 
@@ -22,6 +25,7 @@ class S3Location:
     bucket: str
     access_key_id: str | None
     secret_access_key: str | None
+    emulator: str | None = None  # localstack | moto for the local emulator, None elsewhere
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key.lstrip('/')}"
@@ -37,13 +41,25 @@ class S3Location:
         )
 
     def boto_client(self):
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
-                            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key)
+        return s3_client(self.endpoint_url, self.region, self.access_key_id, self.secret_access_key, self.emulator)
+
+
+def s3_client(endpoint_url: str | None, region: str, key_id: str | None, secret: str | None,
+              emulator: str | None = None, config: Config | None = None):
+    """A boto3 S3 client; on LocalStack its session comes from ``localstack-client`` (pointed at our endpoint)."""
+    if emulator == "localstack" and endpoint_url:
+        from localstack_client.session import Session
+
+        session = Session(aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region,
+                          localstack_host=urlsplit(endpoint_url).netloc)
+        return session.client("s3", config=config)
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, aws_access_key_id=key_id,
+                        aws_secret_access_key=secret, config=config)
 
 
 def s3_location(settings: Settings) -> S3Location:
     """The configured endpoint, or the running local one (an error if it is not running)."""
-    url = settings.s3_endpoint_url
+    url, emulator = settings.s3_endpoint_url, None
     key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
     if url is None:
         from emulation.s3 import S3Service
@@ -54,7 +70,7 @@ def s3_location(settings: Settings) -> S3Location:
             from emulation.service import ServiceError
 
             raise ServiceError("s3 is not running: start it with `olist up s3` (or set OLIST_S3_ENDPOINT_URL)")
-        url, (key_id, secret) = ep.extra["url"], service.credentials()
+        url, emulator, (key_id, secret) = ep.extra["url"], ep.extra["emulator"], service.credentials()
     elif key_id is None or secret is None:
         key_id = secret = None  # a key pair or nothing: botocore and Arrow then take AWS's own credential chain
-    return S3Location(url, settings.s3_region, settings.s3_bucket, key_id, secret)
+    return S3Location(url, settings.s3_region, settings.s3_bucket, key_id, secret, emulator)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,12 +19,18 @@ from tests.fixtures.tiny import write_tiny
 
 @contextlib.contextmanager
 def running(service):
-    """Start an emulated engine for a fixture; destroy it (process and state) afterwards."""
+    """Start an emulated engine for a fixture; destroy it (process and state) afterwards, killed first since its
+    state goes anyway (PostgreSQL's fast shutdown is kept: its cluster folder lies outside the state)."""
     try:
         service.start()
         yield service
     finally:
-        service.destroy() if hasattr(service, "destroy") else service.stop()
+        if not hasattr(service, "destroy"):
+            service.stop()
+        else:
+            if service.name != "postgres":
+                kill_tree(service.pid())
+            service.destroy()
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +51,28 @@ def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
     yield settings
     from emulation.registry import all_services
 
-    for service in all_services(settings, on_demand=True).values():
-        service.stop()  # whatever a test started through the CLI (e.g. fakesnow by `olist promote`)
+    for service in all_services(settings, on_demand=True).values():  # what tests started through the CLI
+        if service.name == "postgres":
+            service.destroy()  # a fast shutdown, and its cluster folder (under the system temp) removed
+        else:
+            kill_tree(service.pid())
     shutil.rmtree(state, ignore_errors=True)
+
+
+def kill_tree(pid: int | None) -> None:
+    """SIGKILL a process and all its children: the state is deleted next, so a graceful stop (Flink's savepoint,
+    Cassandra's drain, Kafka's controlled shutdown) would only cost the session a minute."""
+    import psutil
+
+    if pid is None:
+        return
+    with contextlib.suppress(psutil.NoSuchProcess):
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+        for proc in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(procs, timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +88,7 @@ def postgres(test_settings: Settings):
 
 @pytest.fixture(scope="session")
 def s3(test_settings: Settings):
-    """A real S3 endpoint (moto's server) for the whole test session."""
+    """The settings' S3 emulator for the whole session (auto: LocalStack where Python 3.13 is found, else moto)."""
     from emulation.s3 import S3Service
 
     service = S3Service(test_settings)
@@ -70,8 +97,45 @@ def s3(test_settings: Settings):
     service.stop()
 
 
-@pytest.fixture
-def s3_location(s3, test_settings: Settings):
+@dataclass(frozen=True)
+class OtherS3:
+    """The emulator the settings did not choose, in a state folder of its own, and how to reach it by settings."""
+
+    service: object
+    settings: Settings  # test_settings with OLIST_S3_ENDPOINT_URL and the keys pointing at it
+    env: dict[str, str]  # the same as environment variables, for the CLI
+
+
+@pytest.fixture(scope="session")
+def other_s3(s3, test_settings: Settings):
+    from emulation.s3 import S3Service, choose_emulator
+
+    """None where the other is LocalStack and there is no Python 3.13 for it."""
+    other = "moto" if s3.emulator.name == "localstack" else "localstack"
+    if other == "localstack" and choose_emulator(test_settings.replace(s3_emulator="auto")).name != "localstack":
+        yield None
+        return
+    service = S3Service(test_settings.replace(state_dir=test_settings.state_dir / "other-s3", s3_emulator=other))
+    url = service.start().extra["url"]
+    key_id, secret = service.credentials()
+    env = {"OLIST_S3_ENDPOINT_URL": url, "OLIST_S3_ACCESS_KEY_ID": key_id, "OLIST_S3_SECRET_ACCESS_KEY": secret}
+    yield OtherS3(service, test_settings.replace(s3_endpoint_url=url, s3_access_key_id=key_id,
+                                                 s3_secret_access_key=secret), env)
+    service.stop()
+
+
+S3_EMULATORS = ["localstack", "moto"]
+
+
+@pytest.fixture(params=S3_EMULATORS)
+def s3_location(request, s3, test_settings: Settings):
+    """The S3 location of each emulator in turn (as dlt parametrises destinations): the session's, then the other."""
+    from emulation.s3 import choose_emulator
     from pipeline.storage import s3_location
 
-    return s3_location(test_settings)
+    if s3.emulator.name == request.param:
+        return s3_location(test_settings)
+    other = request.getfixturevalue("other_s3")
+    if other is None:
+        pytest.skip(f"LocalStack: {choose_emulator(test_settings.replace(s3_emulator='auto')).why}")
+    return dataclasses.replace(s3_location(other.settings), emulator=request.param)

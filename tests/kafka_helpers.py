@@ -58,3 +58,13 @@ def read_topic(kafka: KafkaService, topic: str, isolation: str = "read_committed
     finally:
         consumer.close()
     return sorted(out, key=lambda r: (r.partition, r.offset))
+
+
+def fresh_topic(kafka: KafkaService, spec, timeout: float = 30) -> None:
+    """``spec``'s topic, empty: deleted if it exists, then made again once the deletion is through (for a test
+    that needs a contract's own topic name, and runs once per S3 emulator)."""
+    kafka.delete_topics([spec.name])
+    deadline = time.monotonic() + timeout
+    while not kafka.create_topics([spec]):
+        assert time.monotonic() < deadline, f"{spec.name}: still being deleted after {timeout:.0f}s"
+        time.sleep(0.2)

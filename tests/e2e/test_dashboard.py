@@ -47,9 +47,12 @@ IDLE = """() => window.store !== undefined && window.store.getState().isLoading 
 
 
 @pytest.fixture(scope="module")
-def env(postgres, s3, test_settings, tmp_path_factory):
-    """The batch lane run once through the CLI, in a schema and bronze prefix of its own."""
+def env(postgres, s3, other_s3, test_settings, tmp_path_factory):
+    """The batch lane run once through the CLI, in a schema and bronze prefix of its own, on the S3 emulator the
+    demo's test does not use where there is one (so ingestion and the dbt build run on both)."""
     with pytest.MonkeyPatch.context() as mp:
+        for name, value in (other_s3.env if other_s3 else {}).items():
+            mp.setenv(name, value)
         mp.setenv("OLIST_STATE_DIR", str(test_settings.state_dir))
         mp.setenv("OLIST_DATA_DIR", str(tmp_path_factory.mktemp("dashboard-sample")))
         mp.setenv("OLIST_PG_SCHEMA", SCHEMA)

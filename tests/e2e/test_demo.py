@@ -472,7 +472,7 @@ def test_the_live_view_merges_the_batch_view_with_the_speed_view(demo, traded):
 
 
 def test_down_then_up_mid_stream_loses_repeats_and_rewrites_nothing(demo, traded, postgres):
-    """`olist down` (every engine; moto empties S3, so the archive goes too), changes committed while CDC is down,
+    """`olist down` (every engine; S3 empties, so the archive goes too), changes committed while CDC is down,
     then up again: the connector resumes (no snapshot), the changes arrive as the events they were, once each;
     Cassandra's earlier windows are unchanged; the archive is rebuilt with every offset exactly once; and the
     lanes still reconcile."""

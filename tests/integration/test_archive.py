@@ -19,7 +19,7 @@ from emulation.kafka import KafkaService, TopicSpec
 from pipeline.contracts import stream_names
 from pipeline.speed.archive import ArchiveLayout, Gap, RawArchiver
 from tests.conftest import running
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import fresh_topic, read_topic
 
 pytestmark = pytest.mark.integration
 BEFORE_11 = dt.datetime(2026, 11, 27, 10, 59, 50, tzinfo=dt.UTC)
@@ -91,7 +91,8 @@ def test_a_crash_between_upload_and_commit_still_leaves_each_offset_in_one_file(
 
 def test_events_that_break_the_contract_are_dead_lettered_with_their_reason(kafka, s3_location):
     topic, prefix, dlq = stream_names().raw, f"raw-{uuid.uuid4().hex[:6]}", f"dlq-{uuid.uuid4().hex[:6]}"
-    kafka.create_topics([TopicSpec(topic), TopicSpec(dlq)])
+    fresh_topic(kafka, TopicSpec(topic))  # the contract's own name: validation goes by it
+    kafka.create_topics([TopicSpec(dlq)])
     row = {"order_id": "a" * 32, "payment_sequential": 1, "payment_type": "boleto", "payment_installments": 1,
            "payment_value": 10.5}
     source = {"connector": "postgresql", "db": "olist", "schema": "olist", "table": "order_payments", "ts_ms": 1}
