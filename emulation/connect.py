@@ -48,7 +48,6 @@ WORKER_CONF = {
     "status.storage.replication.factor": "1",
     "offset.storage.partitions": "1",
     "status.storage.partitions": "1",
-    "offset.flush.interval.ms": "1000",
     "plugin.discovery": "service_load",
     "topic.creation.enable": "true",
     # Connector configs reference their secrets (${file:PATH:KEY}); the worker reads them when a task starts, so
@@ -152,6 +151,9 @@ class ConnectService(JvmService):
                 "rest.advertised.host.name": host, "rest.advertised.port": str(port),
                 "plugin.path": str(artifacts.plugin_path),
                 "config.providers.file.param.allowed.paths": str(secrets_dir(self.settings)),
+                "offset.flush.interval.ms": str(self.settings.connect.offset_flush_interval_ms),
+                "producer.linger.ms": str(self.settings.connect.linger_ms),
+                "producer.batch.size": str(self.settings.connect.batch_size),
                 # the worker's own clients, and the producers, consumers and admins it makes for connectors
                 **{f"{prefix}{k}": v for prefix in ("", "producer.", "consumer.", "admin.")
                    for k, v in security.items()}}

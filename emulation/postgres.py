@@ -224,6 +224,7 @@ class PostgresService(Service):
             self._initdb(bin_dir)
         port = self._choose_port()
         conf = {k: v.format(host=self.settings.bind_host, port=port) for k, v in SERVER_CONF.items()}
+        conf["wal_writer_delay"] = f"'{self.settings.pg_wal_writer_delay_ms}ms'"
         (self.data_dir / "olist.conf").write_text("".join(f"{k} = {v}\n" for k, v in conf.items()))
         self._own(self.data_dir / "olist.conf")
         (self.data_dir / "pg_hba.conf").write_text(HBA)

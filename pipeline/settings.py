@@ -86,6 +86,10 @@ class ConnectSettings(BaseSettings):
     heap_mb: int = Field(512, ge=128, description="Worker heap, -Xmx (-Xms is half).")
     rest_user: str = Field("olist_admin", description="Basic authentication on the REST API.")
     rest_password: str | None = password("Unset: generated at first start, kept (0600).")
+    # The CDC records' producer and the worker's offset commits (cost levers, measured by bench_streaming_cost).
+    linger_ms: int = Field(5, ge=0, description="producer.linger.ms of the CDC records (Kafka 4's default).")
+    batch_size: int = Field(16_384, ge=1024, description="producer.batch.size in bytes (Kafka's default).")
+    offset_flush_interval_ms: int = Field(1000, ge=100, description="How often source offsets are committed.")
 
 
 class CassandraSettings(BaseSettings):
@@ -172,6 +176,8 @@ class Settings(BaseSettings):
     pg_admin_password: str | None = password("Unset: a random one is made at first start.")
     pg_os_user: str = Field("postgres", description="Unprivileged OS user that runs PostgreSQL as root.")
     pg_bin_dir: Path | None = Field(None, description="Unset: the newest /usr/lib/postgresql/*/bin.")
+    pg_wal_writer_delay_ms: int = Field(200, ge=1, le=10_000, description="How often the WAL writer flushes "
+                                        "async commits, so the walsender (CDC) sees them (PostgreSQL's default).")
 
     s3_endpoint_url: str | None = Field(None, description="Unset: the local emulator (olist up s3).")
     s3_emulator: Literal["auto", "localstack", "moto"] = Field(

@@ -165,6 +165,14 @@ def run_rate(settings: Settings, sampler: Sampler, rate: float, warmup: float, p
             "lags": lags, "mid": mid, "end": end, "window": (start_wall, end_wall)}
 
 
+# Cost levers, each measured on its own against the baseline in the same run (`--levers a,b`): settings changes.
+LEVERS: dict[str, dict] = {
+    "connect-batching": {"connect": {"linger_ms": 50, "batch_size": 262_144, "offset_flush_interval_ms": 10_000}},
+    "wal-writer-10ms": {"pg_wal_writer_delay_ms": 10},
+    "checkpoint-5s": {"flink": {"checkpoint_interval_seconds": 5.0}},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default="500,1500", help="changes/s, comma separated")
@@ -172,13 +180,28 @@ def main() -> None:
     parser.add_argument("--phase", type=float, default=60)
     parser.add_argument("--idle", type=float, default=20)
     parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument("--levers", default="", help=f"comma separated, each after the baseline: {', '.join(LEVERS)}")
     args, _ = parser.parse_known_args()
     rates = [float(r) for r in args.rates.split(",")]
-    settings = Settings(state_dir=PROJECT_ROOT / ".state" / "bench-streaming-cost")
+    levers = [name for name in args.levers.split(",") if name]
+    unknown = [name for name in levers if name not in LEVERS]
+    if unknown:
+        parser.error(f"unknown lever {unknown[0]!r}; known: {', '.join(LEVERS)}")
+    base = Settings(state_dir=PROJECT_ROOT / ".state" / "bench-streaming-cost")
+    summaries = {}
+    for name in ["baseline", *levers]:
+        settings = base.replace(**LEVERS[name]) if name in LEVERS else base
+        console.rule(f"[bold]Streaming cost in steady state ({name}): {', '.join(f'{r:g}' for r in rates)} "
+                     f"changes/s, {args.warmup:g} s warm-up + {args.phase:g} s measured each")
+        summaries[name] = report(*measure(settings, rates, args), settings, args)
+    if levers:
+        compare(summaries, rates)
+
+
+def measure(settings: Settings, rates: list[float], args: argparse.Namespace):
+    """Fresh engines with these settings, their idle CPU, then each rate's warm-up and measured phase."""
     platform.down(settings, purge=True)
     try:
-        console.rule(f"[bold]Streaming cost in steady state: {', '.join(f'{r:g}' for r in rates)} changes/s, "
-                     f"{args.warmup:g} s warm-up + {args.phase:g} s measured each")
         platform.up(settings, ["postgres", "kafka", "connect", "cassandra"])
         data = settings.state_dir / "data"
         load_directory(write_tiny(data), PostgresService(settings).conninfo(), settings.pg_schema)
@@ -205,11 +228,34 @@ def main() -> None:
                       if r.value is not None]
     finally:
         platform.down(settings, purge=True)
-    report(runs, idle, events_all, freshness, settings, args)
+    return runs, idle, events_all, freshness
+
+
+def compare(summaries: dict[str, dict], rates: list[float]) -> None:
+    """Each lever against the baseline of this run: CPU per engine and for the path as a ratio, lag and freshness."""
+    base = summaries["baseline"]
+    table = Table(title="Levers: CPU per 1,000 changes as a ratio to the baseline (below 1.00 is cheaper)")
+    table.add_column("lever")
+    table.add_column("measure")
+    for rate in rates:
+        table.add_column(f"at {rate:g}/s", justify="right")
+    for name, summary in summaries.items():
+        if name == "baseline":
+            continue
+        for engine in ["the path", *summary["per_engine"]]:
+            mine = summary["path"] if engine == "the path" else summary["per_engine"][engine]
+            theirs = base["path"] if engine == "the path" else base["per_engine"][engine]
+            table.add_row(name, engine, *[f"{m / t:.2f}" if abs(t) > 5 else "-" for m, t in zip(mine, theirs,
+                                                                                             strict=True)])
+        for measure in ("CDC lag p99 (ms)", "freshness p99 (s)"):
+            table.add_row(name, measure, *[f"{m:,.1f} vs {t:,.1f}" for m, t in zip(summary[measure], base[measure],
+                                                                                 strict=True)])
+    console.print(table)
 
 
 def report(runs: list[dict], idle: dict[str, float], events: list[dict], freshness: Freshness, settings: Settings,
-           args: argparse.Namespace) -> None:
+           args: argparse.Namespace) -> dict:
+    """Print the tables of one measured configuration; return its figures for :func:`compare`."""
     window_ms = int(settings.flink.window_seconds * 1000)
     want = compute(events, window_ms, int(settings.flink.watermark_delay_seconds * 1000)).aggregated
     touched = last_touch(events, window_ms)
@@ -220,6 +266,7 @@ def report(runs: list[dict], idle: dict[str, float], events: list[dict], freshne
         table.add_column(f"at {run['rate']:g}/s", justify="right")
     engines = list(runs[0]["after"][1])
     totals = [0.0 for _ in runs]  # the path: every engine and the sink (not the simulator, not this bench)
+    per_engine: dict[str, list[float]] = {}
     for engine in engines:
         cells = []
         for i, run in enumerate(runs):
@@ -227,6 +274,7 @@ def report(runs: list[dict], idle: dict[str, float], events: list[dict], freshne
             net = used - idle.get(engine, 0.0) * run["seconds"]
             per = 1e6 * net / max(run["changes"], 1)
             totals[i] += per if engine not in ("simulator", "this bench") else 0.0
+            per_engine.setdefault(engine, []).append(per)
             cells.append(f"{per:,.0f}")
         table.add_row(engine, f"{1000 * idle.get(engine, 0.0):,.0f}", *cells)
     table.add_row("[bold]the path (engines + sink)", "", *[f"[bold]{t:,.0f}" for t in totals])
@@ -277,6 +325,8 @@ def report(runs: list[dict], idle: dict[str, float], events: list[dict], freshne
     console.print(f"{psutil.cpu_count()} cores; idle measured over {args.idle:g} s; warm-up {args.warmup:g} s "
                   f"discarded; budget: 400 CPU-ms per 1,000 changes for the path "
                   "(engines + sink). A small negative figure is an engine that used less than its idle rate (noise).")
+    return {"path": totals, "per_engine": per_engine, "CDC lag p99 (ms)": [pct(r["lags"], 99) for r in runs],
+            "freshness p99 (s)": [pct(f, 99) for f in fresh_by_run]}
 
 
 if __name__ == "__main__":
