@@ -115,19 +115,17 @@ class S3Service(ProcessService):
             self.__dict__.pop("emulator", None)  # choose afresh: the settings may have changed since
             emulator, host = self.emulator, self.settings.bind_host
             self.state_dir.mkdir(parents=True, exist_ok=True)
+            port = self.settings.s3_port or free_port(host)
             if emulator.name == "localstack":
                 python = ensure_venv("localstack", LOCALSTACK_REQUIREMENTS, base=cache_root(), python=emulator.python,
                                      check="import localstack.runtime.main")
-                cmd, root = [str(python), "-m", "localstack.runtime.main"], self.state_dir / "localstack"
+                root = self.state_dir / "localstack"
                 (root / "tmp").mkdir(parents=True, exist_ok=True)
+                cmd, env = [str(python), "-m", "localstack.runtime.main"], localstack_environment(host, port, root)
             else:
-                cmd, root = [sys.executable, "-m", "moto.server", "-H", host], None
-            port = self.settings.s3_port or free_port(host)
+                cmd, env = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)], None
             self._save_endpoint(host=host, port=port, emulator=emulator.name, why=emulator.why)
-            if root is None:
-                self.process.start([*cmd, "-p", str(port)])
-            else:
-                self.process.start(cmd, env=localstack_environment(host, port, root))
+            self.process.start(cmd, env=env)
         self.wait_ready(f"{self.emulator.name} server")
         self.ensure_buckets()
         ep = self.endpoint()

@@ -19,18 +19,12 @@ from tests.fixtures.tiny import write_tiny
 
 @contextlib.contextmanager
 def running(service):
-    """Start an emulated engine for a fixture; destroy it (process and state) afterwards, killed first since its
-    state goes anyway (PostgreSQL's fast shutdown is kept: its cluster folder lies outside the state)."""
+    """Start an emulated engine for a fixture; discard it (process and state) afterwards."""
     try:
         service.start()
         yield service
     finally:
-        if not hasattr(service, "destroy"):
-            service.stop()
-        else:
-            if service.name != "postgres":
-                kill_tree(service.pid())
-            service.destroy()
+        discard(service)
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +46,16 @@ def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
     from emulation.registry import all_services
 
     for service in all_services(settings, on_demand=True).values():  # what tests started through the CLI
-        if service.name == "postgres":
-            service.destroy()  # a fast shutdown, and its cluster folder (under the system temp) removed
-        else:
-            kill_tree(service.pid())
+        discard(service)
     shutil.rmtree(state, ignore_errors=True)
+
+
+def discard(service) -> None:
+    """End a service whose state goes next: killed (no graceful stop to wait for), then destroyed where it can be.
+    PostgreSQL keeps its fast shutdown: its cluster folder lies outside the state (under the system temp)."""
+    if service.name != "postgres":
+        kill_tree(service.pid())
+    service.destroy() if hasattr(service, "destroy") else service.stop()
 
 
 def kill_tree(pid: int | None) -> None:
