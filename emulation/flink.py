@@ -55,7 +55,8 @@ def job_arguments(flink: FlinkSettings) -> list[str]:
             "--watermark-delay-seconds", str(flink.watermark_delay_seconds),
             "--checkpoint-interval-seconds", str(flink.checkpoint_interval_seconds),
             "--state-ttl", flink.state_ttl, "--transaction-timeout-ms", str(flink.transaction_timeout_ms),
-            "--parallelism", str(flink.parallelism), "--restart-attempts", str(flink.restart_attempts)]
+            "--parallelism", str(flink.parallelism), "--restart-attempts", str(flink.restart_attempts),
+            "--mini-batch-latency-ms", str(flink.mini_batch_latency_ms)]
 
 
 def write_kafka_properties(kafka: KafkaService, path: Path, principal: str = "flink") -> Path:

@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     _tuning(p, "--state-ttl", str, "idle state retention (e.g. '7 d'); 0 keeps every key's state (exact, unbounded)")
     _tuning(p, "--transaction-timeout-ms", int, "at most the broker's transaction.max.timeout.ms (15 min by default)")
     _tuning(p, "--parallelism", int, "default parallelism")
+    _tuning(p, "--mini-batch-latency-ms", int, "0: off; else the operators buffer changes this long and emit each "
+            "key once (two-phase aggregation)")
     _tuning(p, "--restart-attempts", int, "restarts after a failure (-1: unbounded, exponential backoff; 0: none)")
     p.add_argument("--transactional-id-prefix", default=_env("transactional_id_prefix", "olist-flink"))
     p.add_argument(
@@ -94,6 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=_env("bounded", "") in ("1", "true"),
         help="read the source topic up to its current end offsets, then finish (tests)",
     )
+    p.add_argument("--explain", action="store_true", help="print the job's optimised plan and exit (no broker needed)")
     p.add_argument(
         "--topic",
         action="append",
@@ -219,15 +222,25 @@ def queries(args: argparse.Namespace) -> list[str]:
         FROM `{CURRENT}`
         GROUP BY window_start, window_end, payment_type, payment_installments"""
     row = "COALESCE(`after`, `before`)"
+    delay_ms = int(args.watermark_delay_seconds * 1000)
+    # The watermark before each event: the newest commit time of every earlier record in topic order (arrival
+    # time; one partition) less the delay. A running MAX in checkpointed state, not Flink's watermark: a restart
+    # resumes it, and a mini-batch assigner cannot replace it. Including the event itself changes nothing for a
+    # late one (it is not the newest), and makes no event the newest late.
     late = f"""
         INSERT INTO {sink(t["late"])} (order_id, payment_sequential, op, payment_type, commit_time, window_start,
                                   watermark_time)
-        SELECT {row}.order_id, CAST({row}.payment_sequential AS INT), op, {row}.payment_type,
-               CAST(event_time AS TIMESTAMP(3)),
-               CAST(TO_TIMESTAMP_LTZ(`source`.ts_ms - MOD(`source`.ts_ms, {size_ms}), 3) AS TIMESTAMP(3)),
-               CAST(CURRENT_WATERMARK(event_time) AS TIMESTAMP(3))
-        FROM `{t["events"]}`{hint(source_options(args))}
-        WHERE op <> 'r' AND {valid(args)} AND event_time < CURRENT_WATERMARK(event_time)"""
+        SELECT order_id, payment_sequential, op, payment_type, CAST(TO_TIMESTAMP_LTZ(commit_ms, 3) AS TIMESTAMP(3)),
+               CAST(TO_TIMESTAMP_LTZ(commit_ms - MOD(commit_ms, {size_ms}), 3) AS TIMESTAMP(3)),
+               CAST(TO_TIMESTAMP_LTZ(newest_ms - {delay_ms}, 3) AS TIMESTAMP(3))
+        FROM (
+            SELECT {row}.order_id AS order_id, CAST({row}.payment_sequential AS INT) AS payment_sequential, op,
+                   {row}.payment_type AS payment_type, `source`.ts_ms AS commit_ms, ({valid(args)}) AS counts,
+                   MAX(COALESCE(`source`.ts_ms, 0)) OVER (
+                       ORDER BY proc_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS newest_ms
+            FROM `{t["events"]}`{hint(source_options(args))}
+        )
+        WHERE op <> 'r' AND counts IS TRUE AND commit_ms < newest_ms - {delay_ms}"""
     return [aggregated, installments, late]
 
 
@@ -237,10 +250,10 @@ def configuration(args: argparse.Namespace) -> dict[str, str]:
         "parallelism.default": str(args.parallelism),
         "pipeline.name": "olist-payments-windows",
         "table.exec.state.ttl": args.state_ttl,
-        # No mini-batch: its processing-time assigner would replace the source's watermark (CURRENT_WATERMARK);
-        # the upsert sinks fold a key's updates in their buffer instead.
-        "table.exec.mini-batch.enabled": "false",
-        "table.optimizer.agg-phase-strategy": "ONE_PHASE",
+        # Mini-batch: the deduplication and the aggregates fold a key's changes before they emit (two-phase);
+        # off, only the upsert sinks fold them in their buffer.
+        "table.exec.mini-batch.enabled": "true" if args.mini_batch_latency_ms else "false",
+        "table.optimizer.agg-phase-strategy": "TWO_PHASE" if args.mini_batch_latency_ms else "ONE_PHASE",
         "execution.checkpointing.interval": f"{int(args.checkpoint_interval_seconds * 1000)} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.min-pause": "0 ms",
@@ -248,6 +261,9 @@ def configuration(args: argparse.Namespace) -> dict[str, str]:
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "3",
     }
+    if args.mini_batch_latency_ms:
+        conf |= {"table.exec.mini-batch.allow-latency": f"{args.mini_batch_latency_ms} ms",
+                 "table.exec.mini-batch.size": "5000"}
     if args.restart_attempts < 0:  # unbounded: 1 s, 2 s, 4 s ... at most 30 s between attempts
         conf |= {"restart-strategy.type": "exponential-delay",
                  "restart-strategy.exponential-delay.initial-backoff": "1 s",
@@ -338,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     statements = env.create_statement_set()
     for sql in queries(args):
         statements.add_insert_sql(sql)
+    if args.explain:
+        print(statements.explain(), flush=True)
+        return 0
     result = statements.execute()
     client = result.get_job_client()
     job_id = str(client.get_job_id()) if client else None

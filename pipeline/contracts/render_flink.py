@@ -2,15 +2,15 @@
 and writes.
 
 A CDC topic (an envelope whose ``before``/``after`` are rows of a table) gives one table: the raw envelopes,
-append-only, with the commit time as ``event_time`` and a watermark (for the late-event report), and the arrival
-time ``proc_time`` (the job keeps each key's last streamed version in topic order with it). A topic with a
-primary key and ``cleanup.policy: compact`` is an
-``upsert-kafka`` sink keyed by it; any other topic is an append ``kafka`` sink keyed by ``kafkaKey``. Sinks
-write exactly once (Kafka transactions committed on checkpoints).
+append-only, with the commit time as ``event_time`` and the arrival time ``proc_time`` (the job keeps each key's
+last streamed version in topic order with it, and finds late events by the newest commit time before each). A
+topic with a primary key and ``cleanup.policy: compact`` is an ``upsert-kafka`` sink keyed by it; any other
+topic is an append ``kafka`` sink keyed by ``kafkaKey``. Sinks write exactly once (Kafka transactions committed
+on checkpoints).
 
 What depends on the deployment is left as ``${name}`` placeholders (Python ``string.Template``) that the job
-fills in: ``bootstrap_servers``, ``group_id``, ``startup_mode``, ``watermark_delay`` (seconds),
-``transactional_id_prefix`` and ``transaction_timeout_ms``.
+fills in: ``bootstrap_servers``, ``group_id``, ``startup_mode``, ``transactional_id_prefix`` and
+``transaction_timeout_ms``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ PLACEHOLDERS = (
     "bootstrap_servers",
     "group_id",
     "startup_mode",
-    "watermark_delay",
     "transactional_id_prefix",
     "transaction_timeout_ms",
 )
@@ -125,18 +124,18 @@ def _event_time(ds: Dataset) -> str:
 
 
 def events_ddl(ds: Dataset, registry: Registry) -> str:
-    """The raw envelopes, append-only, with the commit time as event time and a bounded-delay watermark, and
-    the arrival time (processing time: topic order on the one partition)."""
+    """The raw envelopes, append-only, with the commit time as event time and the arrival time (processing time:
+    topic order on the one partition). No Flink watermark: nothing waits on one (the aggregates are updated, never
+    closed), and the job's late-event report keeps its own in checkpointed state (flink/payments_windows.py)."""
     field = _event_time(ds)
     path = ".".join(q(p) for p in field.split("."))
     lines = [_column_line(c, registry) for c in ds.columns]
-    # A record without a commit time gets the epoch, so the watermark never sees a NULL (and never goes back).
+    # A record without a commit time gets the epoch, so the newest commit time never sees a NULL (nor goes back).
     lines.append(f"    {q('event_time')} AS TO_TIMESTAMP_LTZ(COALESCE({path}, 0), 3)")
     lines.append(f"    {q('proc_time')} AS PROCTIME()")
-    lines.append(f"    WATERMARK FOR {q('event_time')} AS {q('event_time')} - INTERVAL '${{watermark_delay}}' SECOND")
-    options = {**_source_options(ds, "events"), **_format("", READ_JSON), "scan.watermark.emit.strategy": "on-event"}
+    options = {**_source_options(ds, "events"), **_format("", READ_JSON)}
     return (
-        f"-- {ds.physical_name} as raw envelopes (append-only); the watermark advances after every event.\n"
+        f"-- {ds.physical_name} as raw envelopes (append-only), with commit time and arrival time.\n"
         f"CREATE TABLE {q(table_name(ds, 'events'))} (\n" + ",\n".join(lines) + f"\n) {_with(options)};\n"
     )
 

@@ -86,6 +86,27 @@ def java_threads(pid: int | None) -> dict[str, float]:
     return out
 
 
+PG_ROLES = (("walsender (logical decoding)", "postgres: walsender"), ("WAL writer", "postgres: walwriter"),
+            ("autovacuum", "postgres: autovacuum"))
+
+
+def postgres_roles(pid: int | None) -> dict[str, float]:
+    """CPU seconds of a PostgreSQL cluster's processes by role: the walsender that decodes for Debezium, the WAL
+    writer, autovacuum, client backends (the simulator's and the bench's sessions), the rest (postmaster,
+    checkpointer, backends that exited: reaped children)."""
+    out = {name: 0.0 for name, _ in PG_ROLES} | {"client backends": 0.0, "other": 0.0}
+    with contextlib.suppress(psutil.Error, TypeError, ValueError):
+        root = psutil.Process(pid)
+        for proc in (root, *root.children(recursive=True)):
+            with contextlib.suppress(psutil.Error):
+                title, t = " ".join(proc.cmdline()), proc.cpu_times()
+                role = next((name for name, prefix in PG_ROLES if title.startswith(prefix)), None)
+                if role is None:
+                    role = "client backends" if "(" in title and title.startswith("postgres: ") else "other"
+                out[role] += t.user + t.system + (t.children_user + t.children_system if proc is root else 0.0)
+    return out
+
+
 class Sampler:
     """CPU of every engine, now (one call per phase boundary, not a poller)."""
 
@@ -97,6 +118,7 @@ class Sampler:
                for name, pid in self.pids.items()}
         jvm = {name: java_threads(pid) for name, pid in self.pids.items()
                if name in ("Connect (Debezium)", "Kafka", "Flink", "Cassandra")}
+        jvm["PostgreSQL"] = postgres_roles(self.pids["PostgreSQL"])
         return time.monotonic(), cpu, jvm
 
 
@@ -170,6 +192,7 @@ LEVERS: dict[str, dict] = {
     "connect-batching": {"connect": {"linger_ms": 50, "batch_size": 262_144, "offset_flush_interval_ms": 10_000}},
     "wal-writer-10ms": {"pg_wal_writer_delay_ms": 10},
     "checkpoint-5s": {"flink": {"checkpoint_interval_seconds": 5.0}},
+    "flink-minibatch": {"flink": {"mini_batch_latency_ms": 500}},
 }
 
 
@@ -280,19 +303,17 @@ def report(runs: list[dict], idle: dict[str, float], events: list[dict], freshne
     table.add_row("[bold]the path (engines + sink)", "", *[f"[bold]{t:,.0f}" for t in totals])
     console.print(table)
 
-    jvm = Table(title="JVM CPU-ms per 1,000 changes by thread group (idle not subtracted)")
-    jvm.add_column("engine")
+    split = Table(title="CPU-ms per 1,000 changes by JVM thread group and by PostgreSQL process (idle not subtracted)")
+    split.add_column("engine")
+    split.add_column("part")
     for run in runs:
-        for group in ("JIT compiler", "GC", "other"):
-            jvm.add_column(f"{group} at {run['rate']:g}/s", justify="right")
-    for engine in runs[0]["after"][2]:
-        cells = []
-        for run in runs:
-            for group in ("JIT compiler", "GC", "other"):
-                used = run["after"][2][engine][group] - run["before"][2][engine][group]
-                cells.append(f"{1e6 * used / max(run['changes'], 1):,.0f}")
-        jvm.add_row(engine, *cells)
-    console.print(jvm)
+        split.add_column(f"at {run['rate']:g}/s", justify="right")
+    for engine, groups in runs[0]["after"][2].items():
+        for group in groups:
+            used = [run["after"][2][engine][group] - run["before"][2][engine][group] for run in runs]
+            split.add_row(engine, group, *[f"{1e6 * u / max(run['changes'], 1):,.0f}"
+                                           for u, run in zip(used, runs, strict=True)])
+    console.print(split)
 
     path = Table(title="The path at each rate (measured phase)")
     for col in ("measure", *[f"at {r['rate']:g}/s" for r in runs]):

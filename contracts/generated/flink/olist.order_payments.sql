@@ -1,7 +1,7 @@
 -- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.
 -- olist.order_payments: contract olist.topic.order_payments 1.1.0
 
--- olist.order_payments as raw envelopes (append-only); the watermark advances after every event.
+-- olist.order_payments as raw envelopes (append-only), with commit time and arrival time.
 CREATE TABLE `order_payments_events` (
     `before` ROW<`order_id` STRING, `payment_sequential` DOUBLE, `payment_type` STRING, `payment_installments` DOUBLE, `payment_value` DECIMAL(12, 2)>,
     `after` ROW<`order_id` STRING, `payment_sequential` DOUBLE, `payment_type` STRING, `payment_installments` DOUBLE, `payment_value` DECIMAL(12, 2)>,
@@ -9,8 +9,7 @@ CREATE TABLE `order_payments_events` (
     `ts_ms` BIGINT NOT NULL,
     `source` ROW<`connector` STRING, `db` STRING, `schema` STRING, `table` STRING, `ts_ms` BIGINT, `lsn` BIGINT, `txId` BIGINT, `snapshot` STRING> NOT NULL,
     `event_time` AS TO_TIMESTAMP_LTZ(COALESCE(`source`.`ts_ms`, 0), 3),
-    `proc_time` AS PROCTIME(),
-    WATERMARK FOR `event_time` AS `event_time` - INTERVAL '${watermark_delay}' SECOND
+    `proc_time` AS PROCTIME()
 ) WITH (
     'connector' = 'kafka',
     'topic' = 'olist.order_payments',
@@ -20,6 +19,5 @@ CREATE TABLE `order_payments_events` (
     'scan.startup.mode' = '${startup_mode}',
     'format' = 'json',
     'json.fail-on-missing-field' = 'false',
-    'json.ignore-parse-errors' = 'true',
-    'scan.watermark.emit.strategy' = 'on-event'
+    'json.ignore-parse-errors' = 'true'
 );
