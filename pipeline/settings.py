@@ -87,9 +87,11 @@ class ConnectSettings(BaseSettings):
     rest_user: str = Field("olist_admin", description="Basic authentication on the REST API.")
     rest_password: str | None = password("Unset: generated at first start, kept (0600).")
     # The CDC records' producer and the worker's offset commits (cost levers, measured by bench_streaming_cost).
-    linger_ms: int = Field(5, ge=0, description="producer.linger.ms of the CDC records (Kafka 4's default).")
-    batch_size: int = Field(16_384, ge=1024, description="producer.batch.size in bytes (Kafka's default).")
-    offset_flush_interval_ms: int = Field(1000, ge=100, description="How often source offsets are committed.")
+    # Measured together: Connect 0.79x and Kafka 0.67x the CPU per change at 1,500/s, CDC lag p99 unchanged.
+    linger_ms: int = Field(50, ge=0, description="producer.linger.ms of the CDC records (Kafka 4's default: 5).")
+    batch_size: int = Field(262_144, ge=1024, description="producer.batch.size in bytes (Kafka's default: 16,384).")
+    offset_flush_interval_ms: int = Field(10_000, ge=100, description="How often source offsets (and so the "
+                                          "replication slot's confirmed position) are committed (default: 60,000).")
 
 
 class CassandraSettings(BaseSettings):
@@ -178,8 +180,9 @@ class Settings(BaseSettings):
     pg_admin_password: str | None = password("Unset: a random one is made at first start.")
     pg_os_user: str = Field("postgres", description="Unprivileged OS user that runs PostgreSQL as root.")
     pg_bin_dir: Path | None = Field(None, description="Unset: the newest /usr/lib/postgresql/*/bin.")
-    pg_wal_writer_delay_ms: int = Field(200, ge=1, le=10_000, description="How often the WAL writer flushes "
-                                        "async commits, so the walsender (CDC) sees them (PostgreSQL's default).")
+    pg_wal_writer_delay_ms: int = Field(10, ge=1, le=10_000, description="How often the WAL writer flushes "
+                                        "async commits, so the walsender (CDC) sees them (PostgreSQL's default: 200; "
+                                        "10 cut CDC lag p99 from 274 to 110 ms at no measurable CPU).")
 
     s3_endpoint_url: str | None = Field(None, description="Unset: the local emulator (olist up s3).")
     s3_emulator: Literal["auto", "localstack", "moto"] = Field(
