@@ -346,10 +346,11 @@ def test_a_running_job_matches_the_reference_on_each_generated_stream(kafka, gen
 def test_a_bounded_run_over_every_generated_stream_matches_the_reference(kafka, test_settings, flink_python,
                                                                         generated_job):
     """``--bounded`` reads the topic to its end offsets and finishes: every stream the running job was fed, read
-    again in one bounded run to topics of its own, gives the reference's windows of the whole sequence."""
+    again in one bounded run to topics of its own, with mini-batch on (off by default), gives the reference's
+    windows of the whole sequence."""
     fed = generated_job[1]
     assert fed, "the generated streams ran first"
-    topics, cmd = job_command(kafka, test_settings, flink_python, "--bounded")
+    topics, cmd = job_command(kafka, test_settings, flink_python, "--bounded", mini_batch_latency_ms=500)
     produce(kafka, topics[NAMES.raw], fed)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
