@@ -170,7 +170,7 @@ def views(args: argparse.Namespace) -> list[str]:
     order (arrival time; the topic has one partition), which also folds Debezium's at-least-once repeats; a
     delete as the last event removes the payment."""
     t = job_tables(Path(args.sql_dir))
-    size_ms = int(args.window_seconds * 1000)
+    size_ms = round(args.window_seconds * 1000)
     row = "COALESCE(`after`, `before`)"
     streamed = f"""
         SELECT {row}.order_id AS order_id, CAST({row}.payment_sequential AS INT) AS payment_sequential, op,
@@ -202,7 +202,7 @@ def source_options(args: argparse.Namespace) -> dict[str, str]:
 def queries(args: argparse.Namespace) -> list[str]:
     """The three INSERTs of the job's one statement set (the aggregates over :func:`views`)."""
     t = job_tables(Path(args.sql_dir))
-    size_ms = int(args.window_seconds * 1000)
+    size_ms = round(args.window_seconds * 1000)
 
     def sink(name: str) -> str:
         return f"`{name}`" + hint({"topic": args.topics[name]} if name in args.topics else {})
@@ -222,7 +222,7 @@ def queries(args: argparse.Namespace) -> list[str]:
         FROM `{CURRENT}`
         GROUP BY window_start, window_end, payment_type, payment_installments"""
     row = "COALESCE(`after`, `before`)"
-    delay_ms = int(args.watermark_delay_seconds * 1000)
+    delay_ms = round(args.watermark_delay_seconds * 1000)
     # The watermark before each event: the newest commit time of every earlier record in topic order (arrival
     # time; one partition) less the delay. A running MAX in checkpointed state, not Flink's watermark: a restart
     # resumes it, and a mini-batch assigner cannot replace it. Including the event itself changes nothing for a
@@ -344,7 +344,6 @@ def main(argv: list[str] | None = None) -> int:
         "bootstrap_servers": args.bootstrap,
         "group_id": args.group_id,
         "startup_mode": args.startup_mode,
-        "watermark_delay": str(args.watermark_delay_seconds),
         "transactional_id_prefix": args.transactional_id_prefix,
         "transaction_timeout_ms": str(args.transaction_timeout_ms),
     }

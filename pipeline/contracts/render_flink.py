@@ -130,7 +130,7 @@ def events_ddl(ds: Dataset, registry: Registry) -> str:
     field = _event_time(ds)
     path = ".".join(q(p) for p in field.split("."))
     lines = [_column_line(c, registry) for c in ds.columns]
-    # A record without a commit time gets the epoch, so the newest commit time never sees a NULL (nor goes back).
+    # The commit time as a timestamp; a record without one (a broken contract) gets the epoch, never NULL.
     lines.append(f"    {q('event_time')} AS TO_TIMESTAMP_LTZ(COALESCE({path}, 0), 3)")
     lines.append(f"    {q('proc_time')} AS PROCTIME()")
     options = {**_source_options(ds, "events"), **_format("", READ_JSON)}

@@ -193,6 +193,7 @@ LEVERS: dict[str, dict] = {
     "no-connect-batching": {"connect": {"linger_ms": 5, "batch_size": 16_384, "offset_flush_interval_ms": 1000}},
     "no-wal-writer-10ms": {"pg_wal_writer_delay_ms": 200},
     "flink-minibatch": {"flink": {"mini_batch_latency_ms": 500}},
+    "checkpoint-1s": {"flink": {"checkpoint_interval_seconds": 1.0}},
     "checkpoint-5s": {"flink": {"checkpoint_interval_seconds": 5.0}},
 }
 

@@ -5,6 +5,7 @@ delay and beyond it (late: applied all the same, and reported)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import json
@@ -13,6 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from emulation.jvm import fetch
 from emulation.kafka import KafkaService, TopicSpec
 from pipeline.contracts import stream_names
 from pipeline.speed.cdc import topic_specs
+from pipeline.speed.topics import committed_offsets, end_offsets
 from tests.conftest import kill_tree, running
 from tests.kafka_helpers import read_topic as read_records
 from tests.reference.windows import Windows, compute
@@ -304,8 +307,23 @@ def job_command(kafka: KafkaService, settings, flink_python, *extra: str, **flin
     return topics, cmd
 
 
+@dataclasses.dataclass
+class GeneratedJob:
+    topics: dict[str, str]
+    fed: list[dict | None]  # every event produced to its source so far, in order
+    proc: subprocess.Popen
+    log: Path
+    group_id: str
+
+    def caught_up(self, kafka: KafkaService) -> bool:
+        """Whether the job has committed (on a checkpoint) its source's offsets up to the end."""
+        assert self.proc.poll() is None, f"the job died: {self.log.read_text()[-3000:]}"
+        config, topic = kafka.client_config(), self.topics[NAMES.raw]
+        return committed_offsets(config, f"{self.group_id}-events", topic) == end_offsets(config, topic)
+
+
 @pytest.fixture(scope="module")
-def generated_job(kafka, test_settings, flink_python) -> Iterator[tuple[dict[str, str], list[dict | None]]]:
+def generated_job(kafka, test_settings, flink_python) -> Iterator[GeneratedJob]:
     """One running job that every generated example is fed to in turn (a job per example would start a JVM each,
     ~20 s); yields its topics and every event produced so far (examples append)."""
     topics, cmd = job_command(kafka, test_settings, flink_python)
@@ -313,7 +331,7 @@ def generated_job(kafka, test_settings, flink_python) -> Iterator[tuple[dict[str
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
-        yield topics, []
+        yield GeneratedJob(topics, [], proc, log, cmd[cmd.index("--group-id") + 1])
     finally:
         kill_tree(proc.pid)
 
@@ -321,7 +339,7 @@ def generated_job(kafka, test_settings, flink_python) -> Iterator[tuple[dict[str
 def test_a_running_job_matches_the_reference_on_each_generated_stream(kafka, generated_job):
     """Each generated stream (hypothesis) on its own day and keys, fed to the one running job, read back from its
     committed output: the same windows and late events as the reference computes for that stream alone."""
-    topics, fed = generated_job
+    job = generated_job
     examples = iter(range(1, 10_000))
 
     @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
@@ -329,14 +347,13 @@ def test_a_running_job_matches_the_reference_on_each_generated_stream(kafka, gen
     def check(events: list[dict | None]) -> None:
         n = next(examples)
         events = shifted(events, n)
-        produce(kafka, topics[NAMES.raw], events)
-        fed.extend(events)
-        want, got = compute(events, 2_000, 1_000), None
+        produce(kafka, job.topics[NAMES.raw], events)
+        job.fed.extend(events)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            got = on_day(results(kafka, topics), n)
-            if got == want:
-                break
+        while not job.caught_up(kafka) and time.monotonic() < deadline:  # every event read, on a checkpoint
+            time.sleep(0.5)
+        want, deadline = compute(events, 2_000, 1_000), time.monotonic() + 10  # its sinks commit on the same one
+        while (got := on_day(results(kafka, job.topics), n)) != want and time.monotonic() < deadline:
             time.sleep(0.5)
         assert_same(got, want)
 
@@ -348,7 +365,7 @@ def test_a_bounded_run_over_every_generated_stream_matches_the_reference(kafka, 
     """``--bounded`` reads the topic to its end offsets and finishes: every stream the running job was fed, read
     again in one bounded run to topics of its own, with mini-batch on (off by default), gives the reference's
     windows of the whole sequence."""
-    fed = generated_job[1]
+    fed = generated_job.fed
     assert fed, "the generated streams ran first"
     topics, cmd = job_command(kafka, test_settings, flink_python, "--bounded", mini_batch_latency_ms=500)
     produce(kafka, topics[NAMES.raw], fed)
