@@ -27,7 +27,6 @@ from emulation.jvm import fetch
 from emulation.kafka import KafkaService, TopicSpec
 from pipeline.contracts import stream_names
 from pipeline.speed.cdc import topic_specs
-from pipeline.speed.topics import committed_offsets, end_offsets
 from tests.conftest import kill_tree, running
 from tests.kafka_helpers import read_topic as read_records
 from tests.reference.windows import Windows, compute
@@ -313,25 +312,22 @@ class GeneratedJob:
     fed: list[dict | None]  # every event produced to its source so far, in order
     proc: subprocess.Popen
     log: Path
-    group_id: str
 
-    def caught_up(self, kafka: KafkaService) -> bool:
-        """Whether the job has committed (on a checkpoint) its source's offsets up to the end."""
+    def alive(self) -> None:
+        """Fail at once with the job's log when it died (instead of waiting out every example)."""
         assert self.proc.poll() is None, f"the job died: {self.log.read_text()[-3000:]}"
-        config, topic = kafka.client_config(), self.topics[NAMES.raw]
-        return committed_offsets(config, f"{self.group_id}-events", topic) == end_offsets(config, topic)
 
 
 @pytest.fixture(scope="module")
 def generated_job(kafka, test_settings, flink_python) -> Iterator[GeneratedJob]:
     """One running job that every generated example is fed to in turn (a job per example would start a JVM each,
-    ~20 s); yields its topics and every event produced so far (examples append)."""
+    ~20 s): its topics, every event produced to it so far (examples append), the process and its log."""
     topics, cmd = job_command(kafka, test_settings, flink_python)
     log = kafka.state_dir / f"{topics[NAMES.raw]}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
-        yield GeneratedJob(topics, [], proc, log, cmd[cmd.index("--group-id") + 1])
+        yield GeneratedJob(topics, [], proc, log)
     finally:
         kill_tree(proc.pid)
 
@@ -349,11 +345,9 @@ def test_a_running_job_matches_the_reference_on_each_generated_stream(kafka, gen
         events = shifted(events, n)
         produce(kafka, job.topics[NAMES.raw], events)
         job.fed.extend(events)
-        deadline = time.monotonic() + 60
-        while not job.caught_up(kafka) and time.monotonic() < deadline:  # every event read, on a checkpoint
-            time.sleep(0.5)
-        want, deadline = compute(events, 2_000, 1_000), time.monotonic() + 10  # its sinks commit on the same one
+        want, deadline = compute(events, 2_000, 1_000), time.monotonic() + 60
         while (got := on_day(results(kafka, job.topics), n)) != want and time.monotonic() < deadline:
+            job.alive()
             time.sleep(0.5)
         assert_same(got, want)
 
