@@ -151,6 +151,12 @@ def job_tables(sql_dir: Path) -> dict[str, str]:
 
 
 CURRENT = "current_payments"
+ROW = "COALESCE(`after`, `before`)"  # the row an event is about: the new image, or the old one of a delete
+
+
+def ms(seconds: float | Decimal) -> int:
+    """Seconds as whole milliseconds (rounded: 1.005 s is 1005 ms)."""
+    return round(seconds * 1000)
 
 
 def valid(args: argparse.Namespace) -> str:
@@ -170,8 +176,8 @@ def views(args: argparse.Namespace) -> list[str]:
     order (arrival time; the topic has one partition), which also folds Debezium's at-least-once repeats; a
     delete as the last event removes the payment."""
     t = job_tables(Path(args.sql_dir))
-    size_ms = round(args.window_seconds * 1000)
-    row = "COALESCE(`after`, `before`)"
+    size_ms = ms(args.window_seconds)
+    row = ROW
     streamed = f"""
         SELECT {row}.order_id AS order_id, CAST({row}.payment_sequential AS INT) AS payment_sequential, op,
                `after`.payment_type AS payment_type, `after`.payment_installments AS payment_installments,
@@ -202,7 +208,7 @@ def source_options(args: argparse.Namespace) -> dict[str, str]:
 def queries(args: argparse.Namespace) -> list[str]:
     """The three INSERTs of the job's one statement set (the aggregates over :func:`views`)."""
     t = job_tables(Path(args.sql_dir))
-    size_ms = round(args.window_seconds * 1000)
+    size_ms = ms(args.window_seconds)
 
     def sink(name: str) -> str:
         return f"`{name}`" + hint({"topic": args.topics[name]} if name in args.topics else {})
@@ -221,8 +227,8 @@ def queries(args: argparse.Namespace) -> list[str]:
         SELECT window_start, window_end, payment_type, payment_installments, COUNT(*)
         FROM `{CURRENT}`
         GROUP BY window_start, window_end, payment_type, payment_installments"""
-    row = "COALESCE(`after`, `before`)"
-    delay_ms = round(args.watermark_delay_seconds * 1000)
+    row = ROW
+    delay_ms = ms(args.watermark_delay_seconds)
     # The watermark before each event: the newest commit time of every earlier record in topic order (arrival
     # time; one partition) less the delay. A running MAX in checkpointed state, not Flink's watermark: a restart
     # resumes it, and a mini-batch assigner cannot replace it. Including the event itself changes nothing for a
@@ -254,7 +260,7 @@ def configuration(args: argparse.Namespace) -> dict[str, str]:
         # off, only the upsert sinks fold them in their buffer.
         "table.exec.mini-batch.enabled": "true" if args.mini_batch_latency_ms else "false",
         "table.optimizer.agg-phase-strategy": "TWO_PHASE" if args.mini_batch_latency_ms else "ONE_PHASE",
-        "execution.checkpointing.interval": f"{int(args.checkpoint_interval_seconds * 1000)} ms",
+        "execution.checkpointing.interval": f"{ms(args.checkpoint_interval_seconds)} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.min-pause": "0 ms",
         # A cancel or a kill leaves the newest checkpoints on disk: the next start resumes from them.
