@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 MAIN = "org.apache.cassandra.service.CassandraDaemon"
 PROTOCOL_VERSION = 5
+LOCAL_DC = "datacenter1"  # the datacenter SimpleSnitch puts the local node in
+CQL_PORT = 9042  # a deployment's nodes' CQL port when OLIST_CASSANDRA_PORT is 0
 
 # The JPMS openings of Cassandra 5.0's conf/jvm17-server.options (its GC settings are left to jvm_opts).
 JAVA17_OPTS = (
@@ -56,7 +58,7 @@ JAVA17_OPTS = (
     "--add-opens java.base/java.util=ALL-UNNAMED",
 )
 
-# A small single node: one token, no bootstrap, small caches and memtables, no snapshots or hints.
+# A small single node: one token, no bootstrap, small caches and memtables, no snapshots; hints kept.
 NODE_CONF: dict[str, object] = {
     "cluster_name": "olist-local",
     "num_tokens": 1,
@@ -82,7 +84,9 @@ NODE_CONF: dict[str, object] = {
     "key_cache_size": "8MiB",
     "file_cache_size": "32MiB",
     "dynamic_snitch": False,
-    "hinted_handoff_enabled": False,
+    # a write a replica missed while down is replayed to it when it is back (within max_hint_window)
+    "hinted_handoff_enabled": True,
+    "max_hint_window": "3h",
     "incremental_backups": False,
     "snapshot_before_compaction": False,
     "auto_snapshot": False,
@@ -107,17 +111,21 @@ def write_logback(path: Path, levels: dict[str, str], root_level: str = "INFO") 
     return path
 
 
-def cluster(host: str, port: int, timeout: float = 10.0, metadata: bool = True,
-            credentials: tuple[str, str] | None = None) -> Cluster:
-    """A driver ``Cluster`` for one local node: protocol v5, round robin over that node only, logged in as
-    ``credentials`` (user, password)."""
+def cluster(hosts: str | Sequence[str], port: int, timeout: float = 10.0, metadata: bool = True,
+            credentials: tuple[str, str] | None = None, local_dc: str = LOCAL_DC,
+            consistency: str = "LOCAL_QUORUM") -> Cluster:
+    """A driver ``Cluster`` on ``hosts`` (the contact points, one CQL ``port``): protocol v5, requests to the replicas
+    in ``local_dc`` first (token aware), at ``consistency``, logged in as ``credentials`` (user, password)."""
+    from cassandra import ConsistencyLevel
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import WhiteListRoundRobinPolicy
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host]), request_timeout=timeout)
+    hosts = [hosts] if isinstance(hosts, str) else list(hosts)
+    profile = ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc)),
+                               request_timeout=timeout, consistency_level=ConsistencyLevel.name_to_value[consistency])
     auth = PlainTextAuthProvider(*credentials) if credentials else None
-    return Cluster([host], port=port, protocol_version=PROTOCOL_VERSION, connect_timeout=timeout,
+    return Cluster(hosts, port=port, protocol_version=PROTOCOL_VERSION, connect_timeout=timeout,
                    control_connection_timeout=timeout, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                    schema_metadata_enabled=metadata, token_metadata_enabled=metadata, auth_provider=auth)
 
@@ -143,14 +151,33 @@ class CassandraService(JvmService):
     stop_timeout = 60.0  # SIGTERM runs Cassandra's drain hook (memtables flushed, commit log closed)
 
     # -- Service interface ---------------------------------------------------------------------
+    def configured(self) -> Endpoint | None:
+        conf = self.settings.cassandra
+        if not conf.contact_points:
+            return None
+        hosts = [h.strip() for h in conf.contact_points.split(",") if h.strip()]
+        return Endpoint(hosts[0], conf.port or CQL_PORT, {"contact_points": ",".join(hosts)})
+
     def endpoint_extra(self, saved: dict) -> dict[str, str]:
         return {"storage_port": str(saved["storage_port"]), "protocol_version": str(PROTOCOL_VERSION)}
 
-    def contact(self) -> tuple[str, int]:
+    def contact(self) -> tuple[list[str], int]:
+        """The contact points and the CQL port."""
         ep = self.endpoint()
         if ep is None:
             raise ServiceError("cassandra: not started yet (run `olist up cassandra`)")
-        return ep.host, ep.port
+        return ep.extra.get("contact_points", ep.host).split(","), ep.port
+
+    def cluster(self, role: str, timeout: float = 10.0, metadata: bool = True) -> Cluster:
+        """A driver ``Cluster`` on this deployment as ``role``, at the deployment's consistency for it (the sink's
+        writes, everyone else's reads)."""
+        return self._cluster(self.credentials(role), timeout, metadata, role)
+
+    def _cluster(self, credentials: tuple[str, str], timeout: float, metadata: bool, role: str = "admin") -> Cluster:
+        conf = self.settings.cassandra
+        hosts, port = self.contact()
+        return cluster(hosts, port, timeout, metadata, credentials, conf.local_dc,
+                       conf.write_consistency if role == "sink" else conf.read_consistency)
 
     def where(self) -> str:
         ep = self.endpoint()
@@ -166,7 +193,8 @@ class CassandraService(JvmService):
                 pass
         except OSError:
             return False
-        for credentials in (self.credentials("admin"), BUILT_IN):  # the built-in one before the first start ends
+        built_in = () if self.external else (BUILT_IN,)
+        for credentials in (self.credentials("admin"), *built_in):  # the built-in one before the first start ends
             try:
                 with self._session(credentials, timeout=5, metadata=False) as session:
                     row = session.execute("SELECT release_version FROM system.local").one()
@@ -197,18 +225,20 @@ class CassandraService(JvmService):
         configured = getattr(self.settings.cassandra, f"{role}_password")
         if configured:
             return ROLES[role], configured
+        if self.external:
+            raise ServiceError(f"cassandra: OLIST_CASSANDRA_{role.upper()}_PASSWORD is not set; with "
+                               "OLIST_CASSANDRA_CONTACT_POINTS every role's password comes from the settings")
         return ROLES[role], kept_secret(self.state_dir / "roles" / role)
 
     def session(self, keyspace: str | None = None, timeout: float = 10.0, metadata: bool = True,
                 role: str = "admin") -> contextlib.AbstractContextManager[Session]:
-        """A CQL session on this node as ``role`` (``admin``, ``sink`` or ``reader``), closed on exit."""
-        return self._session(self.credentials(role), keyspace, timeout, metadata)
+        """A CQL session as ``role`` (``admin``, ``sink`` or ``reader``), closed on exit."""
+        return self._session(self.credentials(role), keyspace, timeout, metadata, role)
 
     @contextlib.contextmanager
     def _session(self, credentials: tuple[str, str], keyspace: str | None = None, timeout: float = 10.0,
-                 metadata: bool = True) -> Iterator[Session]:
-        host, port = self.contact()
-        conn = cluster(host, port, timeout, metadata, credentials)
+                 metadata: bool = True, role: str = "admin") -> Iterator[Session]:
+        conn = self._cluster(credentials, timeout, metadata, role)
         try:
             yield conn.connect(keyspace)
         finally:
@@ -221,11 +251,13 @@ class CassandraService(JvmService):
         when it no longer logs in (Cassandra refuses changing one twice within 5 s)."""
         admin, admin_password = self.credentials("admin")
         if not self._logs_in((admin, admin_password)):  # a first start: only the built-in superuser exists
+            if self.external:
+                raise self.fail(f"{admin} cannot log in to the deployment's nodes at {self.where()}")
             with self._session(BUILT_IN, timeout=30, metadata=False) as session:
                 session.execute(f"CREATE ROLE IF NOT EXISTS {admin} WITH SUPERUSER = true AND LOGIN = true "
                                 "AND PASSWORD = %s", (admin_password,))
         with self.session(timeout=30, metadata=False) as session:
-            if self._logs_in(BUILT_IN):
+            if not self.external and self._logs_in(BUILT_IN):
                 session.execute("ALTER ROLE cassandra WITH LOGIN = false AND PASSWORD = %s",
                                 (secrets.token_urlsafe(24),))
             for role in ("sink", "reader"):

@@ -25,7 +25,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 
 from emulation.jvm import JvmArtifacts, JvmService, java_command, write_log4j2
 from emulation.kafka import KafkaService
-from emulation.service import ServiceError, kept_secret, write_private
+from emulation.service import Endpoint, ServiceError, kept_secret, write_private
 from pipeline.settings import Settings
 
 MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
@@ -43,9 +43,6 @@ WORKER_CONF = {
     "config.storage.topic": TOPICS["config"],
     "offset.storage.topic": TOPICS["offset"],
     "status.storage.topic": TOPICS["status"],
-    "config.storage.replication.factor": "1",
-    "offset.storage.replication.factor": "1",
-    "status.storage.replication.factor": "1",
     "offset.storage.partitions": "1",
     "status.storage.partitions": "1",
     "plugin.discovery": "service_load",
@@ -56,6 +53,9 @@ WORKER_CONF = {
     "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
     "rest.extension.classes": "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension",
 }
+# The worker's three topics take the deployment's replication factor (settings.kafka.replication_factor).
+INTERNAL_REPLICATION = ("config.storage.replication.factor", "offset.storage.replication.factor",
+                        "status.storage.replication.factor")
 REST_LOGIN_MODULE = "org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule"
 LOG_LEVELS = {"org.apache.kafka": "WARN", "org.reflections": "ERROR", "org.eclipse.jetty": "WARN",
               "org.glassfish": "WARN", "org.apache.kafka.connect.runtime.Connect": "INFO",
@@ -65,8 +65,8 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 def secrets_dir(settings: Settings) -> Path:
     """The one folder the worker's file config provider may read: connector secrets, one properties file each
-    (made, 0700, on first use: the worker refuses to start without it)."""
-    folder = settings.state_dir / "secrets"
+    (made, 0700, on first use: the worker refuses to start without it). A deployment's workers name theirs."""
+    folder = settings.connect.secrets_dir or settings.state_dir / "secrets"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return folder
 
@@ -108,15 +108,27 @@ class ConnectService(JvmService):
         self.kafka = KafkaService(settings)
 
     # -- Service interface ---------------------------------------------------------------------
+    def configured(self) -> Endpoint | None:
+        if not self.settings.connect.urls:
+            return None
+        urls = [u.strip().rstrip("/") for u in self.settings.connect.urls.split(",") if u.strip()]
+        parsed = urllib.parse.urlsplit(urls[0])
+        return Endpoint(parsed.hostname or "", parsed.port or 8083, {"url": urls[0], "urls": ",".join(urls)})
+
     def endpoint_extra(self, saved: dict) -> dict[str, str]:
         return {"url": f"http://{saved['host']}:{saved['port']}", "bootstrap_servers": saved["bootstrap"]}
 
     @property
     def url(self) -> str:
+        """The REST URL (of a cluster: the first; a call that cannot reach it tries the others)."""
+        return self.urls[0]
+
+    @property
+    def urls(self) -> list[str]:
         ep = self.endpoint()
         if ep is None:
             raise ServiceError("connect: not started yet (run `olist up connect`)")
-        return ep.extra["url"]
+        return ep.extra.get("urls", ep.extra["url"]).split(",")
 
     def where(self) -> str:
         return self.url
@@ -140,6 +152,9 @@ class ConnectService(JvmService):
     def rest_credentials(self) -> tuple[str, str]:
         """(user, password) of the REST API: the settings', else generated at first start and kept (0600)."""
         conf = self.settings.connect
+        if conf.rest_password is None and self.external:
+            raise ServiceError("connect: OLIST_CONNECT_REST_PASSWORD is not set; with OLIST_CONNECT_URLS the REST "
+                               "password comes from the settings")
         return conf.rest_user, conf.rest_password or kept_secret(self.state_dir / "rest" / "password")
 
     def command(self, artifacts: JvmArtifacts) -> list[str]:
@@ -147,7 +162,9 @@ class ConnectService(JvmService):
         port = self.claim_ports({"bootstrap": bootstrap}, port=self.settings.connect.port)["port"]
         host = self.settings.bind_host
         security = self.kafka.java_security("connect")
-        conf = {**WORKER_CONF, "bootstrap.servers": bootstrap, "listeners": f"http://{host}:{port}",
+        replicas = str(self.settings.kafka.replication_factor)
+        conf = {**WORKER_CONF, **dict.fromkeys(INTERNAL_REPLICATION, replicas),
+                "bootstrap.servers": bootstrap, "listeners": f"http://{host}:{port}",
                 "rest.advertised.host.name": host, "rest.advertised.port": str(port),
                 "plugin.path": str(artifacts.plugin_path),
                 "config.providers.file.param.allowed.paths": str(secrets_dir(self.settings)),
@@ -178,7 +195,9 @@ class ConnectService(JvmService):
         return jaas
 
     def destroy(self) -> None:
-        """Stop, drop the worker's topics when Kafka still answers, and delete the state."""
+        """Stop, drop the worker's topics when Kafka still answers, and delete the state (never the deployment's)."""
+        if self.external:
+            return
         self.stop()
         if self.kafka.health():
             self.kafka.delete_topics(TOPICS.values())
@@ -284,8 +303,18 @@ class ConnectService(JvmService):
         return {p.get("class") for p in plugins if isinstance(p, dict)} if code == 200 else set()
 
     def _call(self, method: str, path: str, body: object = None, timeout: float = 30) -> tuple[int, Any]:
+        """One REST call to the first worker that can be reached (any worker forwards to the leader)."""
+        *others, last = self.urls
+        for url in others:
+            try:
+                return self._call_one(url, method, path, body, timeout)
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                continue
+        return self._call_one(last, method, path, body, timeout)
+
+    def _call_one(self, url: str, method: str, path: str, body: object, timeout: float) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
+        req = urllib.request.Request(url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json", "Accept": "application/json",
                                               "Authorization": self._authorization})
         try:

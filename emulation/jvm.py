@@ -214,11 +214,6 @@ class JvmService(ProcessService):
     def _tmp_dir(self) -> Path:
         return self.state_dir / "tmp"
 
-    def where(self) -> str:
-        """What the health check talks to (for messages)."""
-        ep = self.endpoint()
-        return ep.address if ep else self.name
-
     def claim_ports(self, extra: dict[str, str] | None = None, **configured: int) -> dict[str, int]:
         """This start's ports (each the configured one, else the last start's while free, else a new one),
         saved with the bind host (and ``extra``) as the endpoint every later command reads."""
@@ -234,6 +229,8 @@ class JvmService(ProcessService):
         raise NotImplementedError
 
     def start(self) -> Endpoint:
+        if self.external:
+            return self.external_start(self.jvm.jvm_start_timeout)
         if self.pid() is not None:  # adopt the running engine (give it the usual time to answer)
             if not self.health():
                 wait_healthy(self, self.process, time.monotonic(), self.jvm.jvm_start_timeout, self.where())
@@ -248,9 +245,12 @@ class JvmService(ProcessService):
         return self._require_endpoint()
 
     def stop(self) -> None:
-        self.process.stop(timeout=self.stop_timeout)
+        if not self.external:
+            self.process.stop(timeout=self.stop_timeout)
 
     def destroy(self) -> None:
-        """Stop and delete the engine's data and state (tests and `olist down --purge`)."""
+        """Stop and delete the engine's data and state (tests and `olist down --purge`); never the deployment's."""
+        if self.external:
+            return
         self.stop()
         shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -26,7 +26,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from emulation.jvm import JvmArtifacts, JvmService, java_command, run_java, write_log4j2
-from emulation.service import Endpoint, ServiceError, kept_secret, write_private
+from emulation.service import Endpoint, ServiceError, host_port, kept_secret, write_private
 
 MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -101,6 +101,13 @@ class KafkaService(JvmService):
     process_name = "kafka"
 
     # -- Service interface ---------------------------------------------------------------------
+    def configured(self) -> Endpoint | None:
+        servers = self.settings.kafka.bootstrap_servers
+        if not servers:
+            return None
+        host, port = host_port(servers.split(",")[0], 9092)
+        return Endpoint(host, port, {"bootstrap_servers": servers})
+
     def endpoint_extra(self, saved: dict) -> dict[str, str]:
         return {"controller_port": str(saved["controller_port"]), "cluster_id": self.cluster_id()}
 
@@ -108,7 +115,10 @@ class KafkaService(JvmService):
         ep = self.endpoint()
         if ep is None:
             raise ServiceError("kafka: not started yet (run `olist up kafka`)")
-        return ep.address
+        return ep.extra.get("bootstrap_servers", ep.address)
+
+    def where(self) -> str:
+        return self.bootstrap_servers() if self.endpoint() else self.name
 
     def start(self) -> Endpoint:
         endpoint = super().start()
@@ -128,9 +138,9 @@ class KafkaService(JvmService):
             return False
         try:
             md = self.admin().list_topics(timeout=3)
-        except KafkaException:
+        except (KafkaException, ServiceError):
             return False
-        return NODE_ID in md.brokers
+        return bool(md.brokers) if self.external else NODE_ID in md.brokers
 
     def command(self, artifacts: JvmArtifacts) -> list[str]:
         classpath = artifacts.classpath("kafka")
@@ -151,19 +161,29 @@ class KafkaService(JvmService):
         if principal not in PRINCIPALS:
             raise ServiceError(f"kafka: no principal {principal!r} (one of {', '.join(PRINCIPALS)})")
         configured = getattr(self.settings.kafka, f"{principal}_password")
-        return kafka_user(principal), configured or kept_secret(self.state_dir / "principals" / principal)
+        if configured:
+            return kafka_user(principal), configured
+        if self.external:
+            raise ServiceError(f"kafka: OLIST_KAFKA_{principal.upper()}_PASSWORD is not set; with "
+                               "OLIST_KAFKA_BOOTSTRAP_SERVERS every principal's password comes from the settings")
+        return kafka_user(principal), kept_secret(self.state_dir / "principals" / principal)
 
     def security(self, principal: str) -> dict[str, str]:
         """The client security settings of ``principal`` in librdkafka's keys."""
         user, password = self.credentials(principal)
-        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": self.settings.kafka.sasl_mechanism,
-                "sasl.username": user, "sasl.password": password}
+        conf = self.settings.kafka
+        tls = {"ssl.ca.location": str(conf.ssl_ca_location)} if conf.ssl_ca_location else {}
+        return {"security.protocol": conf.security_protocol, "sasl.mechanisms": conf.sasl_mechanism,
+                "sasl.username": user, "sasl.password": password, **tls}
 
     def java_security(self, principal: str, login_module: str = SCRAM_MODULE) -> dict[str, str]:
         """The same in the Java client's keys (``login_module`` differs where the client is shaded)."""
         user, password = self.credentials(principal)
-        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": self.settings.kafka.sasl_mechanism,
-                "sasl.jaas.config": f'{login_module} required username="{user}" password="{password}";'}
+        conf = self.settings.kafka
+        tls = ({"ssl.truststore.type": "PEM", "ssl.truststore.location": str(conf.ssl_ca_location)}
+               if conf.ssl_ca_location else {})
+        return {"security.protocol": conf.security_protocol, "sasl.mechanism": conf.sasl_mechanism,
+                "sasl.jaas.config": f'{login_module} required username="{user}" password="{password}";', **tls}
 
     def ensure_access(self) -> None:
         """Upsert the components' SCRAM credentials and make their ACLs exactly the grants of
@@ -223,7 +243,8 @@ class KafkaService(JvmService):
         return AdminClient(self.client_config())
 
     def create_topics(self, specs: Iterable[TopicSpec | Mapping[str, object]], timeout: float = 30) -> list[str]:
-        """Create the topics that do not exist yet (replication factor 1); returns the names created."""
+        """Create the topics that do not exist yet, with the deployment's replication factor and min ISR; returns
+        the names created."""
         topics = [s if isinstance(s, TopicSpec) else TopicSpec(**s) for s in specs]  # type: ignore[arg-type]
         if not topics:
             return []
@@ -232,8 +253,10 @@ class KafkaService(JvmService):
         wanted = [t for t in topics if t.name not in existing]
         if not wanted:
             return []
-        new = [NewTopic(t.name, num_partitions=t.partitions, replication_factor=1,
-                        config={k: str(v) for k, v in t.config.items()}) for t in wanted]
+        conf = self.settings.kafka
+        isr = {"min.insync.replicas": str(conf.min_insync_replicas)}
+        new = [NewTopic(t.name, num_partitions=t.partitions, replication_factor=conf.replication_factor,
+                        config=isr | {k: str(v) for k, v in t.config.items()}) for t in wanted]
         created = []
         for name, future in admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout).items():
             try:

@@ -154,13 +154,36 @@ class PostgresService(Service):
     # -- credentials ---------------------------------------------------------------------------
     def password(self) -> str:
         """The pipeline role's password: the setting, else generated once and kept (0600)."""
-        return self.settings.pg_password or kept_secret(self.state_dir / "password")
+        return self.settings.pg_password or self._generated("password", "OLIST_PG_PASSWORD")
 
     def admin_password(self) -> str:
         """The superuser's password: the setting, else generated once and kept (0600)."""
-        return self.settings.pg_admin_password or kept_secret(self.state_dir / "admin_password")
+        return self.settings.pg_admin_password or self._generated("admin_password", "OLIST_PG_ADMIN_PASSWORD")
+
+    def cdc_password(self) -> str:
+        """The CDC role's password: the setting, else generated once and kept (0600)."""
+        return self.settings.pg_cdc_password or self._generated("cdc_password", "OLIST_PG_CDC_PASSWORD")
+
+    def _generated(self, name: str, variable: str) -> str:
+        if self.external:
+            raise ServiceError(f"postgres: {variable} is not set; with OLIST_PG_DSN every role's password comes "
+                               "from the settings")
+        return kept_secret(self.state_dir / name)
 
     # -- Service interface ---------------------------------------------------------------------
+    def configured(self) -> Endpoint | None:
+        if not self.settings.pg_dsn:
+            return None
+        try:
+            dsn = psycopg.conninfo.conninfo_to_dict(self.settings.pg_dsn)
+        except psycopg.ProgrammingError as exc:
+            raise ServiceError(f"postgres: OLIST_PG_DSN is not a connection string: {exc}") from None
+        if "password" in dsn:
+            raise ServiceError("postgres: OLIST_PG_DSN holds a password; give it in OLIST_PG_PASSWORD instead")
+        return Endpoint(str(dsn.get("host", "localhost")), int(dsn.get("port", 5432)),
+                        {"dbname": str(dsn.get("dbname", self.settings.pg_database)), "user": self.settings.pg_user,
+                         "password": self.settings.pg_password or ""})
+
     def endpoint_extra(self, saved: dict) -> dict[str, str]:
         return {"dbname": self.settings.pg_database, "user": self.settings.pg_user, "password": self.password()}
 
@@ -189,6 +212,8 @@ class PostgresService(Service):
                                  + " password {}").format(sql.Identifier(name), sql.Literal(scram_verifier(password))))
 
     def pid(self) -> int | None:
+        if self.external:
+            return None
         pid_file = self.data_dir / "postmaster.pid"
         try:
             pid = int(pid_file.read_text().splitlines()[0])
@@ -207,6 +232,8 @@ class PostgresService(Service):
             return False
 
     def start(self) -> Endpoint:
+        if self.external:
+            return self.external_start(self.settings.service_start_timeout)
         if self.pid() is not None and self.health():
             ep = self.endpoint()
             assert ep is not None
@@ -242,13 +269,15 @@ class PostgresService(Service):
         return ep
 
     def stop(self) -> None:
-        if self.pid() is None:
+        if self.external or self.pid() is None:
             return
         bin_dir = find_bin_dir(self.settings.pg_bin_dir)
         self._run(bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "fast", "-w", "-t", "60", "stop")
 
     def destroy(self) -> None:
-        """Stop and delete the cluster and its state (used by tests and `olist down --purge`)."""
+        """Stop and delete the cluster and its state (tests and `olist down --purge`); never the deployment's."""
+        if self.external:
+            return
         self.stop()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,12 @@ class ServiceStatus:
     detail: str = ""
 
 
+def host_port(address: str, default_port: int) -> tuple[str, int]:
+    """``host:port`` (or a bare host, on ``default_port``) as (host, port)."""
+    host, sep, port = address.strip().rpartition(":")
+    return (host, int(port)) if sep else (address.strip(), default_port)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -101,8 +108,24 @@ class Service(abc.ABC):
     def stop(self) -> None:
         """Stop cleanly; a stopped service stays stopped."""
 
+    def configured(self) -> Endpoint | None:
+        """The deployment's endpoint when the settings name one: an engine run elsewhere, which this platform uses
+        but never starts, stops or deletes. None (the default): the local emulator, ours to run."""
+        return None
+
+    @property
+    def external(self) -> bool:
+        return self.configured() is not None
+
+    def available(self) -> bool:
+        """Whether clients may use it now: the deployment names it, or our local process runs."""
+        return self.external or self.pid() is not None
+
     def endpoint(self) -> Endpoint | None:
-        """Where clients reach the service (its endpoint file, written at start), or None before its first start."""
+        """Where clients reach the service: the deployment's endpoint, else the local one's endpoint file (written
+        at start), or None before its first start."""
+        if (configured := self.configured()) is not None:
+            return configured
         saved = self._saved_endpoint()
         if saved is None:
             return None
@@ -167,7 +190,25 @@ class Service(abc.ABC):
         """What a person should know about the running service beyond its endpoint (which emulator, and why)."""
         return ""
 
+    def external_start(self, timeout: float) -> Endpoint:
+        """``start`` of an engine the deployment names: wait until it answers (it is not ours to start)."""
+        deadline = time.monotonic() + timeout
+        while not self.health():
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{self.name}: the deployment's {self.name} at {self.where()} is not answering "
+                                   f"after {timeout:.0f}s")
+            time.sleep(0.5)
+        return self._require_endpoint()
+
+    def where(self) -> str:
+        """What clients talk to (for messages)."""
+        ep = self.endpoint()
+        return ep.address if ep else self.name
+
     def status(self) -> ServiceStatus:
+        if self.external:
+            healthy = self.health()
+            return ServiceStatus(self.name, healthy, healthy, self.endpoint(), None, "external (the deployment's)")
         pid = self.pid()
         healthy = pid is not None and self.health()
         return ServiceStatus(self.name, pid is not None, healthy, self.endpoint(), pid, self.detail())

@@ -202,6 +202,8 @@ def show_started(started: list[Started]) -> None:
 def show_down(report: DownReport) -> None:
     for name in report.stopped:
         console.print(f"[green]✔[/] {name} stopped" + (" and purged" if report.purged else ""))
+    for name in report.external:
+        console.print(f"[dim]-[/] {name} left running (the deployment's, not ours)")
 
 
 def show_status(report: StatusReport, connector_name: str) -> None:

@@ -48,20 +48,25 @@ def start_dashboard(settings: Settings, port: int = 0) -> str:
 class DownReport:
     stopped: list[str]
     purged: bool
+    external: list[str] = field(default_factory=list)  # the deployment's engines: never stopped or purged here
 
 
 def down(settings: Settings, purge: bool = False) -> DownReport:
     """Stop every local engine; with ``purge`` delete their state. The CDC connector's offsets (in Kafka) and its
     replication slot (in PostgreSQL) are kept, so the next start resumes streaming where it stopped and changes
-    made meanwhile arrive as the events they were; ``purge`` deletes both together."""
-    stopped = []
+    made meanwhile arrive as the events they were; ``purge`` deletes both together. Engines the deployment names
+    (``OLIST_KAFKA_BOOTSTRAP_SERVERS`` ...) are left as they are."""
+    report = DownReport([], purge)
     for svc in reversed(list(all_services(settings, on_demand=True).values())):
-        if purge and hasattr(svc, "destroy"):
+        if svc.external:
+            report.external.append(svc.name)
+        elif purge and hasattr(svc, "destroy"):
             svc.destroy()
+            report.stopped.append(svc.name)
         else:
             svc.stop()
-        stopped.append(svc.name)
-    return DownReport(stopped, purge)
+            report.stopped.append(svc.name)
+    return report
 
 
 @dataclass

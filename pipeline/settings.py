@@ -31,6 +31,10 @@ def cache_root() -> Path:
 PASSWORD = r"^[A-Za-z0-9_.~-]{12,}$"
 
 
+# Cassandra's consistency levels, by the driver's names.
+Consistency = Literal["ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"]
+
+
 def password(description: str) -> Any:
     """An optional password setting (unset: generated at first start and kept 0600 in the state folder)."""
     return Field(None, pattern=PASSWORD, description=description)
@@ -62,6 +66,17 @@ class KafkaSettings(BaseSettings):
 
     model_config = _section("OLIST_KAFKA_")
 
+    bootstrap_servers: str | None = Field(None, description="An existing cluster (host:port,...), used but never "
+                                          "started here; its principals' passwords must then be set. Unset: the "
+                                          "local broker.")
+    security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = Field("SASL_PLAINTEXT", description="Clients' "
+                                                                      "protocol (SASL_SSL: TLS to the brokers).")
+    ssl_ca_location: Path | None = Field(None, description="With SASL_SSL: the CA bundle (PEM) the brokers' "
+                                         "certificates are checked against; unset: the system's.")
+    replication_factor: int = Field(1, ge=1, description="Replicas of every topic the platform creates (the "
+                                    "contracts give partitions and config), Connect's internal topics too.")
+    min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas of those topics (with acks=all, "
+                                     "the replicas a write must reach).")
     port: int = Field(0, ge=0, lt=65536, description="Broker listener; 0 picks a free port at first start.")
     controller_port: int = Field(0, ge=0, lt=65536, description="KRaft controller; 0 picks a free port.")
     heap_mb: int = Field(384, ge=128, description="Broker heap, -Xmx (-Xms is half).")
@@ -82,6 +97,11 @@ class ConnectSettings(BaseSettings):
 
     model_config = _section("OLIST_CONNECT_")
 
+    urls: str | None = Field(None, description="An existing Connect cluster's REST URL(s), comma-separated (the first "
+                             "that answers is used); never started here. Unset: the local worker.")
+    secrets_dir: Path | None = Field(None, description="The folder the workers' file config provider may read, on "
+                                     "their machines: the CDC password is written there. Unset: <state_dir>/secrets "
+                                     "(the local worker's).")
     port: int = Field(0, ge=0, lt=65536, description="REST port; 0 picks a free port.")
     heap_mb: int = Field(512, ge=128, description="Worker heap, -Xmx (-Xms is half).")
     rest_user: str = Field("olist_admin", description="Basic authentication on the REST API.")
@@ -99,6 +119,16 @@ class CassandraSettings(BaseSettings):
 
     model_config = _section("OLIST_CASSANDRA_")
 
+    contact_points: str | None = Field(None, description="An existing cluster's nodes (host[:port],...), used but "
+                                       "never started here; its roles' passwords must then be set. Unset: the "
+                                       "local node.")
+    local_dc: str = Field("datacenter1", description="The driver's local datacenter (requests go to its nodes "
+                          "first) and where the keyspace's replicas are placed.")
+    replication_factor: int = Field(1, ge=1, description="Replicas of the serving keyspace in local_dc "
+                                    "(NetworkTopologyStrategy); an existing keyspace is altered to match.")
+    write_consistency: Consistency = Field("LOCAL_QUORUM", description="Consistency of the sink's writes.")
+    read_consistency: Consistency = Field("LOCAL_QUORUM", description="Consistency of the dashboard's and reconcile's "
+                                  "reads (with the writes' at QUORUM, a read sees every acknowledged write).")
     port: int = Field(0, ge=0, lt=65536, description="CQL native port; 0 picks a free port at first start.")
     storage_port: int = Field(0, ge=0, lt=65536, description="Internode port; 0 picks a free one.")
     heap_mb: int = Field(640, ge=256, description="Heap, -Xmx (-Xms is half).")
@@ -171,6 +201,9 @@ class Settings(BaseSettings):
     seed: int = Field(42, description="Generator seed; same seed, same bytes.")
 
     bind_host: str = Field("127.0.0.1", description="Every local service binds here only.")
+    pg_dsn: str | None = Field(None, description="An existing server (``host=H port=P dbname=D``, no password: "
+                               "OLIST_PG_PASSWORD, OLIST_PG_ADMIN_PASSWORD and OLIST_PG_CDC_PASSWORD must then be "
+                               "set), used but never started here. Unset: the local one.")
     pg_port: int = Field(0, ge=0, lt=65536, description="0 picks a free port at first start.")
     pg_database: str = "olist"
     pg_schema: str = "olist"
@@ -178,6 +211,7 @@ class Settings(BaseSettings):
     pg_password: str | None = password("Unset: a random one is made at first start.")
     pg_admin_user: str = Field("olist_admin", description="The cluster's superuser: roles and replication slots only.")
     pg_admin_password: str | None = password("Unset: a random one is made at first start.")
+    pg_cdc_password: str | None = password("The CDC role's (olist_cdc); unset: a random one made at first use.")
     pg_os_user: str = Field("postgres", description="Unprivileged OS user that runs PostgreSQL as root.")
     pg_bin_dir: Path | None = Field(None, description="Unset: the newest /usr/lib/postgresql/*/bin.")
     pg_wal_writer_delay_ms: int = Field(10, ge=1, le=10_000, description="How often the WAL writer flushes "

@@ -21,7 +21,7 @@ from pipeline.totals import Total
 
 def running_postgres(settings: Settings) -> PostgresService:
     pg = PostgresService(settings)
-    if pg.pid() is None:
+    if not pg.available():
         raise ServiceError("postgres is not running: start it with `olist up`")
     return pg
 

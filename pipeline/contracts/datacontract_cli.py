@@ -86,7 +86,7 @@ def check_postgres(settings: Settings, schema: str | None = None, root: Path = C
 
     pg = PostgresService(settings)
     ep = pg.endpoint()
-    if ep is None or pg.pid() is None:
+    if ep is None or not pg.available():
         raise RuntimeError("postgres is not running: start it with `olist up postgres`")
     server = {"server": "local", "type": "postgres", "host": ep.host, "port": ep.port,
               "database": ep.extra["dbname"], "schema": schema or settings.pg_schema}

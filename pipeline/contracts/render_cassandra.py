@@ -15,6 +15,7 @@ named after the topic, with every contract field typed for CQL, plus:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.contracts.registry import Column, ContractError, Dataset, Registry
@@ -166,9 +167,17 @@ def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def keyspace_cql(keyspace: str, replication_factor: int = 1) -> str:
-    return (f"CREATE KEYSPACE IF NOT EXISTS {keyspace}\n"
-            f"    WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}};\n")
+# The local node's replication; a deployment's comes from its settings (local_dc, replication_factor).
+LOCAL_REPLICATION = {"datacenter1": 1}
+
+
+def replication_cql(replication: Mapping[str, int]) -> str:
+    """A keyspace's ``replication`` map: NetworkTopologyStrategy, replicas per datacenter."""
+    return "{'class': 'NetworkTopologyStrategy'" + "".join(f", '{dc}': {n}" for dc, n in replication.items()) + "}"
+
+
+def keyspace_cql(keyspace: str, replication: Mapping[str, int] = LOCAL_REPLICATION) -> str:
+    return f"CREATE KEYSPACE IF NOT EXISTS {keyspace}\n    WITH replication = {replication_cql(replication)};\n"
 
 
 def table_cql(table: CassandraTable) -> str:
@@ -188,8 +197,11 @@ def table_cql(table: CassandraTable) -> str:
     return f"-- from topic {table.topic}\n{ddl};\n"
 
 
-def render_cassandra(registry: Registry, keyspace: str | None = None) -> str:
-    """The keyspace and every serving table, as one CQL script (the contracts' keyspace unless one is given)."""
+def render_cassandra(registry: Registry, keyspace: str | None = None,
+                     replication: Mapping[str, int] = LOCAL_REPLICATION) -> str:
+    """The keyspace and every serving table, as one CQL script (the contracts' keyspace unless one is given; the
+    local node's replication unless one is given: the generated file shows that one, the sink applies the
+    deployment's)."""
     keyspace = keyspace or registry.keyspace
-    return HEADER + "\n" + keyspace_cql(keyspace) + "".join(
+    return HEADER + "\n" + keyspace_cql(keyspace, replication) + "".join(
         "\n" + table_cql(t) for t in serving_tables(registry, keyspace))

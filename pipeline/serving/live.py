@@ -127,14 +127,12 @@ class LiveReader:
         self._lock = threading.Lock()
 
     def _connect(self) -> Session:
-        from emulation.cassandra import CassandraService, cluster
+        from emulation.cassandra import CassandraService
 
         service = CassandraService(self.settings)
-        ep = service.endpoint()
-        if ep is None or service.pid() is None:
+        if not service.available():
             raise ConnectionError("Cassandra is not running (start it with `olist up cassandra`)")
-        self._cluster = cluster(ep.host, ep.port, timeout=5, metadata=False,
-                                credentials=service.credentials("reader"))
+        self._cluster = service.cluster("reader", timeout=5, metadata=False)
         self._session = self._cluster.connect()
         return self._session
 

@@ -119,7 +119,7 @@ def archive_raw(settings: Settings, duration: float | None = None, idle: float |
     from emulation.service import ServiceError
 
     kafka = KafkaService(settings)
-    if kafka.pid() is None:
+    if not kafka.available():
         raise ServiceError("kafka is not running: start it with `olist cdc up`")
     names = stream_names()
     loc = s3_location(settings)

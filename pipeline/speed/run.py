@@ -64,7 +64,7 @@ def watchdog(settings: Settings, stop: threading.Event, interval: float = 5.0) -
     connect = ConnectService(settings)
     restarts = settings.state_dir / "supervisor" / "watchdog.task-restarts"
     while not stop.wait(interval):
-        if connect.pid() is None:
+        if not connect.available():
             continue
         status = connect.connector_status(CONNECTOR)
         if status is None:

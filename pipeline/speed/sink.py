@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -297,16 +297,26 @@ class CassandraSink:
 # -- wiring from settings ------------------------------------------------------------------------
 
 
-def apply_schema(session: Session, keyspace: str | None = None) -> int:
-    """Create the keyspace and the serving tables, and grant the sink and the reader their part (idempotent; an
-    admin's session); returns how many schema statements ran."""
+def apply_schema(session: Session, keyspace: str | None = None, replication: Mapping[str, int] | None = None) -> int:
+    """Create the keyspace (with ``replication``, replicas per datacenter; the local node's by default) and the
+    serving tables, and grant the sink and the reader their part (idempotent; an admin's session). A keyspace whose
+    replication differs is altered to it (a repair then moves existing rows). Returns how many statements ran."""
     from emulation.cassandra import serving_grants, split_statements
-    from pipeline.contracts.render_cassandra import render_cassandra
+    from pipeline.contracts.render_cassandra import LOCAL_REPLICATION, render_cassandra, replication_cql
 
-    statements = split_statements(render_cassandra(load_registry(), keyspace))
+    replication = dict(replication or LOCAL_REPLICATION)
+    keyspace = keyspace or stream_names().keyspace
+    statements = split_statements(render_cassandra(load_registry(), keyspace, replication))
     for statement in statements:
         session.execute(statement, timeout=60)
-    for grant in serving_grants(keyspace or stream_names().keyspace):
+    row = session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
+                          (keyspace,)).one()
+    have = {k: v for k, v in (row.replication if row else {}).items() if k != "class"}
+    strategy = (row.replication if row else {}).get("class", "")
+    if not strategy.endswith("NetworkTopologyStrategy") or have != {dc: str(n) for dc, n in replication.items()}:
+        session.execute(f"ALTER KEYSPACE {keyspace} WITH replication = {replication_cql(replication)}", timeout=60)
+        statements.append("alter keyspace")
+    for grant in serving_grants(keyspace):
         session.execute(grant, timeout=60)
     return len(statements)
 
@@ -323,12 +333,13 @@ def run_sink(settings: Settings, duration: float | None = None, until_idle: floa
 
     kafka, cassandra = KafkaService(settings), CassandraService(settings)
     for service in (kafka, cassandra):
-        if service.pid() is None:
+        if not service.available():
             raise ServiceError(f"{service.name} is not running: start it with `olist up {service.name}`")
     served = stream_names().served
     kafka.create_topics([s for s in topic_specs() if s.name.removesuffix(".dlq") in served])
+    conf = settings.cassandra
     with cassandra.session(role="admin") as admin:  # the schema and the grants: the sink itself only writes
-        apply_schema(admin)
+        apply_schema(admin, replication={conf.local_dc: conf.replication_factor})
     with cassandra.session(role="sink") as session:
         sink = CassandraSink(kafka.client_config("sink"), session, group=group, batch_size=batch_size,
                              instance_id=instance_id)

@@ -46,9 +46,11 @@ from hypothesis import strategies as st
 
 from emulation.cassandra import CassandraService
 from emulation.connect import ConnectService
+from emulation.deployment import deployment_of, external_engines
 from emulation.flink import FlinkJobService
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.postgres import PostgresService
+from pipeline import platform
 from pipeline.contracts import stream_names
 from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
@@ -83,35 +85,46 @@ def money(value: Any) -> Decimal:
 
 
 @pytest.fixture(scope="module")
-def settings() -> Iterator[Settings]:
+def engines() -> Iterator[Settings]:
+    """The engines' own settings: local emulators, each found through the endpoint file it wrote."""
     state = PROJECT_ROOT / ".state" / f"pytest-streaming-{os.getpid()}"
-    yield Settings(state_dir=state).replace(flink={"window_seconds": WINDOW_MS / 1000,
-                                                   "watermark_delay_seconds": DELAY_MS / 1000,
-                                                   "checkpoint_interval_seconds": 1})
+    yield Settings(state_dir=state)
     shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def pg(settings):
-    with running(PostgresService(settings)) as svc:
+def settings(engines, pg, kafka, connect, cassandra) -> Iterator[Settings]:
+    """The platform's settings: a deployment naming those engines by endpoint and password (as a production
+    cluster would be named), with a state folder of its own holding no endpoint file of theirs, so the whole
+    scenario runs on engines addressed by settings alone."""
+    state = PROJECT_ROOT / ".state" / f"pytest-streaming-deployment-{os.getpid()}"
+    deployment = deployment_of(engines, state, engines=("postgres", "kafka", "connect", "cassandra"))
+    yield deployment.replace(flink={"window_seconds": WINDOW_MS / 1000, "watermark_delay_seconds": DELAY_MS / 1000,
+                                    "checkpoint_interval_seconds": 1})
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pg(engines):
+    with running(PostgresService(engines)) as svc:
         yield svc
 
 
 @pytest.fixture(scope="module")
-def kafka(settings):
-    with running(KafkaService(settings)) as svc:
+def kafka(engines):
+    with running(KafkaService(engines)) as svc:
         yield svc
 
 
 @pytest.fixture(scope="module")
-def connect(settings, kafka):
-    with running(ConnectService(settings)) as svc:
+def connect(engines, kafka):
+    with running(ConnectService(engines)) as svc:
         yield svc
 
 
 @pytest.fixture(scope="module")
-def cassandra(settings):
-    with running(CassandraService(settings)) as svc:
+def cassandra(engines):
+    with running(CassandraService(engines)) as svc:
         yield svc
 
 
@@ -574,3 +587,22 @@ def test_the_archive_dead_letters_every_bad_event_with_its_reason_and_offset(kaf
     assert all(h["olist.reason"] and h["olist.source"] == f"{TOPIC}/0/{o}" for o, h in letters.items())
     huge = [o for o, kind in BAD_OFFSETS.items() if kind == "huge value"]
     assert all("olist.value-omitted" in letters[o] or len(letters[o]["olist.reason"]) <= 2000 for o in huge)
+
+
+def test_the_lane_ran_on_engines_named_by_settings_alone(engines, settings, connector, sink, flink):
+    """Every engine the scenario used was reached through the deployment's settings: its state folder holds no
+    endpoint or pid file of theirs, `status` shows them external and healthy, and `down --purge` leaves them
+    running while it stops what is the platform's own (the Flink job)."""
+    external = ["postgres", "kafka", "connect", "cassandra"]
+    assert external_engines(settings) == external
+    assert not [name for name in external if (settings.state_dir / name).exists()]
+    report = platform.status(settings)
+    statuses = {status.name: status for status, _ in report.services}
+    assert all(statuses[n].healthy and statuses[n].pid is None and "external" in statuses[n].detail
+               for n in external), {n: statuses[n] for n in external}
+    assert report.connector["connector"]["state"] == "RUNNING" and report.flink_job["state"] == "RUNNING"
+    down = platform.down(settings, purge=True)
+    assert sorted(down.external) == sorted(external) and "flink" in down.stopped
+    assert flink.pid() is None, "the Flink job is the platform's own: stopped"
+    local = [PostgresService(engines), KafkaService(engines), ConnectService(engines), CassandraService(engines)]
+    assert all(service.health() for service in local), "an engine of the deployment was stopped"

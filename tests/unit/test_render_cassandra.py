@@ -66,12 +66,18 @@ def test_both_windowed_topics_get_a_table_holding_every_contract_field(registry)
 def test_the_script_creates_the_keyspace_then_the_tables(registry):
     statements = split_statements(render_cassandra(registry))
     assert statements[0].startswith(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE}")
-    assert "'SimpleStrategy', 'replication_factor': 1" in statements[0]
+    assert "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}" in statements[0]  # the local node's
     assert len(statements) == 4  # the keyspace, then one table per topic with a Cassandra layout
     agg = next(s for s in statements if f"{KEYSPACE}.{AGGREGATED} (" in s)
     assert "PRIMARY KEY ((window_date, payment_type), window_end, window_start)" in agg
     assert "CLUSTERING ORDER BY (window_end DESC, window_start DESC)" in agg
     assert "default_time_to_live = 604800" in agg
+
+
+def test_the_keyspace_takes_the_deployments_replicas_per_datacenter(registry):
+    script = render_cassandra(registry, replication={"dc1": 3, "dc2": 2})
+    keyspace = split_statements(script)[0]
+    assert keyspace.endswith("{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 2}")
 
 
 @pytest.mark.parametrize(("custom", "message"), [

@@ -14,7 +14,7 @@ from psycopg import sql
 from emulation.connect import ConnectService, load_connector_config, secrets_dir
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.postgres import PostgresService
-from emulation.service import ServiceError, kept_secret, write_private
+from emulation.service import ServiceError, write_private
 from pipeline.batch.load import apply_schema
 from pipeline.contracts import Registry, load_registry
 from pipeline.settings import Settings
@@ -62,8 +62,8 @@ def captured_tables(registry: Registry | None = None) -> list[str]:
 
 
 def cdc_password(settings: Settings) -> str:
-    """The CDC role's password: generated at first use, kept in the state folder (0600)."""
-    return kept_secret(settings.state_dir / "cdc" / "password")
+    """The CDC role's password: the setting, else generated at first use and kept in the state folder (0600)."""
+    return PostgresService(settings).cdc_password()
 
 
 def password_reference(settings: Settings) -> str:
@@ -118,14 +118,14 @@ def stop(settings: Settings, timeout: float = 20) -> list[str]:
     pg, connect = PostgresService(settings), ConnectService(settings)
     dropped = []
     slot = connector_config(pg, settings)["slot.name"] if pg.endpoint() else None
-    if connect.pid() is not None:
+    if connect.available():
         connect.stop_connector(CONNECTOR)
         connect.reset_offsets(CONNECTOR)
         connect.delete(CONNECTOR)
         gone_by = time.monotonic() + 3 * timeout  # the status topic lags the delete; wait for the task to stop
         while connect.connector_status(CONNECTOR) is not None and time.monotonic() < gone_by:
             time.sleep(0.3)
-    if slot is None or pg.pid() is None:
+    if slot is None or not pg.available():
         return dropped
     deadline, terminated = time.monotonic() + timeout, False
     with psycopg.connect(pg.admin_conninfo(), autocommit=True) as conn:  # the slot is the CDC role's
@@ -151,4 +151,4 @@ def stop(settings: Settings, timeout: float = 20) -> list[str]:
 
 def status(settings: Settings) -> dict | None:
     connect = ConnectService(settings)
-    return connect.connector_status(CONNECTOR) if connect.pid() is not None else None
+    return connect.connector_status(CONNECTOR) if connect.available() else None
