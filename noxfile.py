@@ -145,6 +145,17 @@ def faults(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def cluster(session: nox.Session) -> None:
+    """The production topology on loopback (3 Kafka nodes, 2 Connect workers, 3 Cassandra nodes, PostgreSQL, S3;
+    about 4 GB): the exact streaming scenario on it by settings alone, then each node killed mid-stream. Not in the
+    default CI (it does not fit its time with the tests); run it nightly-style: `nox -s cluster`."""
+    install(session, "test")
+    ensure_system_packages(session)
+    session.run("pytest", "tests/e2e/test_streaming_exact.py", "tests/faults/test_faults.py", "-s", *session.posargs,
+                env={"OLIST_TEST_DEPLOYMENT": "cluster"})
+
+
+@nox.session(python=PYTHON)
 def promote(session: nox.Session) -> None:
     """Rehearse the Snowflake promotion offline: the batch lane on DuckDB, then the same dbt models on
     fakesnow (or on the account in SNOWFLAKE_* when set), every gold table compared."""

@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ import yaml
 
 from emulation.jvm import JvmArtifacts, JvmService, JvmSettings, java_command
 from emulation.service import Endpoint, ServiceError, kept_secret
+from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from cassandra.cluster import Cluster, Session
@@ -93,6 +95,7 @@ NODE_CONF: dict[str, object] = {
 }
 # Warnings only, plus the line saying where CQL listens (CassandraDaemon's INFO would log the whole classpath).
 LOG_LEVELS = {"org.apache.cassandra": "WARN", "org.apache.cassandra.transport.PipelineConfigurator": "INFO",
+              "org.apache.cassandra.service.StorageService": "INFO", "org.apache.cassandra.streaming": "INFO",
               "com.datastax": "WARN", "io.netty": "WARN"}
 
 
@@ -112,22 +115,41 @@ def write_logback(path: Path, levels: dict[str, str], root_level: str = "INFO") 
 
 
 def cluster(hosts: str | Sequence[str], port: int, timeout: float = 10.0, metadata: bool = True,
-            credentials: tuple[str, str] | None = None, local_dc: str = LOCAL_DC,
+            credentials: tuple[str, str] | None = None, local_dc: str | None = None,
             consistency: str = "LOCAL_QUORUM") -> Cluster:
-    """A driver ``Cluster`` on ``hosts`` (the contact points, one CQL ``port``): protocol v5, requests to the replicas
-    in ``local_dc`` first (token aware), at ``consistency``, logged in as ``credentials`` (user, password)."""
+    """A driver ``Cluster`` on ``hosts`` (the contact points, one CQL ``port``): protocol v5, at ``consistency``,
+    logged in as ``credentials`` (user, password). With ``local_dc`` requests go to that datacenter's replicas
+    first (token aware); without, to the contact points only (one local node, checked as itself)."""
     from cassandra import ConsistencyLevel
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy, WhiteListRoundRobinPolicy
 
     hosts = [hosts] if isinstance(hosts, str) else list(hosts)
-    profile = ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc)),
-                               request_timeout=timeout, consistency_level=ConsistencyLevel.name_to_value[consistency])
+    policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc)) if local_dc else WhiteListRoundRobinPolicy(hosts)
+    profile = ExecutionProfile(load_balancing_policy=policy, request_timeout=timeout,
+                               consistency_level=ConsistencyLevel.name_to_value[consistency])
     auth = PlainTextAuthProvider(*credentials) if credentials else None
     return Cluster(hosts, port=port, protocol_version=PROTOCOL_VERSION, connect_timeout=timeout,
                    control_connection_timeout=timeout, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                    schema_metadata_enabled=metadata, token_metadata_enabled=metadata, auth_provider=auth)
+
+
+@dataclass(frozen=True)
+class Ring:
+    """The nodes of a Cassandra cluster on loopback addresses (node n on 127.0.0.n; all of 127/8 is loopback), one
+    CQL and one internode port for all, one evenly spaced token each; node 1 is the seed."""
+
+    size: int
+    port: int
+    storage_port: int
+
+    @staticmethod
+    def address(node: int) -> str:
+        return f"127.0.0.{node}"
+
+    def token(self, node: int) -> str:
+        return str(-(2**63) + (node - 1) * (2**64 // self.size))
 
 
 # One role per component. The node's built-in superuser (cassandra/cassandra) is only used once, to create
@@ -149,6 +171,21 @@ class CassandraService(JvmService):
     process_name = "cassandra"
     config_name = "cassandra.yaml"
     stop_timeout = 60.0  # SIGTERM runs Cassandra's drain hook (memtables flushed, commit log closed)
+
+    def __init__(self, settings: Settings, node: int | None = None, ring: Ring | None = None) -> None:
+        self.node, self.ring = node, ring
+        if ring is not None and node is not None:  # node n of a ring: state in cassandra-<n>, address 127.0.0.n
+            self.name = f"cassandra-{node}"
+        super().__init__(settings)
+
+    @property
+    def bind_address(self) -> str:
+        return self.ring.address(self.node) if self.ring and self.node else self.settings.bind_host
+
+    @property
+    def joins_ring(self) -> bool:
+        """A ring's node other than the seed: it bootstraps (streams its ranges from the others) at first start."""
+        return bool(self.ring and self.node and self.node > 1)
 
     # -- Service interface ---------------------------------------------------------------------
     def configured(self) -> Endpoint | None:
@@ -176,8 +213,11 @@ class CassandraService(JvmService):
     def _cluster(self, credentials: tuple[str, str], timeout: float, metadata: bool, role: str = "admin") -> Cluster:
         conf = self.settings.cassandra
         hosts, port = self.contact()
-        return cluster(hosts, port, timeout, metadata, credentials, conf.local_dc,
-                       conf.write_consistency if role == "sink" else conf.read_consistency)
+        consistency = conf.write_consistency if role == "sink" else conf.read_consistency
+        if self.external:
+            return cluster(hosts, port, timeout, metadata, credentials, conf.local_dc, consistency)
+        # our own node, asked as itself (one of a ring at ONE: its health and roles, whatever its peers do)
+        return cluster(hosts, port, timeout, metadata, credentials, consistency="ONE" if self.ring else consistency)
 
     def where(self) -> str:
         ep = self.endpoint()
@@ -210,7 +250,11 @@ class CassandraService(JvmService):
 
     def command(self, artifacts: JvmArtifacts) -> list[str]:
         classpath = artifacts.classpath("cassandra")
-        ports = self.claim_ports(port=self.settings.cassandra.port, storage_port=self.settings.cassandra.storage_port)
+        if self.ring is not None:
+            ports = self.claim_ports(port=self.ring.port, storage_port=self.ring.storage_port)
+        else:
+            ports = self.claim_ports(port=self.settings.cassandra.port,
+                                     storage_port=self.settings.cassandra.storage_port)
         self._write_config(ports["port"], ports["storage_port"])
         logback = write_logback(self.state_dir / "logback.xml", LOG_LEVELS)
         for folder in (self.state_dir / "triggers", self.state_dir / "logs"):
@@ -277,16 +321,20 @@ class CassandraService(JvmService):
             return False
 
     def _write_config(self, port: int, storage_port: int) -> None:
-        host = self.settings.bind_host
+        host = self.bind_address
+        seed = self.ring.address(1) if self.ring else host
         data = self.data_dir
+        ring = ({"initial_token": self.ring.token(self.node), "auto_bootstrap": self.joins_ring}
+                if self.ring and self.node else {})
         conf = {
             **NODE_CONF,
+            **ring,
             "listen_address": host,
             "rpc_address": host,
             "storage_port": storage_port,
             "native_transport_port": port,
             "seed_provider": [{"class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-                               "parameters": [{"seeds": f"{host}:{storage_port}"}]}],
+                               "parameters": [{"seeds": f"{seed}:{storage_port}"}]}],
             "data_file_directories": [str(data / "data")],
             "commitlog_directory": str(data / "commitlog"),
             "saved_caches_directory": str(data / "saved_caches"),
@@ -306,9 +354,10 @@ class CassandraService(JvmService):
             # the built-in superuser at once, not 10 s after start (the first start makes olist_admin with it)
             "cassandra.superuser_setup_delay_ms": "0",
             "logback.configurationFile": str(logback),
-            # One node: nothing to wait for.
-            "cassandra.skip_wait_for_gossip_to_settle": "0",
-            "cassandra.ring_delay_ms": "100",
+            # One node (or a ring's seed): nothing to wait for; a node joining a ring learns the ring by gossip
+            # first (a few seconds, not the default 30), then streams its ranges.
+            **({"cassandra.ring_delay_ms": "5000"} if self.joins_ring else
+               {"cassandra.skip_wait_for_gossip_to_settle": "0", "cassandra.ring_delay_ms": "100"}),
             "jdk.attach.allowAttachSelf": "true",
             "io.netty.tryReflectionSetAccessible": "true",
             "io.netty.allocator.useCacheForAllThreads": "true",

@@ -103,7 +103,10 @@ class ConnectService(JvmService):
     process_name = "connect"
     config_name = "worker.properties"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: int | None = None) -> None:
+        if worker is not None:  # one of a cluster's workers (state in connect-<n>; its own REST port)
+            self.name = f"connect-{worker}"
+        self.worker = worker
         super().__init__(settings)
         self.kafka = KafkaService(settings)
 
@@ -159,7 +162,8 @@ class ConnectService(JvmService):
 
     def command(self, artifacts: JvmArtifacts) -> list[str]:
         bootstrap = self.kafka.bootstrap_servers()
-        port = self.claim_ports({"bootstrap": bootstrap}, port=self.settings.connect.port)["port"]
+        wanted = self.settings.connect.port if self.worker is None else 0
+        port = self.claim_ports({"bootstrap": bootstrap}, port=wanted)["port"]
         host = self.settings.bind_host
         security = self.kafka.java_security("connect")
         replicas = str(self.settings.kafka.replication_factor)
@@ -171,6 +175,8 @@ class ConnectService(JvmService):
                 "offset.flush.interval.ms": str(self.settings.connect.offset_flush_interval_ms),
                 "producer.linger.ms": str(self.settings.connect.linger_ms),
                 "producer.batch.size": str(self.settings.connect.batch_size),
+                "scheduled.rebalance.max.delay.ms": str(self.settings.connect.scheduled_rebalance_max_delay_ms),
+                **({"exactly.once.source.support": "enabled"} if self.settings.connect.exactly_once_source else {}),
                 # the worker's own clients, and the producers, consumers and admins it makes for connectors
                 **{f"{prefix}{k}": v for prefix in ("", "producer.", "consumer.", "admin.")
                    for k, v in security.items()}}

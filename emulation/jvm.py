@@ -217,9 +217,14 @@ class JvmService(ProcessService):
     def claim_ports(self, extra: dict[str, str] | None = None, **configured: int) -> dict[str, int]:
         """This start's ports (each the configured one, else the last start's while free, else a new one),
         saved with the bind host (and ``extra``) as the endpoint every later command reads."""
-        ports = self._keep_ports(self.settings.bind_host, **configured)
-        self._save_endpoint(host=self.settings.bind_host, **ports, **(extra or {}))
+        ports = self._keep_ports(self.bind_address, **configured)
+        self._save_endpoint(host=self.bind_address, **ports, **(extra or {}))
         return ports
+
+    @property
+    def bind_address(self) -> str:
+        """The address the engine listens on (the settings' bind host unless it is one of a cluster's nodes)."""
+        return self.settings.bind_host
 
     def preflight(self) -> None:
         """Checks before a cold start (an engine it needs is up); raise :meth:`fail` to refuse."""

@@ -27,15 +27,15 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from emulation.jvm import JvmArtifacts, JvmService, java_command, run_java, write_log4j2
 from emulation.service import Endpoint, ServiceError, host_port, kept_secret, write_private
+from pipeline.settings import Settings
 
 MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 NODE_ID = 1
 
-# One node: every internal topic on one replica, few partitions, quiet logs.
+# One node (a cluster's nodes override the replication): every internal topic on one replica, few partitions.
 BROKER_CONF = {
     "process.roles": "broker,controller",
-    "node.id": str(NODE_ID),
     "controller.listener.names": "CONTROLLER",
     "inter.broker.listener.name": "BROKER",
     "listener.security.protocol.map": "BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
@@ -45,15 +45,8 @@ BROKER_CONF = {
     "allow.everyone.if.no.acl.found": "false",
     "auto.create.topics.enable": "false",
     "num.partitions": "1",
-    "default.replication.factor": "1",
-    "min.insync.replicas": "1",
-    "offsets.topic.replication.factor": "1",
     "offsets.topic.num.partitions": "4",
-    "transaction.state.log.replication.factor": "1",
-    "transaction.state.log.min.isr": "1",
     "transaction.state.log.num.partitions": "4",
-    "share.coordinator.state.topic.replication.factor": "1",
-    "share.coordinator.state.topic.min.isr": "1",
     "group.initial.rebalance.delay.ms": "0",
     "log.segment.bytes": str(16 * 2**20),
     "log.retention.bytes": str(256 * 2**20),
@@ -63,6 +56,9 @@ BROKER_CONF = {
     "num.recovery.threads.per.data.dir": "1",
     "background.threads": "2",
 }
+# A cluster's nodes (a Quorum) notice a dead peer fast: a broker is fenced 6 s after its last heartbeat (Kafka's
+# default: 9 s), so producers stall less when a partition leader dies.
+CLUSTER_CONF = {"broker.heartbeat.interval.ms": "1000", "broker.session.timeout.ms": "6000"}
 PRINCIPALS = ("broker", "admin", "connect", "flink", "sink", "archive")
 SUPER_USERS = ("broker", "admin")
 COMPONENTS = tuple(p for p in PRINCIPALS if p not in SUPER_USERS)  # the principals that get grants
@@ -70,6 +66,21 @@ SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
 PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 LOG_LEVELS = {"kafka": "WARN", "org.apache.kafka": "WARN", "state.change.logger": "WARN",
               "kafka.server.KafkaRaftServer": "INFO", "kafka.server.BrokerServer": "INFO"}
+
+
+@dataclass(frozen=True)
+class Quorum:
+    """The combined broker-and-controller nodes of a KRaft cluster on one host: node id -> (broker port, controller
+    port), and the cluster id every node's storage is formatted with."""
+
+    cluster_id: str
+    ports: Mapping[int, tuple[int, int]]
+
+    def voters(self, host: str) -> str:
+        return ",".join(f"{node}@{host}:{cport}" for node, (_, cport) in sorted(self.ports.items()))
+
+    def bootstrap(self, host: str) -> str:
+        return ",".join(f"{host}:{port}" for _, (port, _) in sorted(self.ports.items()))
 
 
 @dataclass(frozen=True)
@@ -95,10 +106,17 @@ def kafka_user(principal: str) -> str:
 
 
 class KafkaService(JvmService):
-    """A one-node KRaft Kafka broker; ``bootstrap_servers()`` is what clients need."""
+    """A one-node KRaft Kafka broker, or node ``node_id`` of a ``quorum`` (state in ``kafka-<id>``);
+    ``bootstrap_servers()`` is what clients need."""
 
     name = "kafka"
     process_name = "kafka"
+
+    def __init__(self, settings: Settings, node_id: int = NODE_ID, quorum: Quorum | None = None) -> None:
+        self.node_id, self.quorum = node_id, quorum
+        if quorum is not None:
+            self.name = f"kafka-{node_id}"
+        super().__init__(settings)
 
     # -- Service interface ---------------------------------------------------------------------
     def configured(self) -> Endpoint | None:
@@ -126,6 +144,8 @@ class KafkaService(JvmService):
         return endpoint
 
     def cluster_id(self) -> str:
+        if self.quorum is not None:
+            return self.quorum.cluster_id
         path = self.state_dir / "cluster_id"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,11 +160,15 @@ class KafkaService(JvmService):
             md = self.admin().list_topics(timeout=3)
         except (KafkaException, ServiceError):
             return False
-        return bool(md.brokers) if self.external else NODE_ID in md.brokers
+        return bool(md.brokers) if self.external else self.node_id in md.brokers
 
     def command(self, artifacts: JvmArtifacts) -> list[str]:
         classpath = artifacts.classpath("kafka")
-        ports = self.claim_ports(port=self.settings.kafka.port, controller_port=self.settings.kafka.controller_port)
+        if self.quorum is not None:
+            port, cport = self.quorum.ports[self.node_id]
+            ports = self.claim_ports(port=port, controller_port=cport)
+        else:
+            ports = self.claim_ports(port=self.settings.kafka.port, controller_port=self.settings.kafka.controller_port)
         self._write_config(ports["port"], ports["controller_port"])
         log4j2 = write_log4j2(self.state_dir / "log4j2.properties", LOG_LEVELS)
         if not (self.data_dir / "meta.properties").exists():
@@ -299,11 +323,22 @@ class KafkaService(JvmService):
         host = self.settings.bind_host
         mechanism = self.settings.kafka.sasl_mechanism
         broker, secret = self.credentials("broker")
+        voters = self.quorum.voters(host) if self.quorum else f"{self.node_id}@{host}:{cport}"
+        replicas = str(len(self.quorum.ports) if self.quorum else 1)
+        isr = str(self.settings.kafka.min_insync_replicas)
         conf = {
             **BROKER_CONF,
+            "node.id": str(self.node_id),
             "listeners": f"BROKER://{host}:{port},CONTROLLER://{host}:{cport}",
             "advertised.listeners": f"BROKER://{host}:{port}",
-            "controller.quorum.voters": f"{NODE_ID}@{host}:{cport}",
+            "controller.quorum.voters": voters,
+            # the internal topics on every node, writes acknowledged by min ISR of them
+            **dict.fromkeys(("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+                             "share.coordinator.state.topic.replication.factor"), replicas),
+            **dict.fromkeys(("transaction.state.log.min.isr", "share.coordinator.state.topic.min.isr",
+                             "min.insync.replicas"), isr),
+            "default.replication.factor": str(self.settings.kafka.replication_factor),
+            **(CLUSTER_CONF if self.quorum else {}),
             "sasl.enabled.mechanisms": mechanism,
             "sasl.mechanism.inter.broker.protocol": mechanism,
             f"listener.name.broker.{mechanism.lower()}.sasl.jaas.config":

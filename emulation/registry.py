@@ -14,9 +14,7 @@ def all_services(settings: Settings | None = None, on_demand: bool = False) -> d
     archive and the CDC watchdog, supervised: `olist up flink serve archive watchdog`; the Snowflake stand-in:
     `olist promote`; the dashboards: `olist dashboard --background`), so `down` and `status` cover them too."""
     settings = settings or get_settings()
-    services: dict[str, Service] = {"postgres": PostgresService(settings)}
-    if settings.s3_endpoint_url is None:
-        services["s3"] = S3Service(settings)
+    services: dict[str, Service] = {"postgres": PostgresService(settings), "s3": S3Service(settings)}
     if on_demand:
         from emulation.cassandra import CassandraService
         from emulation.connect import ConnectService

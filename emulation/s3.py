@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,14 @@ class S3Service(ProcessService):
 
     process_name = "server"
 
+    def configured(self) -> Endpoint | None:
+        url = self.settings.s3_endpoint_url
+        if not url:
+            return None
+        parsed = urllib.parse.urlsplit(url)
+        return Endpoint(parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80),
+                        {"url": url, "emulator": "external", "why": "OLIST_S3_ENDPOINT_URL"})
+
     def endpoint_extra(self, saved: dict) -> dict[str, str]:
         return {"url": f"http://{saved['host']}:{saved['port']}", "emulator": saved.get("emulator", "moto"),
                 "why": saved.get("why", "")}
@@ -80,6 +89,8 @@ class S3Service(ProcessService):
     @functools.cached_property
     def emulator(self) -> Emulator:
         """The running emulator (what its last start recorded), else the one the settings choose."""
+        if self.external:
+            return Emulator("external", "OLIST_S3_ENDPOINT_URL")
         ep = self.endpoint()
         if ep is not None and self.pid() is not None:
             return Emulator(ep.extra["emulator"], ep.extra["why"])
@@ -91,6 +102,8 @@ class S3Service(ProcessService):
 
     def credentials(self) -> tuple[str, str]:
         """This deployment's keys: the settings', the secret else generated at first start and kept (0600)."""
+        if self.external:
+            return self.settings.s3_access_key_id or "", self.settings.s3_secret_access_key or ""
         secret = self.settings.s3_secret_access_key or kept_secret(self.state_dir / "secret_access_key")
         return self.settings.s3_access_key_id or "olist", secret
 
@@ -99,18 +112,23 @@ class S3Service(ProcessService):
 
         ep = self.endpoint()
         key_id, secret = self.credentials()
-        return s3_client(ep.extra["url"] if ep else None, self.settings.s3_region, key_id, secret,
+        return s3_client(ep.extra["url"] if ep else None, self.settings.s3_region, key_id or None, secret or None,
                          ep.extra["emulator"] if ep else None,
                          config=Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=10))
 
     def health(self) -> bool:
         try:
-            self.client().list_buckets()
+            if self.external:  # the deployment's bucket answers (listing every bucket may not be allowed)
+                self.client().head_bucket(Bucket=self.settings.s3_bucket)
+            else:
+                self.client().list_buckets()
             return True
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
             return False
 
     def start(self) -> Endpoint:
+        if self.external:
+            return self.external_start(self.settings.service_start_timeout)
         if self.pid() is None:
             self.__dict__.pop("emulator", None)  # choose afresh: the settings may have changed since
             emulator, host = self.emulator, self.settings.bind_host
@@ -133,7 +151,8 @@ class S3Service(ProcessService):
         return ep
 
     def stop(self) -> None:
-        self.process.stop(timeout=10)
+        if not self.external:
+            self.process.stop(timeout=10)
 
     def ensure_buckets(self) -> None:
         client = self.client()

@@ -112,6 +112,13 @@ class ConnectSettings(BaseSettings):
     batch_size: int = Field(262_144, ge=1024, description="producer.batch.size in bytes (Kafka's default: 16,384).")
     offset_flush_interval_ms: int = Field(10_000, ge=100, description="How often source offsets (and so the "
                                           "replication slot's confirmed position) are committed (default: 60,000).")
+    exactly_once_source: bool = Field(False, description="Exactly-once source support on the workers "
+                                      "(exactly.once.source.support) and required by the CDC connector: its records "
+                                      "and offsets are committed in one Kafka transaction, so a worker killed "
+                                      "mid-stream duplicates nothing for read_committed consumers.")
+    scheduled_rebalance_max_delay_ms: int = Field(10_000, ge=0, description="How long a dead worker's connectors "
+                                                  "and tasks wait before moving to a live worker (Connect's "
+                                                  "default: 300,000 = 5 minutes of no CDC).")
 
 
 class CassandraSettings(BaseSettings):

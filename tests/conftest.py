@@ -86,6 +86,23 @@ def postgres(test_settings: Settings):
 
 
 @pytest.fixture(scope="session")
+def rehearsal():
+    """The production topology on loopback (`nox -s cluster`), started once for the session, deleted after."""
+    from emulation.rehearsal import Rehearsal
+
+    cluster = Rehearsal(PROJECT_ROOT / ".state" / f"pytest-cluster-{os.getpid()}")
+    try:
+        report = cluster.start()
+        engines = ", ".join(f"{e.name} {e.seconds:.0f} s {e.rss_mb:,.0f} MB" for e in report.engines)
+        print(f"\nrehearsal cluster: {engines} (total {report.seconds:.0f} s, {report.rss_mb:,.0f} MB resident)")
+        yield cluster
+    finally:
+        for service in cluster.services():
+            discard(service)
+        shutil.rmtree(cluster.state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def s3(test_settings: Settings):
     """The settings' S3 emulator for the whole session (auto: LocalStack where Python 3.13 is found, else moto)."""
     from emulation.s3 import S3Service

@@ -60,6 +60,10 @@ def kafka_grants(settings: Settings) -> list[Grant]:
         *_grants("connect", "topic", connect_topics, ("READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE")),
         *_grants("connect", "group", [CONNECT_GROUP], READ),
         *_grants("connect", "topic", [names.raw], WRITE),
+        # exactly-once source: the leader's and each task's transactional producer (connect-cluster-<group>,
+        # <group>-<connector>-<task>)
+        *(_grants("connect", "transactional_id", [f"connect-cluster-{CONNECT_GROUP}", CONNECT_GROUP], WRITE,
+                  "prefixed") if settings.connect.exactly_once_source else []),
         *_grants("flink", "topic", [names.raw], READ),
         *_grants("flink", "group", [flink.group_id], READ, "prefixed"),
         *_grants("flink", "topic", [*names.windowed, names.late], WRITE),

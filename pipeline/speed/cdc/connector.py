@@ -96,8 +96,12 @@ def prepare_postgres(pg: PostgresService, settings: Settings, publication: str) 
 def connector_config(pg: PostgresService, settings: Settings, path: Path = CONNECTOR_CONFIG) -> dict:
     ep = pg.endpoint()
     assert ep is not None
-    return load_connector_config(path, host=ep.host, port=ep.port, user=CDC_USER, password=password_reference(settings),
-                                 dbname=ep.extra["dbname"], schema=settings.pg_schema)
+    config = load_connector_config(path, host=ep.host, port=ep.port, user=CDC_USER,
+                                   password=password_reference(settings), dbname=ep.extra["dbname"],
+                                   schema=settings.pg_schema)
+    if settings.connect.exactly_once_source:  # the workers commit its records and offsets in one transaction
+        config["exactly.once.support"] = "required"
+    return config
 
 
 def start(settings: Settings, timeout: float = 90) -> dict:
