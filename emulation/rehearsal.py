@@ -128,6 +128,17 @@ class Rehearsal:
             raise KeyError(f"no {name!r} in the rehearsal; it has {', '.join(found)}")
         return found[name]
 
+    def kafka_controller(self) -> int:
+        """The node id of the active KRaft controller: the newest leader the voters' quorum-state files record."""
+        leaders = []
+        for node in self.kafka_nodes():
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                state = json.loads((node.data_dir / "__cluster_metadata-0" / "quorum-state").read_text())
+                leaders.append((int(state["leaderEpoch"]), int(state["leaderId"])))
+        if not leaders or max(leaders)[1] < 0:
+            raise RuntimeError("no KRaft controller leads the quorum")
+        return max(leaders)[1]
+
     @property
     def bootstrap(self) -> str:
         return self.quorum.bootstrap(self.base.bind_host)

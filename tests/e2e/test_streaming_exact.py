@@ -605,6 +605,6 @@ def test_the_lane_ran_on_engines_named_by_settings_alone(settings, pg, kafka, co
                for n in external), {n: statuses[n] for n in external}
     assert report.connector["connector"]["state"] == "RUNNING" and report.flink_job["state"] == "RUNNING"
     down = platform.down(settings, purge=True)
-    assert sorted(down.external) == sorted(external) and "flink" in down.stopped
+    assert set(external) <= set(down.external) and "flink" in down.stopped  # the cluster's S3 is named too
     assert flink.pid() is None, "the Flink job is the platform's own: stopped"
     assert all(service.health() for service in (pg, kafka, connect, cassandra)), "an engine of the deployment stopped"

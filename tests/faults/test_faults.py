@@ -37,6 +37,8 @@ from emulation.connect import ConnectService
 from emulation.flink import FlinkJobService
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
+from emulation.rehearsal import Rehearsal
+from emulation.service import Service
 from pipeline import platform
 from pipeline.batch.load import load_directory
 from pipeline.contracts import stream_names
@@ -57,15 +59,24 @@ pytestmark = pytest.mark.faults
 NAMES = stream_names()
 WINDOW_S, DELAY_S = 2, 2
 ENGINES = ["postgres", "s3", "kafka", "connect", "cassandra"]
+DEPLOYMENT = os.environ.get("OLIST_TEST_DEPLOYMENT", "local")  # local | cluster (`nox -s cluster`)
 PIECES = ["flink", "serve", "archive", "watchdog"]
 RESULTS: list[tuple[str, str, float, int, int]] = []  # component, scenario, recovery s, rows compared, differences
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory) -> Iterator[Settings]:
+def settings(request, tmp_path_factory) -> Iterator[Settings]:
+    """Local engines started by the lane (`olist up`), or with ``OLIST_TEST_DEPLOYMENT=cluster`` the rehearsal
+    cluster's, named by settings (topics and the serving keyspace emptied first: a module before may have used
+    them)."""
     state = PROJECT_ROOT / ".state" / f"faults-{os.getpid()}"
-    settings = Settings(state_dir=state, data_dir=tmp_path_factory.mktemp("faults-data")).replace(
-        flink={"window_seconds": WINDOW_S, "watermark_delay_seconds": DELAY_S, "checkpoint_interval_seconds": 1})
+    base = Settings()
+    if DEPLOYMENT == "cluster":
+        base = request.getfixturevalue("rehearsal").deployment()
+        empty_the_lane(base)
+    settings = base.replace(state_dir=state, data_dir=tmp_path_factory.mktemp("faults-data"),
+                            flink={"window_seconds": WINDOW_S, "watermark_delay_seconds": DELAY_S,
+                                   "checkpoint_interval_seconds": 1})
     yield settings
     platform.down(settings, purge=True)
     shutil.rmtree(state, ignore_errors=True)
@@ -82,6 +93,17 @@ def lane(settings) -> Settings:
     cdc.start(settings)
     platform.up(settings, PIECES)
     return settings
+
+
+def empty_the_lane(settings: Settings) -> None:
+    """No CDC connector, no topic of the contracts, no serving keyspace: what a module before left on a shared
+    deployment (the lane makes them again)."""
+    from pipeline.speed.cdc import topic_specs
+
+    cdc.stop(settings)
+    KafkaService(settings).delete_topics([spec.name for spec in topic_specs()])
+    with CassandraService(settings).session(timeout=60, metadata=False) as session:
+        session.execute(f"DROP KEYSPACE IF EXISTS {NAMES.keyspace}", timeout=120)
 
 
 # -- killing -------------------------------------------------------------------------------------
@@ -266,6 +288,12 @@ SCENARIOS: dict[str, tuple[str, Callable[[Settings], None]]] = {
 }
 
 
+LOCAL_ONLY = pytest.mark.skipif(DEPLOYMENT == "cluster", reason="kills the local engines and the mini-cluster's "
+                                "JVM; on the cluster test_a_cluster_node_killed_mid_stream_changes_no_result kills "
+                                "its nodes")
+
+
+@LOCAL_ONLY
 @pytest.mark.parametrize("component", list(SCENARIOS))
 def test_a_component_killed_mid_stream_changes_no_result(lane, component):
     scenario, kill = SCENARIOS[component]
@@ -277,6 +305,7 @@ def test_a_component_killed_mid_stream_changes_no_result(lane, component):
     settle_and_check(lane, component, scenario, recovery)
 
 
+@LOCAL_ONLY
 def test_the_simulator_killed_mid_transaction_changes_no_result(lane):
     """`olist simulate` as its own process, killed while it commits: its open transaction never happened."""
     import subprocess
@@ -300,6 +329,7 @@ def test_the_simulator_killed_mid_transaction_changes_no_result(lane):
     settle_and_check(lane, "simulator", "olist simulate killed, run again", recovery)
 
 
+@LOCAL_ONLY
 def test_a_kill_during_a_flink_checkpoint_changes_no_result(lane):
     with Trading(lane, 16) as trading:
         killed_at = kill_during_a_checkpoint(lane, trading)
@@ -307,6 +337,7 @@ def test_a_kill_during_a_flink_checkpoint_changes_no_result(lane):
     settle_and_check(lane, "flink", "killed during a checkpoint", recovery)
 
 
+@LOCAL_ONLY
 def test_two_kills_in_a_row_change_no_result(lane):
     """The Flink job killed, and killed again as soon as it runs again; then the sink twice."""
     with Trading(lane, 24):
@@ -324,8 +355,62 @@ def test_two_kills_in_a_row_change_no_result(lane):
     assert WatchdogService(lane).health()
 
 
+@LOCAL_ONLY
 def test_status_counts_the_restarts(lane):
     report = platform.status(lane)
     detail = {st.name: st.detail for st, _ in report.services}
     assert "restarted" in detail["flink"] and "restarted" in detail["serve"]
     assert Path(lane.state_dir / "supervisor" / "supervisor.sock").exists()
+
+
+# -- the rehearsal cluster's nodes (`nox -s cluster`) ---------------------------------------------
+
+
+def kafka_leader(rehearsal: Rehearsal, settings: Settings) -> Service:
+    """The node leading the raw topic's partition."""
+    topic = KafkaService(settings).admin().list_topics(NAMES.raw, timeout=10).topics[NAMES.raw]
+    return rehearsal.node(f"kafka-{topic.partitions[0].leader}")
+
+
+def kafka_controller(rehearsal: Rehearsal, settings: Settings) -> Service:
+    """The active KRaft controller: the leader of the metadata quorum, as the voters' quorum-state files say."""
+    return rehearsal.node(f"kafka-{rehearsal.kafka_controller()}")
+
+
+def connect_worker(rehearsal: Rehearsal, settings: Settings) -> Service:
+    """The worker running the CDC connector's task."""
+    status = ConnectService(settings).connector_status(cdc.CONNECTOR)
+    assert status and status["tasks"], f"the connector has no task: {status}"
+    port = int(status["tasks"][0]["worker_id"].rsplit(":", 1)[1])
+    return next(w for w in rehearsal.connect_workers() if w.endpoint() and w.endpoint().port == port)
+
+
+def cassandra_replica(rehearsal: Rehearsal, settings: Settings) -> Service:
+    """A replica of every serving row (RF 3): the sink's QUORUM writes need two of the three."""
+    return rehearsal.node("cassandra-2")
+
+
+CLUSTER_SCENARIOS: dict[str, tuple[str, Callable[[Rehearsal, Settings], Service]]] = {
+    "kafka leader": ("the raw topic's partition leader", kafka_leader),
+    "kafka controller": ("the active KRaft controller", kafka_controller),
+    "connect worker": ("the worker running the CDC task (it moves)", connect_worker),
+    "cassandra node": ("a replica (QUORUM holds; hints replay)", cassandra_replica),
+}
+
+
+@pytest.mark.skipif(DEPLOYMENT != "cluster", reason="needs the rehearsal cluster: `nox -s cluster`")
+@pytest.mark.parametrize("node", list(CLUSTER_SCENARIOS))
+def test_a_cluster_node_killed_mid_stream_changes_no_result(request, lane, node):
+    """One node killed with SIGKILL mid-stream and left down while the lane recovers without it (the stall is
+    from the kill until Cassandra serves a window committed after it), then started again; results exact."""
+    rehearsal = request.getfixturevalue("rehearsal")
+    scenario, pick = CLUSTER_SCENARIOS[node]
+    with Trading(lane, 30) as trading:
+        time.sleep(5)
+        victim = pick(rehearsal, lane)
+        killed_at = time.monotonic()
+        kill9(victim.pid(), victim.name)
+        recovery = recovered_after(lane, killed_at, timeout=240)
+        trading.extend(5)
+        victim.start()
+    settle_and_check(lane, victim.name, f"{scenario} killed -9", recovery)
