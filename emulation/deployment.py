@@ -25,10 +25,9 @@ ENGINES = ("postgres", "kafka", "connect", "cassandra", "s3")
 
 def external_engines(settings: Settings) -> list[str]:
     """The engines these settings name (the others are the local emulators)."""
-    services = {"postgres": PostgresService, "kafka": KafkaService, "connect": ConnectService,
-                "cassandra": CassandraService}
-    named = [name for name, cls in services.items() if cls(settings).external]
-    return named + (["s3"] if settings.s3_endpoint_url else [])
+    from emulation.registry import all_services
+
+    return [name for name, service in all_services(settings, on_demand=True).items() if service.external]
 
 
 def deployment_of(local: Settings, state_dir: Path, engines: tuple[str, ...] = ENGINES) -> Settings:
