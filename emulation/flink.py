@@ -8,6 +8,13 @@ outside the work tree like the JVM jars. The Kafka SQL connector jar comes from 
 
 Healthy means: the process runs, the mini-cluster's REST API answers, and the job is RUNNING with every
 task running (so it reads and, on each checkpoint, commits its results).
+
+With ``OLIST_FLINK_MODE=session`` the job is submitted instead to the session cluster at ``OLIST_FLINK_REST_URL``
+(emulation/flink_session.py runs one locally) with the venv's ``flink run``, attached: the supervised program is the
+client (through :func:`emulation.flink_session.attach`), the job script its Python driver, which reports its state
+and stops with a savepoint as on a mini-cluster; health is read from the cluster's REST API, for the job this service
+submitted. Checkpoints and savepoints stay in the service's ``job_dir`` on ``file://``: the cluster must be on this
+machine (retaining them on S3 for a cluster elsewhere is not done here).
 """
 
 from __future__ import annotations
@@ -16,16 +23,17 @@ import contextlib
 import hashlib
 import json
 import shutil
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from emulation import venvs
+from emulation import flink_session, venvs
 from emulation.jvm import fetch
 from emulation.kafka import KafkaService
-from emulation.service import Endpoint, write_private
+from emulation.service import Endpoint, host_port, write_private
 from emulation.supervisor import SupervisedService
 from pipeline.contracts import stream_names
 from pipeline.settings import PROJECT_ROOT, FlinkSettings, Settings
@@ -87,8 +95,9 @@ def newest_state(state_dir: Path) -> Path | None:
 
 
 class FlinkJobService(SupervisedService):
-    """The payments-windows job on a local mini-cluster, a program of the supervisor: restarted after a failure
-    (or a ``kill -9``), resuming from its newest savepoint or retained checkpoint; stopped with a savepoint."""
+    """The payments-windows job on a local mini-cluster (or submitted to a session cluster), a program of the
+    supervisor: restarted after a failure (or a ``kill -9``), resuming from its newest savepoint or retained
+    checkpoint; stopped with a savepoint."""
 
     name = "flink"
     program = "flink"
@@ -107,23 +116,33 @@ class FlinkJobService(SupervisedService):
         """Checkpoints and savepoints of the job as its plan is now (``plan_key``)."""
         return self.state_dir / "jobs" / plan_key(self.flink)
 
+    @property
+    def session(self) -> bool:
+        return self.flink.mode == "session"
+
     def job_status(self) -> dict[str, Any]:
         """What the job last reported (state, job id, REST URL, what it resumed from), or {} before its first report."""
         with contextlib.suppress(OSError, ValueError):
-            return json.loads(self.status_file.read_text())
+            status = json.loads(self.status_file.read_text())
+            return (status | {"rest_url": self.flink.rest_url}) if self.session else status
         return {}
 
     # -- Service interface ---------------------------------------------------------------------
     def endpoint_extra(self, saved: dict) -> dict[str, str]:
-        return {"url": f"http://{saved['host']}:{saved['port']}", "bootstrap_servers": saved["bootstrap"]}
+        return {"url": saved.get("url") or f"http://{saved['host']}:{saved['port']}",
+                "bootstrap_servers": saved["bootstrap"]}
 
     def health(self) -> bool:
-        """The mini-cluster answers and the job is RUNNING with all its tasks running."""
+        """The cluster (the mini-cluster, or the session cluster at rest_url) answers and the job (there: the one this
+        service submitted) is RUNNING with all its tasks running."""
         return self.pid() is not None and self.running_job() is not None
 
     def running_job(self) -> dict[str, Any] | None:
         overview = self._rest("/jobs/overview")
-        for job in (overview or {}).get("jobs", []):
+        jobs = (overview or {}).get("jobs", [])
+        if self.session:  # a cluster others may use too: only the job this service submitted
+            jobs = [job for job in jobs if job.get("jid") == self.job_status().get("job_id")]
+        for job in jobs:
             tasks = job.get("tasks", {})
             if job.get("state") == "RUNNING" and tasks.get("total") and tasks.get("running") == tasks.get("total"):
                 return job
@@ -141,8 +160,12 @@ class FlinkJobService(SupervisedService):
         ensure_venv(self.flink)  # here, so a slow first install and its errors show where they were asked for
         self._connector_jar()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        port = self._keep_ports("127.0.0.1", port=self.flink.rest_port)["port"]
-        self._save_endpoint(host="127.0.0.1", port=port, bootstrap=self.kafka.bootstrap_servers())
+        if self.session:
+            self._save_session_endpoint()
+            self.end_unattended_job()  # before its job id is forgotten with the status file
+        else:
+            port = self._keep_ports("127.0.0.1", port=self.flink.rest_port)["port"]
+            self._save_endpoint(host="127.0.0.1", port=port, bootstrap=self.kafka.bootstrap_servers())
         self.status_file.unlink(missing_ok=True)
         started = time.monotonic()
         self.supervisor.start_program(self.program)
@@ -154,26 +177,71 @@ class FlinkJobService(SupervisedService):
         saved = self._saved_endpoint()
         if saved is None:
             raise self.fail("no endpoint file: start the job with `olist up flink`")
+        if self.session:
+            self.end_unattended_job()  # its client was killed: the job ran on without it
         restore = newest_state(self.job_dir)
         self._prune(keep=restore)
-        cmd = [str(ensure_venv(self.flink)), "-u", str(JOB), *job_arguments(self.flink), "--bootstrap",
-               saved["bootstrap"], "--connector-jar", str(self._connector_jar()), "--transactional-id-prefix",
-               self.flink.transactional_id_prefix, "--state-dir", str(self.job_dir), "--rest-port",
-               str(saved["port"]), "--status-file", str(self.status_file),
-               "--kafka-properties", str(write_kafka_properties(self.kafka, self.state_dir / "kafka.json"))]
+        cmd = self._session_command(saved) if self.session else self._local_command(saved)
         if restore is None:
             return cmd, f"no savepoint or checkpoint: reading {stream_names().raw} from the {self.flink.startup_mode}"
         kind = "savepoint" if restore.parent.name == "savepoints" else "checkpoint"
         return [*cmd, "--restore", str(restore)], f"resuming from {kind} {restore}"
 
+    def _local_command(self, saved: dict) -> list[str]:
+        """The job script on a mini-cluster of its own, its REST API on the saved port."""
+        return [str(ensure_venv(self.flink)), "-u", str(JOB), *job_arguments(self.flink), "--bootstrap",
+                saved["bootstrap"], "--connector-jar", str(self._connector_jar()), "--transactional-id-prefix",
+                self.flink.transactional_id_prefix, "--state-dir", str(self.job_dir), "--rest-port",
+                str(saved["port"]), "--status-file", str(self.status_file),
+                "--kafka-properties", str(write_kafka_properties(self.kafka, self.state_dir / "kafka.json"))]
+
+    def _session_command(self, saved: dict) -> list[str]:
+        """``flink run`` of the job script to the session cluster, attached, under the signal-passing wrapper; the
+        connector jar shipped with ``-j``, the job's options after ``--`` (``--restore`` is appended to them)."""
+        python = ensure_venv(self.flink)
+        client = [str(flink_session.pyflink_dir(self.flink) / "bin" / "flink"), "run", "-m",
+                  f"{saved['host']}:{saved['port']}", "-pyclientexec", str(python), "-py", str(JOB),
+                  "-j", str(self._connector_jar()), "--", *job_arguments(self.flink),
+                  "--bootstrap", saved["bootstrap"], "--transactional-id-prefix", self.flink.transactional_id_prefix,
+                  "--state-dir", str(self.job_dir), "--status-file", str(self.status_file),
+                  "--kafka-properties", str(write_kafka_properties(self.kafka, self.state_dir / "kafka.json"))]
+        return [sys.executable, "-m", "emulation.flink_session", "attach", str(JOB), *client]
+
     def job_environment(self) -> dict[str, str]:
-        """What the job's process adds to its environment: the JVM's options, which PyFlink reads as JVM_ARGS."""
+        """What the job's process adds to its environment: the JVM's options, which PyFlink reads as JVM_ARGS (and,
+        for ``flink run``, its own conf folder)."""
+        if self.session:
+            return flink_session.client_environment(self.flink, self.state_dir / "client-conf")
         return {"JVM_ARGS": self.flink.jvm_opts} if self.flink.jvm_opts else {}
+
+    def stop(self) -> None:
+        """Stop the job with a savepoint (in session mode also a job of ours that outlived its client)."""
+        super().stop()
+        if self.session:
+            self.end_unattended_job()
 
     def destroy(self) -> None:
         """Stop (with a savepoint) and delete the job's state (checkpoints, savepoints, logs)."""
         self.stop()
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    # -- session mode --------------------------------------------------------------------------
+    def end_unattended_job(self) -> str | None:
+        """Session mode: stop the job this service submitted last if it still runs on the cluster although no client
+        of ours does (the client was killed; a session cluster keeps its jobs), with a savepoint in ``job_dir``, so
+        the next submission resumes from it instead of running beside it. The savepoint's location; None when
+        there was no such job, or it could only be cancelled (its retained checkpoints stay)."""
+        jid, url = self.job_status().get("job_id"), self.flink.rest_url
+        if not jid or not url or flink_session.job_state(url, jid) in (None, *flink_session.ENDED):
+            return None
+        return flink_session.stop_job(url, jid, self.job_dir / "savepoints")
+
+    def _save_session_endpoint(self) -> None:
+        url = str(self.flink.rest_url).rstrip("/")
+        if "flink-version" not in (flink_session.rest(url, "/overview") or {}):
+            raise self.fail(f"the session cluster at {url} is not answering (OLIST_FLINK_REST_URL)")
+        host, port = host_port(url.removeprefix("http://"), 8081)
+        self._save_endpoint(host=host, port=port, url=url, bootstrap=self.kafka.bootstrap_servers())
 
     # -- plumbing ------------------------------------------------------------------------------
     def _prune(self, keep: Path | None) -> None:

@@ -1,7 +1,8 @@
 """The production topology on loopback (`nox -s cluster`), from the same artifacts as the local emulators: three
 KRaft Kafka nodes (every topic on 3 replicas, min ISR 2), two Connect workers in distributed mode with exactly-once
-source support, three Cassandra nodes on 127.0.0.1/.2/.3 (the serving keyspace on 3 replicas, QUORUM reads and
-writes, hinted handoff on), PostgreSQL, and S3.
+source support, a Flink session cluster (a JobManager and two TaskManagers; the job is submitted with `flink run`),
+three Cassandra nodes on 127.0.0.1/.2/.3 (the serving keyspace on 3 replicas, QUORUM reads and writes, hinted
+handoff on), PostgreSQL, and S3.
 
 The platform runs on it by settings alone: :meth:`Rehearsal.deployment` names every engine by endpoint and
 password, as a production deployment would (``OLIST_KAFKA_BOOTSTRAP_SERVERS`` ...); nothing of the platform reads
@@ -10,7 +11,9 @@ chosen at first start and kept, so a restarted node is found where it was.
 
 Recovery settings, chosen for a 2-core machine (each documented where it is set): Kafka brokers are fenced 6 s after
 their last heartbeat (``emulation.kafka.CLUSTER_CONF``), a dead Connect worker's task moves after 10 s
-(``settings.connect.scheduled_rebalance_max_delay_ms``; Connect's default waits 5 minutes).
+(``settings.connect.scheduled_rebalance_max_delay_ms``; Connect's default waits 5 minutes), Flink's heartbeats
+every 2 s with a 30 s timeout (``emulation.flink_session``: a dead TaskManager is noticed from its refused
+connection at once; the timeout only covers a silent one, and shorter ones fail healthy jobs on 2 cores).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import psutil
 
 from emulation.cassandra import ROLES, CassandraService, Ring
 from emulation.connect import ConnectService
+from emulation.flink_session import SessionCluster
 from emulation.kafka import PRINCIPALS, KafkaService, Quorum, new_cluster_id
 from emulation.postgres import PostgresService
 from emulation.s3 import S3Service
@@ -118,8 +122,12 @@ class Rehearsal:
     def s3(self) -> S3Service:
         return S3Service(self.engine_settings())
 
+    def flink_cluster(self) -> SessionCluster:
+        return SessionCluster(self.engine_settings())
+
     def services(self) -> list[Service]:
-        return [self.postgres(), self.s3(), *self.kafka_nodes(), *self.connect_workers(), *self.cassandra_nodes()]
+        return [self.postgres(), self.s3(), *self.kafka_nodes(), *self.connect_workers(),
+                *self.flink_cluster().services(), *self.cassandra_nodes()]
 
     def node(self, name: str) -> Service:
         """One of :meth:`services` by name (``kafka-2``, ``connect-1``, ``cassandra-3`` ...)."""
@@ -152,6 +160,8 @@ class Rehearsal:
         assert pg is not None and s3_ep is not None, "the rehearsal has not started"
         key_id, secret = s3.credentials()
         urls = ",".join(w.url for w in self.connect_workers())
+        flink = self.flink_cluster().url
+        assert flink is not None, "the Flink session cluster has not started"
         return self.base.replace(
             state_dir=self.state_dir / "platform",
             pg_dsn=f"host={pg.host} port={pg.port} dbname={pg.extra['dbname']}", pg_password=pw["pg"],
@@ -164,7 +174,8 @@ class Rehearsal:
             cassandra={"contact_points": ",".join(self.ring.address(n) for n in range(1, CASSANDRA_NODES + 1)),
                        "port": self.ring.port, "local_dc": "datacenter1", "replication_factor": REPLICAS,
                        "write_consistency": "QUORUM", "read_consistency": "QUORUM",
-                       **{f"{r}_password": pw[f"cassandra_{r}"] for r in ROLES}})
+                       **{f"{r}_password": pw[f"cassandra_{r}"] for r in ROLES}},
+            flink={"mode": "session", "rest_url": flink})
 
     # -- start and stop ------------------------------------------------------------------------
     def start(self, progress: Progress = SILENT) -> RehearsalReport:
@@ -186,6 +197,8 @@ class Rehearsal:
         timed(f"kafka x{len(nodes)}", nodes, lambda: _together([n.start for n in nodes]))  # a quorum: all at once
         workers = self.connect_workers()
         timed(f"connect x{len(workers)}", workers, lambda: _together([w.start for w in workers]))
+        flink = self.flink_cluster()
+        timed(f"flink jobmanager + {len(flink.taskmanagers)} taskmanagers", flink.services(), flink.start)
         ring = self.cassandra_nodes()
         timed(f"cassandra x{len(ring)}", ring, lambda: self._start_ring(ring))
         return report

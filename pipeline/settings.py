@@ -173,6 +173,28 @@ class FlinkSettings(BaseSettings):
                           "(G1, a quarter of the machine's memory as heap).")
     venv_timeout: float = Field(1800.0, description="Seconds creating the venv may take (a cold download).")
     start_timeout: float = Field(180.0, description="Seconds the job may take to reach RUNNING.")
+    # Where the job runs: its own mini-cluster, or a session cluster it is submitted to with `flink run`.
+    mode: Literal["local", "session"] = Field("local", description="local: the job on a mini-cluster in its own "
+                                              "process; session: submitted with `flink run` to rest_url.")
+    rest_url: str | None = Field(None, pattern=r"^http://[^/]+:\d+/?$", description="The session cluster's REST "
+                                 "URL (http://host:port); required with mode session.")
+    # The local session cluster (emulation/flink_session.py): a JobManager and TaskManagers on bind_host.
+    taskmanagers: int = Field(2, ge=1, description="TaskManagers of the local session cluster (flink-tm-1 ...).")
+    task_slots: int = Field(2, ge=1, description="Slots per TaskManager: 2, so one TaskManager can run the whole "
+                            "job (parallelism 1 or 2) when the other dies.")
+    jobmanager_port: int = Field(0, ge=0, lt=65536, description="The local JobManager's REST port; 0 picks a free "
+                                 "one at first start (kept).")
+    jobmanager_rpc_port: int = Field(0, ge=0, lt=65536, description="Its RPC port (TaskManagers register there); 0 "
+                                     "picks a free one (kept).")
+    jobmanager_memory_mb: int = Field(768, ge=768, description="jobmanager.memory.process.size of the local "
+                                      "JobManager: 256 MB metaspace, 192 MB overhead, 128 MB off-heap, the rest heap.")
+    taskmanager_memory_mb: int = Field(1024, ge=896, description="taskmanager.memory.process.size of each local "
+                                       "TaskManager; the task heap (the job's state, heap backend) is what metaspace, "
+                                       "overhead, framework, network and managed memory leave: 192 MB at 1024.")
+
+    def model_post_init(self, context: Any) -> None:
+        if self.mode == "session" and not self.rest_url:
+            raise ValueError("OLIST_FLINK_MODE=session needs OLIST_FLINK_REST_URL (the session cluster's REST URL)")
 
 
 class SnowflakeSettings(BaseSettings):

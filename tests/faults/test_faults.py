@@ -385,6 +385,16 @@ def connect_worker(rehearsal: Rehearsal, settings: Settings) -> Service:
     return next(w for w in rehearsal.connect_workers() if w.endpoint() and w.endpoint().port == port)
 
 
+def flink_taskmanager(rehearsal: Rehearsal, settings: Settings) -> Service:
+    """The TaskManager running the job's tasks (the other has free slots: the job moves there)."""
+    from emulation import flink_session
+
+    jid = FlinkJobService(settings).running_job()["jid"]
+    running = flink_session.job_taskmanagers(str(settings.flink.rest_url), jid)
+    assert running, f"no TaskManager runs a task of job {jid}"
+    return rehearsal.flink_cluster().taskmanager(sorted(running)[0])
+
+
 def cassandra_replica(rehearsal: Rehearsal, settings: Settings) -> Service:
     """A replica of every serving row (RF 3): the sink's QUORUM writes need two of the three."""
     return rehearsal.node("cassandra-2")
@@ -394,6 +404,7 @@ CLUSTER_SCENARIOS: dict[str, tuple[str, Callable[[Rehearsal, Settings], Service]
     "kafka leader": ("the raw topic's partition leader", kafka_leader),
     "kafka controller": ("the active KRaft controller", kafka_controller),
     "connect worker": ("the worker running the CDC task (it moves)", connect_worker),
+    "flink taskmanager": ("the TaskManager running the job (it moves)", flink_taskmanager),
     "cassandra node": ("a replica (QUORUM holds; hints replay)", cassandra_replica),
 }
 
