@@ -76,14 +76,19 @@ def contracts_diff(ref: Annotated[str, typer.Argument(help="Git ref to compare w
 @contracts_app.command("datacontract")
 def contracts_datacontract(
     postgres: Annotated[bool, typer.Option("--postgres", help="Also `datacontract test` the loaded tables.")] = False,
+    bronze: Annotated[bool, typer.Option("--bronze", help="Also `datacontract test` the bronze layer on S3 (each "
+                                         "table's current state, as staging reads it).")] = False,
 ) -> None:
-    """The field's own tool on every contract: `datacontract lint`, and `datacontract test` on PostgreSQL."""
+    """The field's own tool on every contract: `datacontract lint`, and `datacontract test` on PostgreSQL and on the
+    bronze Parquet on S3."""
     from pipeline.contracts import datacontract_cli as datacontract
     from pipeline.settings import get_settings
 
     reports = [datacontract.lint()]
     if postgres:
         reports.append(datacontract.check_postgres(get_settings()))
+    if bronze:
+        reports.append(datacontract.check_bronze(get_settings()))
     for report in reports:
         for check in report.problems:
             err_console.print(f"[red]✘[/] {check.result}: {Path(check.file).name}: {check.field or '-'}: "
