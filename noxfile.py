@@ -146,9 +146,9 @@ def faults(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def cluster(session: nox.Session) -> None:
-    """The production topology on loopback (3 Kafka nodes, 2 Connect workers, 3 Cassandra nodes, PostgreSQL, S3;
-    about 4 GB): the exact streaming scenario on it by settings alone, then each node killed mid-stream. Not in the
-    default CI (it does not fit its time with the tests); run it nightly-style: `nox -s cluster`."""
+    """The production topology on loopback (3 Kafka nodes, 2 Connect workers, a Flink session cluster, 3 Cassandra
+    nodes, PostgreSQL, S3; about 5 GB): the exact streaming scenario on it by settings alone, then each kind of node
+    killed mid-stream (about 9 minutes; CI runs it after the fault suite)."""
     install(session, "test")
     ensure_system_packages(session)
     session.run("pytest", "tests/e2e/test_streaming_exact.py", "tests/faults/test_faults.py", "-s", *session.posargs,
