@@ -1,9 +1,12 @@
-"""Apache Cassandra 5.0 as one local node on 127.0.0.1, run from the Maven Central jars (``cassandra-all``).
+"""Apache Cassandra 5.0 as one local node on 127.0.0.1 (or as node n of a :class:`Ring` on 127.0.0.n, the
+rehearsal's), run from the Maven Central jars (``cassandra-all``); a deployment's cluster is only used
+(``OLIST_CASSANDRA_CONTACT_POINTS``).
 
 The node's ``cassandra.yaml`` and ``logback.xml`` are generated in ``state/cassandra``: every address is
 127.0.0.1, the CQL (native) and internode ports are chosen at first start and kept, data, commit log, hints,
 saved caches and CDC live under ``state/cassandra/data``, and JMX is left off (no system property enables it,
-so nothing else listens). One token, no bootstrap, no gossip settling: a cold start takes seconds. Clients
+so nothing else listens). One token, no bootstrap, no gossip settling: a cold start takes seconds (a ring's
+joiners wait for gossip and stream their ranges). Clients
 use the Python driver (``cassandra-driver``) with protocol v5; :meth:`CassandraService.session` opens one.
 """
 
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from emulation.jvm import JvmArtifacts, JvmService, JvmSettings, java_command
-from emulation.service import Endpoint, ServiceError, kept_secret
+from emulation.service import Endpoint, ServiceError, host_port, kept_secret
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -192,8 +195,12 @@ class CassandraService(JvmService):
         conf = self.settings.cassandra
         if not conf.contact_points:
             return None
-        hosts = [h.strip() for h in conf.contact_points.split(",") if h.strip()]
-        return Endpoint(hosts[0], conf.port or CQL_PORT, {"contact_points": ",".join(hosts)})
+        points = [host_port(h, conf.port or CQL_PORT) for h in conf.contact_points.split(",") if h.strip()]
+        ports = {port for _, port in points}
+        if len(ports) != 1:
+            raise ServiceError(f"cassandra: OLIST_CASSANDRA_CONTACT_POINTS names ports {sorted(ports)}; the driver "
+                               "reaches every node on one CQL port")
+        return Endpoint(points[0][0], ports.pop(), {"contact_points": ",".join(h for h, _ in points)})
 
     def endpoint_extra(self, saved: dict) -> dict[str, str]:
         return {"storage_port": str(saved["storage_port"]), "protocol_version": str(PROTOCOL_VERSION)}
@@ -228,11 +235,12 @@ class CassandraService(JvmService):
         ep = self.endpoint()
         if ep is None:
             return False
-        try:
-            with socket.create_connection((ep.host, ep.port), timeout=1):
-                pass
-        except OSError:
-            return False
+        if not self.external:  # our node's port first (cheap); a deployment's driver tries every contact point
+            try:
+                with socket.create_connection((ep.host, ep.port), timeout=1):
+                    pass
+            except OSError:
+                return False
         built_in = () if self.external else (BUILT_IN,)
         for credentials in (self.credentials("admin"), *built_in):  # the built-in one before the first start ends
             try:
@@ -264,6 +272,10 @@ class CassandraService(JvmService):
                             props=self._system_properties(logback))
 
     # -- clients -------------------------------------------------------------------------------
+    def check_credentials(self) -> None:
+        for role in ROLES:
+            self.credentials(role)
+
     def credentials(self, role: str) -> tuple[str, str]:
         """(user, password) of one of :data:`ROLES`: the setting, else generated once and kept (0600)."""
         configured = getattr(self.settings.cassandra, f"{role}_password")

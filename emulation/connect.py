@@ -1,7 +1,8 @@
-"""Kafka Connect as one distributed worker on 127.0.0.1, with the Debezium PostgreSQL connector on its plugin.path.
+"""Kafka Connect as a distributed worker on 127.0.0.1 (one, or the rehearsal's two: ``connect-<n>``), with the
+Debezium PostgreSQL connector on its plugin.path; a deployment's workers are only used (``OLIST_CONNECT_URLS``).
 
-The worker keeps connector configs, offsets and status in three Kafka topics it creates itself
-(replication factor 1), so connectors survive a worker restart. It talks to Kafka as its own SCRAM principal
+The workers keep connector configs, offsets and status in three Kafka topics they create (with the deployment's
+replication factor), so connectors survive a worker restart. It talks to Kafka as its own SCRAM principal
 (``olist_connect``). Its REST API asks for basic authentication (Kafka's BasicAuthSecurityRestExtension, one
 user in a 0600 file) and is reached with the standard library's urllib, with proxies disabled (loopback).
 """
@@ -66,6 +67,10 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def secrets_dir(settings: Settings) -> Path:
     """The one folder the worker's file config provider may read: connector secrets, one properties file each
     (made, 0700, on first use: the worker refuses to start without it). A deployment's workers name theirs."""
+    if settings.connect.urls and settings.connect.secrets_dir is None:
+        raise ServiceError("connect: OLIST_CONNECT_SECRETS_DIR is not set; with OLIST_CONNECT_URLS the CDC password "
+                           "goes to the folder the workers' file config provider reads, which only the deployment "
+                           "knows")
     folder = settings.connect.secrets_dir or settings.state_dir / "secrets"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return folder
@@ -152,6 +157,9 @@ class ConnectService(JvmService):
             raise self.fail(f"Kafka is not answering{f' at {ep.address}' if ep else ''}; start it first "
                             "(`olist up kafka`)")
 
+    def check_credentials(self) -> None:
+        self.rest_credentials()
+
     def rest_credentials(self) -> tuple[str, str]:
         """(user, password) of the REST API: the settings', else generated at first start and kept (0600)."""
         conf = self.settings.connect
@@ -166,7 +174,7 @@ class ConnectService(JvmService):
         port = self.claim_ports({"bootstrap": bootstrap}, port=wanted)["port"]
         host = self.settings.bind_host
         security = self.kafka.java_security("connect")
-        replicas = str(self.settings.kafka.replication_factor)
+        replicas = str(self.kafka.replication_factor())
         conf = {**WORKER_CONF, **dict.fromkeys(INTERNAL_REPLICATION, replicas),
                 "bootstrap.servers": bootstrap, "listeners": f"http://{host}:{port}",
                 "rest.advertised.host.name": host, "rest.advertised.port": str(port),

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from emulation.process import ProcessService
-from emulation.service import Endpoint
+from emulation.service import Endpoint, write_private
 from pipeline.settings import Settings
 
 
@@ -56,10 +56,10 @@ class DashboardService(ProcessService):
         cmd = [sys.executable, "-m", "pipeline.serving.dashboard", "--port", str(port)]
         if self.warehouse is not None:
             cmd += ["--warehouse", str(self.warehouse)]
-        # The child reads the same settings: the state folder (warehouse, Cassandra's endpoint), bind host and
-        # warehouse target (SNOWFLAKE_* pass through from this environment).
-        env = {"OLIST_STATE_DIR": str(self.settings.state_dir), "OLIST_BIND_HOST": self.settings.bind_host,
-               "OLIST_DASHBOARD_TARGET": self.settings.dashboard_target, "PYTHONUNBUFFERED": "1"}
-        self.process.start(cmd, env=env, cwd=self.state_dir)
+        # The child runs with exactly these settings (the deployment's endpoints and passwords too), from a 0600 file.
+        settings_file = self.state_dir / "settings.json"
+        write_private(settings_file, self.settings.model_dump_json())
+        cmd += ["--settings", str(settings_file)]
+        self.process.start(cmd, env={"PYTHONUNBUFFERED": "1"}, cwd=self.state_dir)
         self.wait_ready("dashboard")
         return self.endpoint()  # type: ignore[return-value]

@@ -1,8 +1,9 @@
 """A deployment is where each engine runs: the local emulators (the default: each found through the endpoint file
 it wrote at start) or endpoints the settings name, like dagster's resources: ``OLIST_PG_DSN``,
 ``OLIST_KAFKA_BOOTSTRAP_SERVERS``, ``OLIST_CONNECT_URLS``, ``OLIST_CASSANDRA_CONTACT_POINTS``,
-``OLIST_S3_ENDPOINT_URL`` and ``SNOWFLAKE_ACCOUNT``, each with its credentials. An engine the settings name is
-used, never started, stopped or deleted here.
+``OLIST_S3_ENDPOINT_URL`` (and Flink's ``OLIST_FLINK_REST_URL``), each with its credentials. An engine the
+settings name is used, never started, stopped or deleted here. (Snowflake is named by ``SNOWFLAKE_*`` for the
+promotion; unset, fakesnow stands in.)
 
 :func:`deployment_of` turns running local engines into such settings (every endpoint and password named, a state
 folder of its own), so a suite, a rehearsal cluster or another checkout can run the platform on them by settings

@@ -1,8 +1,9 @@
-"""Apache Kafka 4.x as one KRaft node (broker and controller in one JVM) on 127.0.0.1.
+"""Apache Kafka 4.x as one KRaft node (broker and controller in one JVM) on 127.0.0.1, or as one node of a
+:class:`Quorum` (the rehearsal's three); a deployment's cluster is only used (``OLIST_KAFKA_BOOTSTRAP_SERVERS``).
 
-Storage is formatted once with a cluster id kept in ``state/kafka/cluster_id``; ports are chosen at first
-start and kept. Topics are never auto-created; the internal offsets and transaction topics have replication
-factor 1 and min ISR 1, so consumer groups and transactions work on the single node.
+Storage is formatted once with a cluster id kept in ``state/kafka/cluster_id`` (a quorum's is shared); ports are
+chosen at first start and kept. Topics are never auto-created; the internal offsets and transaction topics have
+one replica per node (min ISR from the settings), so consumer groups and transactions work on a single node.
 
 Authentication is on: the client listener takes SASL/SCRAM only, the controller listener SASL/PLAIN for the
 broker's own principal; the StandardAuthorizer denies whatever no ACL allows. Every component has its own
@@ -153,7 +154,7 @@ class KafkaService(JvmService):
         return path.read_text().strip()
 
     def health(self) -> bool:
-        """A real metadata request answered by our broker."""
+        """A real metadata request answered: by this node (ours), or by any broker of the deployment's."""
         if self.endpoint() is None:
             return False
         try:
@@ -180,6 +181,10 @@ class KafkaService(JvmService):
                             settings=self.jvm, log4j2=log4j2, tmp_dir=self._tmp_dir)
 
     # -- principals ----------------------------------------------------------------------------
+    def check_credentials(self) -> None:
+        for principal in ("admin", *COMPONENTS):
+            self.credentials(principal)
+
     def credentials(self, principal: str) -> tuple[str, str]:
         """(user, password) of one of :data:`PRINCIPALS`: the setting, else generated once and kept (0600)."""
         if principal not in PRINCIPALS:
@@ -277,10 +282,8 @@ class KafkaService(JvmService):
         wanted = [t for t in topics if t.name not in existing]
         if not wanted:
             return []
-        conf = self.settings.kafka
-        isr = {"min.insync.replicas": str(conf.min_insync_replicas)}
-        new = [NewTopic(t.name, num_partitions=t.partitions, replication_factor=conf.replication_factor,
-                        config=isr | {k: str(v) for k, v in t.config.items()}) for t in wanted]
+        new = [NewTopic(t.name, num_partitions=t.partitions, replication_factor=self.replication_factor(),
+                        config=self._min_isr() | {k: str(v) for k, v in t.config.items()}) for t in wanted]
         created = []
         for name, future in admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout).items():
             try:
@@ -291,6 +294,15 @@ class KafkaService(JvmService):
                 if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
                     raise ServiceError(f"kafka: could not create topic {name!r}: {err}") from exc
         return created
+
+    def replication_factor(self) -> int:
+        """The deployment's replicas of a topic: the setting, else 1 on our broker, -1 (the cluster's
+        default.replication.factor) on a deployment's."""
+        return self.settings.kafka.replication_factor or (-1 if self.external else 1)
+
+    def _min_isr(self) -> dict[str, str]:
+        isr = self.settings.kafka.min_insync_replicas
+        return {"min.insync.replicas": str(isr)} if isr else {}
 
     def topic_config(self, name: str, timeout: float = 30) -> dict[str, str]:
         """The topic's effective configuration (topic overrides and broker defaults)."""
@@ -325,7 +337,7 @@ class KafkaService(JvmService):
         broker, secret = self.credentials("broker")
         voters = self.quorum.voters(host) if self.quorum else f"{self.node_id}@{host}:{cport}"
         replicas = str(len(self.quorum.ports) if self.quorum else 1)
-        isr = str(self.settings.kafka.min_insync_replicas)
+        isr = str(self.settings.kafka.min_insync_replicas or 1)
         conf = {
             **BROKER_CONF,
             "node.id": str(self.node_id),
@@ -337,7 +349,7 @@ class KafkaService(JvmService):
                              "share.coordinator.state.topic.replication.factor"), replicas),
             **dict.fromkeys(("transaction.state.log.min.isr", "share.coordinator.state.topic.min.isr",
                              "min.insync.replicas"), isr),
-            "default.replication.factor": str(self.settings.kafka.replication_factor),
+            "default.replication.factor": str(self.settings.kafka.replication_factor or 1),
             **(CLUSTER_CONF if self.quorum else {}),
             "sasl.enabled.mechanisms": mechanism,
             "sasl.mechanism.inter.broker.protocol": mechanism,

@@ -17,6 +17,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import json
 import os
 import pwd
 import shutil
@@ -160,6 +161,10 @@ class PostgresService(Service):
         """The superuser's password: the setting, else generated once and kept (0600)."""
         return self.settings.pg_admin_password or self._generated("admin_password", "OLIST_PG_ADMIN_PASSWORD")
 
+    def check_credentials(self) -> None:
+        for secret in (self.password, self.admin_password, self.cdc_password):
+            secret()
+
     def cdc_password(self) -> str:
         """The CDC role's password: the setting, else generated once and kept (0600)."""
         return self.settings.pg_cdc_password or self._generated("cdc_password", "OLIST_PG_CDC_PASSWORD")
@@ -178,11 +183,16 @@ class PostgresService(Service):
             dsn = psycopg.conninfo.conninfo_to_dict(self.settings.pg_dsn)
         except psycopg.ProgrammingError as exc:
             raise ServiceError(f"postgres: OLIST_PG_DSN is not a connection string: {exc}") from None
-        if "password" in dsn:
-            raise ServiceError("postgres: OLIST_PG_DSN holds a password; give it in OLIST_PG_PASSWORD instead")
-        return Endpoint(str(dsn.get("host", "localhost")), int(dsn.get("port", 5432)),
-                        {"dbname": str(dsn.get("dbname", self.settings.pg_database)), "user": self.settings.pg_user,
-                         "password": self.settings.pg_password or ""})
+        if "password" in dsn or "user" in dsn:
+            raise ServiceError("postgres: OLIST_PG_DSN names a user or password; give them in OLIST_PG_USER and "
+                               "OLIST_PG_PASSWORD (the admin's in OLIST_PG_ADMIN_*) instead")
+        host, port = str(dsn.pop("host", "")), str(dsn.pop("port", "5432"))
+        if not host or "," in host or "," in port:
+            raise ServiceError(f"postgres: OLIST_PG_DSN needs one host and port (got host={host!r} port={port!r})")
+        options = {k: str(v) for k, v in dsn.items() if k != "dbname"}  # sslmode, sslrootcert ... kept as given
+        return Endpoint(host, int(port), {"dbname": str(dsn.get("dbname", self.settings.pg_database)),
+                                          "user": self.settings.pg_user, "password": self.settings.pg_password or "",
+                                          "options": json.dumps(options)})
 
     def endpoint_extra(self, saved: dict) -> dict[str, str]:
         return {"dbname": self.settings.pg_database, "user": self.settings.pg_user, "password": self.password()}
@@ -199,9 +209,9 @@ class PostgresService(Service):
         ep = self.endpoint()
         if ep is None:
             raise ServiceError("postgres: not started yet (run `olist up`)")
+        options = {"connect_timeout": 5, **json.loads(ep.extra.get("options", "{}"))}
         return psycopg.conninfo.make_conninfo(host=ep.host, port=ep.port, dbname=dbname or ep.extra["dbname"],
-                                              user=user, password=password, connect_timeout=5,
-                                              application_name=application)
+                                              user=user, password=password, application_name=application, **options)
 
     def ensure_role(self, name: str, password: str, attributes: str) -> None:
         """Make (or update) login role ``name`` with ``attributes`` (``nosuperuser nocreatedb ...``), its password

@@ -102,8 +102,11 @@ class S3Service(ProcessService):
 
     def credentials(self) -> tuple[str, str]:
         """This deployment's keys: the settings', the secret else generated at first start and kept (0600)."""
-        if self.external:
-            return self.settings.s3_access_key_id or "", self.settings.s3_secret_access_key or ""
+        if self.external:  # a key pair or nothing (AWS's own chain), as pipeline.storage decides
+            from pipeline.storage import s3_location
+
+            loc = s3_location(self.settings)
+            return loc.access_key_id or "", loc.secret_access_key or ""
         secret = self.settings.s3_secret_access_key or kept_secret(self.state_dir / "secret_access_key")
         return self.settings.s3_access_key_id or "olist", secret
 

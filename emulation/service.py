@@ -93,7 +93,8 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 class Service(abc.ABC):
-    """Start, stop and inspect one local engine; state lives under ``state_dir/<name>``."""
+    """Start, stop and inspect one engine: a local one of ours (state under ``state_dir/<name>``), or the
+    deployment's (``configured()``), which is only used and inspected."""
 
     name: str = "service"
 
@@ -191,7 +192,9 @@ class Service(abc.ABC):
         return ""
 
     def external_start(self, timeout: float) -> Endpoint:
-        """``start`` of an engine the deployment names: wait until it answers (it is not ours to start)."""
+        """``start`` of an engine the deployment names: wait until it answers (it is not ours to start); a password
+        the deployment must give and does not is said at once (one line naming its variable), not as a timeout."""
+        self.check_credentials()
         deadline = time.monotonic() + timeout
         while not self.health():
             if time.monotonic() > deadline:
@@ -199,6 +202,9 @@ class Service(abc.ABC):
                                    f"after {timeout:.0f}s")
             time.sleep(0.5)
         return self._require_endpoint()
+
+    def check_credentials(self) -> None:  # noqa: B027 (a hook: most engines need no check)
+        """Raise :class:`ServiceError` naming the setting when a credential clients need is missing."""
 
     def where(self) -> str:
         """What clients talk to (for messages)."""

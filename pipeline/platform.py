@@ -57,7 +57,12 @@ def down(settings: Settings, purge: bool = False) -> DownReport:
     made meanwhile arrive as the events they were; ``purge`` deletes both together. Engines the deployment names
     (``OLIST_KAFKA_BOOTSTRAP_SERVERS`` ...) are left as they are."""
     report = DownReport([], purge)
-    for svc in reversed(list(all_services(settings, on_demand=True).values())):
+    services = all_services(settings, on_demand=True)
+    if purge and services["postgres"].external != services["connect"].external:
+        from pipeline.speed import cdc
+
+        cdc.stop(settings)  # one of the two is the deployment's: end the offsets and the slot together here
+    for svc in reversed(list(services.values())):
         if svc.external:
             report.external.append(svc.name)
         elif purge and hasattr(svc, "destroy"):

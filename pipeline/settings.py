@@ -73,10 +73,12 @@ class KafkaSettings(BaseSettings):
                                                                       "protocol (SASL_SSL: TLS to the brokers).")
     ssl_ca_location: Path | None = Field(None, description="With SASL_SSL: the CA bundle (PEM) the brokers' "
                                          "certificates are checked against; unset: the system's.")
-    replication_factor: int = Field(1, ge=1, description="Replicas of every topic the platform creates (the "
-                                    "contracts give partitions and config), Connect's internal topics too.")
-    min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas of those topics (with acks=all, "
-                                     "the replicas a write must reach).")
+    replication_factor: int | None = Field(None, ge=1, description="Replicas of every topic the platform creates "
+                                           "(the contracts give partitions and config), Connect's internal topics "
+                                           "too; unset: 1 on the local broker, the cluster's default on a "
+                                           "deployment's.")
+    min_insync_replicas: int | None = Field(None, ge=1, description="min.insync.replicas of those topics (with "
+                                            "acks=all, the replicas a write must reach); unset: the broker's.")
     port: int = Field(0, ge=0, lt=65536, description="Broker listener; 0 picks a free port at first start.")
     controller_port: int = Field(0, ge=0, lt=65536, description="KRaft controller; 0 picks a free port.")
     heap_mb: int = Field(384, ge=128, description="Broker heap, -Xmx (-Xms is half).")

@@ -297,24 +297,36 @@ class CassandraSink:
 # -- wiring from settings ------------------------------------------------------------------------
 
 
+def deployment_replication(settings: Settings) -> dict[str, int]:
+    """The serving keyspace's replicas the deployment asks for: ``replication_factor`` in ``local_dc``."""
+    return {settings.cassandra.local_dc: settings.cassandra.replication_factor}
+
+
 def apply_schema(session: Session, keyspace: str | None = None, replication: Mapping[str, int] | None = None) -> int:
     """Create the keyspace (with ``replication``, replicas per datacenter; the local node's by default) and the
-    serving tables, and grant the sink and the reader their part (idempotent; an admin's session). A keyspace whose
-    replication differs is altered to it (a repair then moves existing rows). Returns how many statements ran."""
+    serving tables, and grant the sink and the reader their part (idempotent; an admin's session). An existing
+    keyspace is only ever given more: a datacenter asked for with more replicas than it has is raised to them
+    (other datacenters and their counts are kept; existing rows reach the new replicas with a repair, which is the
+    operator's); one left by SimpleStrategy becomes NetworkTopologyStrategy. Returns how many statements ran."""
     from emulation.cassandra import serving_grants, split_statements
     from pipeline.contracts.render_cassandra import LOCAL_REPLICATION, render_cassandra, replication_cql
 
-    replication = dict(replication or LOCAL_REPLICATION)
+    wanted = dict(replication or LOCAL_REPLICATION)
     keyspace = keyspace or stream_names().keyspace
-    statements = split_statements(render_cassandra(load_registry(), keyspace, replication))
+    statements = split_statements(render_cassandra(load_registry(), keyspace, wanted))
     for statement in statements:
         session.execute(statement, timeout=60)
     row = session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
                           (keyspace,)).one()
-    have = {k: v for k, v in (row.replication if row else {}).items() if k != "class"}
-    strategy = (row.replication if row else {}).get("class", "")
-    if not strategy.endswith("NetworkTopologyStrategy") or have != {dc: str(n) for dc, n in replication.items()}:
-        session.execute(f"ALTER KEYSPACE {keyspace} WITH replication = {replication_cql(replication)}", timeout=60)
+    current = dict(row.replication) if row else {}
+    strategy = current.pop("class", "")
+    if strategy.endswith("SimpleStrategy"):  # one count for the whole cluster: keep it for each datacenter asked
+        have = dict.fromkeys(wanted, int(current.get("replication_factor", 1)))
+    else:
+        have = {dc: int(n) for dc, n in current.items()}
+    more = have | {dc: n for dc, n in wanted.items() if n > have.get(dc, 0)}
+    if more != have or not strategy.endswith("NetworkTopologyStrategy"):
+        session.execute(f"ALTER KEYSPACE {keyspace} WITH replication = {replication_cql(more)}", timeout=60)
         statements.append("alter keyspace")
     for grant in serving_grants(keyspace):
         session.execute(grant, timeout=60)
@@ -337,9 +349,8 @@ def run_sink(settings: Settings, duration: float | None = None, until_idle: floa
             raise ServiceError(f"{service.name} is not running: start it with `olist up {service.name}`")
     served = stream_names().served
     kafka.create_topics([s for s in topic_specs() if s.name.removesuffix(".dlq") in served])
-    conf = settings.cassandra
     with cassandra.session(role="admin") as admin:  # the schema and the grants: the sink itself only writes
-        apply_schema(admin, replication={conf.local_dc: conf.replication_factor})
+        apply_schema(admin, replication=deployment_replication(settings))
     with cassandra.session(role="sink") as session:
         sink = CassandraSink(kafka.client_config("sink"), session, group=group, batch_size=batch_size,
                              instance_id=instance_id)

@@ -57,7 +57,7 @@ from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
 from pipeline.speed.archive import RawArchiver
-from pipeline.speed.sink import apply_schema, run_sink
+from pipeline.speed.sink import apply_schema, deployment_replication, run_sink
 from tests.conftest import running
 from tests.kafka_helpers import read_topic
 
@@ -150,9 +150,9 @@ def flink(settings, kafka, connector):
 
 
 @pytest.fixture(scope="module")
-def session(cassandra):
+def session(settings, cassandra):
     with cassandra.session(timeout=30) as s:
-        apply_schema(s)  # the sink does it too; done here so reads never race it
+        apply_schema(s, replication=deployment_replication(settings))  # the sink does it too; here reads never race it
         yield s
 
 

@@ -183,6 +183,28 @@ def test_the_generated_cql_creates_the_keyspace_and_tables(session):
             ("payment_count", "regular", "bigint")} <= kinds
 
 
+def test_an_existing_keyspace_only_ever_gains_replicas(session):
+    """A deployment asking for more replicas raises the keyspace to them; asking for fewer changes nothing (a
+    forgotten setting never shrinks a production keyspace); an old SimpleStrategy keyspace keeps its count."""
+    keyspace = "replication_probe"
+
+    def replicas() -> dict[str, str]:
+        row = session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
+                              (keyspace,)).one()
+        return {k: v for k, v in row.replication.items() if k != "class"}
+
+    session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy', "
+                    "'replication_factor': 2}", timeout=60)
+    try:
+        assert apply_schema(session, keyspace, {"datacenter1": 1}) == 5, "SimpleStrategy became NetworkTopology"
+        assert replicas() == {"datacenter1": "2"}
+        apply_schema(session, keyspace, {"datacenter1": 3})
+        assert replicas() == {"datacenter1": "3"}
+        assert apply_schema(session, keyspace, {"datacenter1": 1}) == 4 and replicas() == {"datacenter1": "3"}
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+
+
 def test_the_sink_writes_the_committed_records_and_dead_letters_the_bad_one(kafka, session):
     day = dt.date(2026, 11, 20)
     good = [aggregated(day, s, t, 1 + s // 10 + i) for s in (0, 10, 20) for i, t in enumerate(TYPES)]

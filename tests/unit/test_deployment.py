@@ -91,9 +91,62 @@ def test_a_deployment_without_a_password_is_one_line_naming_its_variable(deploym
     assert not unset.state_dir.exists(), "no password is made up for someone else's engine"
 
 
-def test_a_dsn_holding_a_password_is_refused(deployment):
-    with pytest.raises(ServiceError, match="OLIST_PG_PASSWORD instead"):
-        PostgresService(deployment.replace(pg_dsn="host=db password=oops")).endpoint()
+@pytest.mark.parametrize(("dsn", "message"), [
+    ("host=db password=oops", "OLIST_PG_PASSWORD"),
+    ("host=db user=someone", "OLIST_PG_USER"),
+    ("host=db1,db2 port=5432,5432", "one host and port"),
+    ("dbname=shop", "one host and port"),
+])
+def test_a_dsn_naming_credentials_or_several_hosts_is_refused(deployment, dsn, message):
+    with pytest.raises(ServiceError, match=message):
+        PostgresService(deployment.replace(pg_dsn=dsn)).endpoint()
+
+
+def test_the_dsns_own_options_reach_every_connection_and_the_connector(deployment):
+    import psycopg
+
+    from pipeline.speed.cdc.connector import connector_config
+
+    tls = deployment.replace(pg_dsn="host=db.example port=6432 dbname=shop sslmode=verify-full sslrootcert=/ca.pem")
+    pg = PostgresService(tls)
+    for conninfo in (pg.conninfo(), pg.admin_conninfo()):
+        parsed = psycopg.conninfo.conninfo_to_dict(conninfo)
+        assert (parsed["host"], parsed["port"], parsed["sslmode"], parsed["sslrootcert"]) == (
+            "db.example", "6432", "verify-full", "/ca.pem")
+    config = connector_config(pg, tls.replace(connect={"secrets_dir": tls.state_dir / "secrets"}))
+    assert (config["database.sslmode"], config["database.sslrootcert"]) == ("verify-full", "/ca.pem")
+
+
+def test_contact_points_may_name_their_one_port(deployment):
+    named = CassandraService(deployment.replace(cassandra={"contact_points": "10.0.0.1:9142, 10.0.0.2:9142"}))
+    assert named.contact() == (["10.0.0.1", "10.0.0.2"], 9142)
+    with pytest.raises(ServiceError, match="one CQL port"):
+        CassandraService(deployment.replace(cassandra={"contact_points": "10.0.0.1:9142,10.0.0.2"})).contact()
+
+
+def test_a_deployments_topics_take_the_clusters_defaults_unless_the_settings_say(deployment):
+    assert KafkaService(deployment).replication_factor() == -1, "the cluster's default.replication.factor"
+    assert KafkaService(deployment)._min_isr() == {}, "the broker's min.insync.replicas"
+    told = KafkaService(deployment.replace(kafka={"replication_factor": 3, "min_insync_replicas": 2}))
+    assert (told.replication_factor(), told._min_isr()) == (3, {"min.insync.replicas": "2"})
+    assert KafkaService(Settings()).replication_factor() == 1, "our own broker has one node"
+
+
+def test_a_missing_password_is_said_at_start_not_after_a_timeout(deployment):
+    import time
+
+    unset = deployment.replace(kafka={"admin_password": None}, service_start_timeout=30)
+    started = time.monotonic()
+    with pytest.raises(ServiceError, match="OLIST_KAFKA_ADMIN_PASSWORD"):
+        KafkaService(unset).start()
+    assert time.monotonic() - started < 5
+
+
+def test_a_deployments_connect_needs_the_workers_secrets_folder(deployment):
+    from emulation.connect import secrets_dir
+
+    with pytest.raises(ServiceError, match="OLIST_CONNECT_SECRETS_DIR"):
+        secrets_dir(deployment)
 
 
 def test_down_and_purge_leave_the_deployments_engines_alone(deployment):

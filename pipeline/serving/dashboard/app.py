@@ -135,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.serving.dashboard", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="TCP port on the bind host; 0 picks a free one.")
     parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: the configured one).")
+    parser.add_argument("--settings", type=Path, default=None, help="The settings file the service wrote (default: "
+                        "the environment's).")
     args = parser.parse_args(argv)
-    serve(get_settings(), args.port, args.warehouse)
+    settings = Settings.model_validate_json(args.settings.read_text()) if args.settings else get_settings()
+    serve(settings, args.port, args.warehouse)
     return 0
 
 

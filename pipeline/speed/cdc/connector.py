@@ -5,6 +5,7 @@ replication slot holding WAL."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -99,6 +100,8 @@ def connector_config(pg: PostgresService, settings: Settings, path: Path = CONNE
     config = load_connector_config(path, host=ep.host, port=ep.port, user=CDC_USER,
                                    password=password_reference(settings), dbname=ep.extra["dbname"],
                                    schema=settings.pg_schema)
+    options = json.loads(ep.extra.get("options", "{}"))  # a deployment's DSN: its TLS options hold for CDC too
+    config |= {f"database.{k}": v for k, v in options.items() if k in ("sslmode", "sslrootcert")}
     if settings.connect.exactly_once_source:  # the workers commit its records and offsets in one transaction
         config["exactly.once.support"] = "required"
     return config
