@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 MAIN = "org.apache.cassandra.service.CassandraDaemon"
 PROTOCOL_VERSION = 5
-LOCAL_DC = "datacenter1"  # the datacenter SimpleSnitch puts the local node in
 CQL_PORT = 9042  # a deployment's nodes' CQL port when OLIST_CASSANDRA_PORT is 0
 
 # The JPMS openings of Cassandra 5.0's conf/jvm17-server.options (its GC settings are left to jvm_opts).

@@ -36,6 +36,7 @@ from emulation.kafka import PRINCIPALS, KafkaService, Quorum, new_cluster_id
 from emulation.postgres import PostgresService
 from emulation.s3 import S3Service
 from emulation.service import Service, free_port, port_is_free, write_private
+from pipeline.contracts.render_cassandra import LOCAL_DC, replication_cql
 from pipeline.progress import SILENT, Progress
 from pipeline.settings import Settings
 
@@ -172,7 +173,7 @@ class Rehearsal:
             connect={"urls": urls, "rest_password": pw["connect_rest"], "exactly_once_source": True,
                      "secrets_dir": self.state_dir / "secrets"},
             cassandra={"contact_points": ",".join(self.ring.address(n) for n in range(1, CASSANDRA_NODES + 1)),
-                       "port": self.ring.port, "local_dc": "datacenter1", "replication_factor": REPLICAS,
+                       "port": self.ring.port, "local_dc": LOCAL_DC, "replication_factor": REPLICAS,
                        "write_consistency": "QUORUM", "read_consistency": "QUORUM",
                        **{f"{r}_password": pw[f"cassandra_{r}"] for r in ROLES}},
             flink={"mode": "session", "rest_url": flink})
@@ -223,8 +224,8 @@ class Rehearsal:
         seed, *joiners = ring
         seed.start()
         with seed.session(timeout=30, metadata=False) as session:
-            session.execute("ALTER KEYSPACE system_auth WITH replication = "
-                            f"{{'class': 'NetworkTopologyStrategy', 'datacenter1': {REPLICAS}}}", timeout=60)
+            session.execute(f"ALTER KEYSPACE system_auth WITH replication = {replication_cql({LOCAL_DC: REPLICAS})}",
+                            timeout=60)
         for node in joiners:
             node.start()
 

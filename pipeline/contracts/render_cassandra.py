@@ -168,7 +168,8 @@ def _literal(value: object) -> str:
 
 
 # The local node's replication; a deployment's comes from its settings (local_dc, replication_factor).
-LOCAL_REPLICATION = {"datacenter1": 1}
+LOCAL_DC = "datacenter1"  # the datacenter SimpleSnitch puts a local node in
+LOCAL_REPLICATION = {LOCAL_DC: 1}
 
 
 def replication_cql(replication: Mapping[str, int]) -> str:
