@@ -16,6 +16,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["tests"]
 
 PYTHON = "3.11"
+WORKERS = os.environ.get("OLIST_TEST_WORKERS", "2")  # pytest-xdist workers for `nox -s tests`
 ROOT = Path(__file__).parent
 # Debian packages the engines need, by the binary that proves they are there.
 SYSTEM_PACKAGES = {
@@ -110,7 +111,10 @@ def tests(session: nox.Session) -> None:
     session.run("olist", "contracts", "lint")
     session.run("olist", "contracts", "check")
     contracts_diff(session)  # a breaking change without a major version fails CI
-    session.run("pytest", "tests", "--ignore=tests/faults", "--durations=25", *session.posargs)
+    # Two workers, each taking whole files (a module's engines stay in one process): the engines of one wait on
+    # start-up or on a stream while the other's run, so the two cores are both busy.
+    session.run("pytest", "tests", "--ignore=tests/faults", "--durations=25", "-n", WORKERS, "--dist", "loadfile",
+                *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -291,6 +291,11 @@ class Settings(BaseSettings):
         """The DuckDB warehouse file."""
         return self.duckdb_path or self.state_dir / "warehouse" / "olist.duckdb"
 
+    def dbt_target_dir(self, target: str = "duckdb") -> Path:
+        """dbt's target folder (manifest, compiled SQL, run results, the lineage docs) for ``target``: one per state
+        folder, so two deployments (or two test workers) from one clone never write each other's."""
+        return self.state_dir / "dbt" / f"target-{target}"
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with fields changed; a dict for a section changes only the fields it names
         (``settings.replace(flink={"window_seconds": 2})``)."""

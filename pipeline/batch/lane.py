@@ -13,7 +13,7 @@ from emulation.service import ServiceError
 from pipeline.batch.generator import GenerateResult
 from pipeline.batch.ingest import TableResult
 from pipeline.batch.load import LoadSummary
-from pipeline.batch.transform import DBT_DIR, DbtRun
+from pipeline.batch.transform import DbtRun
 from pipeline.progress import SILENT, Progress
 from pipeline.settings import Settings
 from pipeline.totals import Total
@@ -127,7 +127,7 @@ def transform(settings: Settings, target: str = "duckdb", select: str | None = N
     report = TransformReport(target, run, time.perf_counter() - started, bronze,
                              warehouse=settings.warehouse_path if target == "duckdb" else None)
     if docs and run.success and run_dbt(["--quiet", "docs", "generate"], settings, target).success:
-        report.docs = DBT_DIR / "target" / "index.html"
+        report.docs = settings.dbt_target_dir(target) / "index.html"
     return report
 
 

@@ -95,7 +95,7 @@ def run_dbt(command: list[str], settings: Settings, target: str = "duckdb",
             on_node(node.unique_id, node.node_status)
 
     args = [*command, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target", target,
-            "--log-path", str(settings.state_dir / "dbt-logs"), "--target-path", str(DBT_DIR / "target")]
+            "--log-path", str(settings.state_dir / "dbt-logs"), "--target-path", str(settings.dbt_target_dir(target))]
     with environment(dbt_env(settings, target)):
         res = dbtRunner(callbacks=[callback]).invoke(args)
     run = DbtRun(success=bool(res.success), error=str(res.exception or ""))
@@ -109,7 +109,7 @@ def _run_dbt_process(command: list[str], settings: Settings, target: str, timeou
     import subprocess
     import sys
 
-    target_path = DBT_DIR / f"target-{target}"
+    target_path = settings.dbt_target_dir(target)
     dbt = Path(sys.executable).parent / "dbt"
     args = [str(dbt), *command, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target", target,
             "--log-path", str(settings.state_dir / "dbt-logs"), "--target-path", str(target_path)]

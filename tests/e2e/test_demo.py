@@ -71,12 +71,14 @@ def gold(settings, sql):
 
 
 def test_demo_runs_the_batch_lane(demo):
-    report, _ = demo
+    report, settings = demo
     assert report.problems == []
     assert report.batch.load.quarantined == 0 and report.batch.load.loaded > 30_000
     assert report.batch.ingest.reconciled
     assert report.batch.transform.success and report.batch.transform.tests > 200
     assert report.batch.transform.docs is not None and report.batch.transform.docs.exists()
+    # dbt's target (manifest, partial parse, docs) is the deployment's own: another run from this clone never shares it
+    assert report.batch.transform.docs.is_relative_to(settings.state_dir)
     show_demo(report)  # the CLI's rendering of it works on a real report
 
 

@@ -345,7 +345,9 @@ def test_a_running_job_matches_the_reference_on_each_generated_stream(kafka, gen
         events = shifted(events, n)
         produce(kafka, job.topics[NAMES.raw], events)
         job.fed.extend(events)
-        want, deadline = compute(events, 2_000, 1_000), time.monotonic() + 60
+        # the first example also waits out the job's start (a JVM, the connector, the first checkpoint: over a
+        # minute on a loaded machine); after that each example's output is due within a minute
+        want, deadline = compute(events, 2_000, 1_000), time.monotonic() + (180 if n == 1 else 60)
         while (got := on_day(results(kafka, job.topics), n)) != want and time.monotonic() < deadline:
             job.alive()
             time.sleep(0.5)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.batch.load.reader import LoadError, read_source
 from pipeline.batch.load.validate import validate
+from pipeline.settings import PROJECT_ROOT
 from tests.fixtures.tiny import C1, FILES, O1, ROWS
 
 
@@ -152,6 +155,34 @@ def test_header_problems_are_one_clear_line(registry, tiny_dir, mutate, message)
         read_source(path, registry.dataset("orders"))
     assert str(err.value).startswith(message)
     assert "\n" not in str(err.value)
+
+
+def test_a_huge_field_in_the_header_is_one_short_line(tmp_path):
+    """Python's CSV reader refuses fields over 128 KiB unless told otherwise; a fresh process (as `olist load` is)
+    crashed on a header holding one. Run apart from every other test, which may have raised the limit already."""
+    script = r"""
+import sys
+import subprocess
+import sys
+from pathlib import Path
+from pipeline.batch.load.reader import LoadError, read_source
+from pipeline.contracts import load_registry
+from tests.fixtures.tiny import write_tiny
+path = write_tiny(Path(sys.argv[1])) / "olist_orders_dataset.csv"
+data = path.read_bytes()
+end = data.index(b"\n") - data[:data.index(b"\n")].endswith(b"\r")
+path.write_bytes(data[:end] + b',"' + b"9" * 200_000 + b'"' + data[end:])  # a 200,000-character column name
+try:
+    read_source(path, load_registry().dataset("orders"))
+except LoadError as exc:
+    print(exc)
+"""
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "tiny")], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
+    message = proc.stdout.strip()
+    assert message.startswith("olist_orders_dataset.csv: unknown column '"), message
+    assert "\n" not in message and len(message) < 200 and "(200,0" in message, message
 
 
 def test_missing_file_names_it(registry, tmp_path):

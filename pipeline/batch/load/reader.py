@@ -18,6 +18,10 @@ import pyarrow.csv as pacsv
 
 from pipeline.contracts import Dataset
 
+# A huge field is the validator's to refuse with a reason, never a crash of Python's CSV reader (its default limit
+# is 128 KiB): set once, for the header and the line count alike.
+csv.field_size_limit(2**31 - 1)
+
 
 class LoadError(Exception):
     """A file cannot be loaded at all; the message is one line naming the file and the column."""
@@ -54,19 +58,26 @@ def read_header(path: Path) -> list[str]:
             return [name.strip() for name in next(csv.reader(fh))]
         except StopIteration:
             raise LoadError(f"{path.name}: the file is empty (no header line)") from None
+        except csv.Error as exc:
+            raise LoadError(f"{path.name}: line 1: the header cannot be read as CSV ({exc})") from None
+
+
+def _shown(name: str, limit: int = 60) -> str:
+    """A header name as an error shows it: a mangled header can hold a whole file in one name."""
+    return name if len(name) <= limit else f"{name[:limit]}... ({len(name):,} characters)"
 
 
 def check_header(path: Path, header: list[str], ds: Dataset) -> None:
     expected = ds.column_names
     for name in header:
         if header.count(name) > 1:
-            raise LoadError(f"{path.name}: column '{name}' appears more than once in the header")
+            raise LoadError(f"{path.name}: column '{_shown(name)}' appears more than once in the header")
     for name in expected:
         if name not in header:
             raise LoadError(f"{path.name}: missing column '{name}' (table {ds.name})")
     for name in header:
         if name not in expected:
-            raise LoadError(f"{path.name}: unknown column '{name}' (not in the contract of {ds.name})")
+            raise LoadError(f"{path.name}: unknown column '{_shown(name)}' (not in the contract of {ds.name})")
 
 
 def _decode(table: pa.Table) -> tuple[pa.Table, dict[int, list[str]]]:
@@ -94,7 +105,6 @@ def _decode(table: pa.Table) -> tuple[pa.Table, dict[int, list[str]]]:
 def _python_line_numbers(path: Path, width: int, skip_first: bool = True) -> tuple[list[int], list[int]]:
     """Exact start lines of well-formed and malformed records (slow path, only when needed)."""
     good, malformed = [], []
-    csv.field_size_limit(2**31 - 1)  # a huge field is the validator's to refuse, not a crash of the line count
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
         reader = csv.reader(fh)
         if skip_first:
