@@ -123,13 +123,11 @@ runroot = "{paths.runroot}"
 
 
 def podman_command() -> list[str]:
-    """``podman`` with our configuration (the configuration files' variables, plus flags that they cannot carry)."""
+    """The ``podman`` binary (run it with :func:`podman_env`)."""
     binary = shutil.which("podman")
     if binary is None:
         raise ServiceError("containers: no podman and no Docker engine: run `nox -s images` (it installs podman as "
                            "root) or set DOCKER_HOST")
-    env = podman_env()
-    os.environ.update({k: env[k] for k in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF")})
     return [binary]
 
 
@@ -280,7 +278,7 @@ def choose_image(settings: Settings, field: str, client) -> tuple[str, str]:
         return wanted, f"OLIST_{field.upper()}"
     local = next(s.tag for s in LOCAL_IMAGES.values() if s.equivalent_of == default)
     if present(local):
-        return local, f"{wanted} is not in the engine: its equivalent built by `nox -s images`"
+        return local, f"for {wanted}, built by `nox -s images`"
     return wanted, f"OLIST_{field.upper()} (pulled by the engine)"
 
 
@@ -388,8 +386,8 @@ class ContainerService:
 
     def detail(self) -> str:
         saved = self._saved_endpoint() or {}  # type: ignore[attr-defined]
-        return (f"container {self.container_name}: {saved.get('image', '?')} ({saved.get('image_why', '?')}); "
-                f"{saved.get('engine', '?')}")
+        image, why = saved.get("image", "?"), saved.get("image_why", "?")
+        return f"{image} ({why}), {self.engine.kind} container {self.container_name}"
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def container_env(self) -> dict[str, str]:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emulation.containers import find_engine, podman_command, podman_paths
+from emulation.containers import find_engine, podman_command, podman_env, podman_paths
 from emulation.service import ServiceError
 from pipeline.settings import PROJECT_ROOT
 
@@ -127,7 +127,8 @@ def ensure_host_packages() -> Step:
 
 
 def image_exists(tag: str) -> bool:
-    return subprocess.run([*podman_command(), "image", "exists", tag], capture_output=True, check=False).returncode == 0
+    return subprocess.run([*podman_command(), "image", "exists", tag], capture_output=True, env=podman_env(),
+                          check=False).returncode == 0
 
 
 def ensure_base() -> Step:
@@ -140,7 +141,7 @@ def ensure_base() -> Step:
         rootfs = work / "rootfs"
         _run(["debootstrap", "--variant=minbase", SUITE, str(rootfs), mirror], "debootstrap", 1800)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        _run([*podman_command(), "import", "-", BASE_IMAGE], "podman import", 600, stdin=tar.stdout)
+        _run([*podman_command(), "import", "-", BASE_IMAGE], "podman import", 600, stdin=tar.stdout, env=podman_env())
         tar.wait()
     finally:
         _unmount_under(work)  # a failed debootstrap may leave its /proc and /sys mounted in the rootfs
@@ -175,7 +176,8 @@ def build(spec: ImageSpec) -> Step:
             shutil.copy(extra, context / ("requirements.txt" if extra.suffix == ".txt" else extra.name))
         shutil.copy(host_ca_bundle(), context / "host-ca.crt")
         _run([*podman_command(), "build", "--network=host", "--pull=never", "-t", spec.tag,
-              "--label", f"olist.equivalent-of={spec.equivalent_of}", str(context)], f"podman build {spec.tag}", 1800)
+              "--label", f"olist.equivalent-of={spec.equivalent_of}", str(context)], f"podman build {spec.tag}", 1800,
+             env=podman_env())
     return Step(spec.tag, time.monotonic() - started, False, f"for {spec.equivalent_of}")
 
 
