@@ -323,7 +323,7 @@ class ContainerService:
     container_port: int
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)  # type: ignore[call-arg]
+        super().__init__(settings)
 
     # -- the engine and the container ----------------------------------------------------------------------------
     @functools.cached_property
@@ -374,7 +374,7 @@ class ContainerService:
 
     def pid(self) -> int | None:
         """The container's main process on this machine (PostgreSQL's postmaster, LocalStack's Python), or None."""
-        if self.external:  # type: ignore[attr-defined]
+        if self.external:
             return None
         try:
             info = self.inspect()
@@ -385,7 +385,7 @@ class ContainerService:
         return int(info["State"].get("Pid") or 0) or None
 
     def detail(self) -> str:
-        saved = self._saved_endpoint() or {}  # type: ignore[attr-defined]
+        saved = self._saved_endpoint() or {}
         image, why = saved.get("image", "?"), saved.get("image_why", "?")
         return f"{image} ({why}), {self.engine.kind} container {self.container_name}"
 
@@ -405,13 +405,13 @@ class ContainerService:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         found = self.container()
         if found is not None and found.status == "running":
-            return self._require_endpoint()  # type: ignore[attr-defined]
+            return self._require_endpoint()
         if found is not None:
             try:
                 found.start()
             except Exception as exc:
-                raise self.fail(f"container {self.container_name} did not restart: {exc}") from None  # type: ignore[attr-defined]
-            return self._require_endpoint()  # type: ignore[attr-defined]
+                raise self.fail(f"container {self.container_name} did not restart: {exc}") from None
+            return self._require_endpoint()
         return self._create()
 
     def _create(self) -> Endpoint:
@@ -420,7 +420,7 @@ class ContainerService:
 
         testcontainers_config.ryuk_disabled = True  # see the module's docstring: labels and reap() instead
         host = self.settings.bind_host
-        port = self._keep_ports(host, port=getattr(self.settings, self.port_field))["port"]  # type: ignore[attr-defined]
+        port = self._keep_ports(host, port=getattr(self.settings, self.port_field))["port"]
         image, why = choose_image(self.settings, self.image_field, self.api)
         url = self.engine.docker_host(self.settings.state_dir)
         container = (DockerContainer(image, docker_client_kw={"environment": {"DOCKER_HOST": url}})
@@ -432,13 +432,14 @@ class ContainerService:
             container = container.with_command(command)
         for source, target in self.container_mounts():
             container = container.with_volume_mapping(str(source), target, "ro")
-        self._save_endpoint(host=host, port=port, image=image, image_why=why, engine=self.engine.why,  # type: ignore[attr-defined]
+        self._save_endpoint(host=host, port=port, image=image, image_why=why, engine=self.engine.why,
                             **self.endpoint_fields())
         try:
             container.start()
         except Exception as exc:
-            raise self.fail(f"container {self.container_name} from {image} did not start: {exc}") from None  # type: ignore[attr-defined]
-        return self._require_endpoint()  # type: ignore[attr-defined]
+            self.remove_container()  # a created one that cannot run (its port taken, say) is made afresh next time
+            raise self.fail(f"container {self.container_name} from {image} did not start: {exc}") from None
+        return self._require_endpoint()
 
     def endpoint_fields(self) -> dict[str, str]:
         return {}
@@ -467,13 +468,12 @@ class ContainerService:
         while not healthy():
             info = self.inspect()
             if info is None or not info["State"].get("Running"):
-                raise self.fail(f"container {self.container_name} exited "  # type: ignore[attr-defined]
+                raise self.fail(f"container {self.container_name} exited "
                                 f"({info['State'].get('ExitCode') if info else 'removed'})")
             if time.monotonic() > deadline:
-                raise self.fail(f"{what} not answering on {self.where()} after "  # type: ignore[attr-defined]
+                raise self.fail(f"{what} not answering on {self.where()} after "
                                 f"{self.settings.service_start_timeout:.0f}s")
             time.sleep(0.2)
-
 
 
 # Who may connect to the containerised cluster: its socket is inside the container (trust there, as the official

@@ -1,9 +1,11 @@
-"""The containers backend (OLIST_ENGINES=containers): loopback only, label cleanup after a killed run, restarts."""
+"""The containers backend (OLIST_ENGINES=containers): loopback only, label cleanup after a killed run, restarts,
+a taken port."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ import pytest
 from emulation.containers import STATE_LABEL, PostgresContainerService, S3ContainerService, labelled, reap
 from emulation.postgres import PostgresService
 from emulation.registry import all_services
+from emulation.service import ServiceError
 from pipeline.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
@@ -104,3 +107,18 @@ def test_stop_then_start_keeps_data_and_port(test_settings):
     finally:
         svc.destroy()
     assert svc.container() is None
+
+
+def test_a_taken_port_is_one_error_and_leaves_no_container(test_settings):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        settings = test_settings.replace(state_dir=test_settings.state_dir / "busy", engines="containers",
+                                         pg_port=busy.getsockname()[1], service_start_timeout=20)
+        svc = PostgresService(settings)
+        try:
+            with pytest.raises(ServiceError, match="address already in use"):
+                svc.start()
+            assert svc.container() is None
+        finally:
+            svc.destroy()
