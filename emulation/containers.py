@@ -64,7 +64,9 @@ class PodmanPaths:
 
     @property
     def runroot(self) -> Path:
-        return Path(tempfile.gettempdir()) / f"olist-containers-run-{os.geteuid()}"
+        """Podman's run-time state (locks, mounts), one per storage: two storages must never share one."""
+        digest = hashlib.sha1(str(self.storage.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"olist-containers-run-{digest}"
 
     @property
     def no_cni(self) -> Path:
