@@ -3,6 +3,7 @@ configuration, the apt mirror debootstrap reads, and the message where there is 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import docker.errors
@@ -60,6 +61,8 @@ def test_every_local_image_stands_in_for_the_default_of_its_setting():
 
 def test_podmans_configuration_is_private_and_keeps_the_host_network(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # podman's run-time folder goes there
+    (tmp_path / "tmp").mkdir()
     env = podman_env()
     conf = Path(env["CONTAINERS_CONF"])
     assert conf.is_relative_to(tmp_path) and Path(env["CONTAINERS_STORAGE_CONF"]).is_relative_to(tmp_path)
