@@ -102,9 +102,38 @@ def e2e(session: nox.Session) -> None:
     pytest(session, "tests/e2e", extras=("test", "snowflake"))
 
 
+def images_for_containers(session: nox.Session) -> None:
+    """The containers backend's images (emulation/images.py: podman from apt, a debootstrapped base, PostgreSQL and
+    LocalStack; each step skipped when done, nothing with a Docker engine), so its tests run instead of skipping.
+    In CI they must build; elsewhere a machine that cannot (not root) is told why and its tests skip."""
+    session.run("python", "-m", "emulation.images", *([] if os.environ.get("CI") else ["--if-possible"]))
+
+
+@nox.session(python=PYTHON)
+def images(session: nox.Session) -> None:
+    """Build the containers backend's images here, where no image registry is reachable (cached: a second run
+    skips every step)."""
+    install(session, "containers")
+    session.run("python", "-m", "emulation.images")
+
+
+@nox.session(python=PYTHON)
+def containers(session: nox.Session) -> None:
+    """The batch lane's integration tests on both engines backends (processes, containers), images built first
+    (CI runs it after `nox -s tests`)."""
+    install(session, "test")
+    ensure_system_packages(session)
+    images_for_containers(session)
+    session.run("pytest", "tests/integration/test_containers_backend.py", "tests/integration/test_load_postgres.py",
+                "tests/integration/test_ingest.py", "tests/integration/test_s3_emulators.py", "--durations=10",
+                *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Everything CI runs: lint, contract checks, unit, integration and end-to-end tests."""
+    """Lint, contract checks, unit, integration and end-to-end tests. The batch lane's tests also run on the containers
+    backend where its images are built (`nox -s images`; else they skip, saying so): building them costs a fresh
+    machine about 4.5 minutes, so CI does it in `nox -s containers`, after this."""
     install(session, "test", "lint", "snowflake")
     ensure_system_packages(session)
     session.run("ruff", "check", ".")

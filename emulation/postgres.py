@@ -102,6 +102,15 @@ class PostgresService(Service):
 
     name = "postgres"
 
+    def __new__(cls, settings: Settings, *args: object, **kwargs: object) -> PostgresService:
+        """With ``OLIST_ENGINES=containers``, the container-backed variant (emulation/containers.py): every caller
+        that builds this service gets the backend the settings choose."""
+        if cls is PostgresService and settings.engines == "containers":
+            from emulation.containers import PostgresContainerService
+
+            cls = PostgresContainerService
+        return super().__new__(cls)
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.state_dir)
         self.settings = settings

@@ -72,6 +72,15 @@ class S3Service(ProcessService):
 
     name = "s3"
 
+    def __new__(cls, settings: Settings, *args: object, **kwargs: object) -> S3Service:
+        """With ``OLIST_ENGINES=containers``, the container-backed variant (emulation/containers.py): every caller
+        that builds this service gets the backend the settings choose."""
+        if cls is S3Service and settings.engines == "containers":
+            from emulation.containers import S3ContainerService
+
+            cls = S3ContainerService
+        return super().__new__(cls)
+
     process_name = "server"
 
     def configured(self) -> Endpoint | None:

@@ -271,6 +271,16 @@ class Settings(BaseSettings):
 
     service_start_timeout: float = 60.0
 
+    # Where PostgreSQL and S3 run (emulation/containers.py): local processes, or containers through testcontainers.
+    engines: Literal["processes", "containers"] = Field(
+        "processes", description="processes: PostgreSQL and the S3 emulator as local processes; containers: in "
+        "containers (a Docker engine, else podman), behind the same services. Kafka, Connect and Cassandra stay "
+        "processes either way.")
+    postgres_image: str = Field("postgres:15.18-bookworm", description="PostgreSQL's image with engines=containers. "
+                                "Left unset and absent from the engine, the equivalent `nox -s images` built is used.")
+    localstack_image: str = Field("localstack/localstack:4.13.1", description="LocalStack's image (S3) with "
+                                  "engines=containers; the same rule.")
+
     stream_rate: float = Field(300.0, gt=0, description="Demo: payment-row changes per second the simulator commits.")
     stream_seconds: float = Field(60.0, gt=0, description="Demo: how long the simulator runs.")
     stream_seed: int = Field(7, description="Demo: the simulator's seed.")

@@ -141,14 +141,86 @@ def other_s3(s3, test_settings: Settings):
 
 
 S3_EMULATORS = ["localstack", "moto"]
+# The engines backends (OLIST_ENGINES): PostgreSQL and S3 as local processes, or in containers.
+ENGINES = ["processes", "containers"]
 
 
-@pytest.fixture(params=S3_EMULATORS)
-def s3_location(request, s3, test_settings: Settings):
-    """The S3 location of each emulator in turn (as dlt parametrises destinations): the session's, then the other."""
+@dataclass(frozen=True)
+class Containers:
+    """The containers backend's PostgreSQL and S3 (LocalStack), for the session, in a state folder of their own."""
+
+    postgres: object
+    s3: object
+    settings: Settings
+
+
+def reap_crashed_sessions() -> None:
+    """Remove the containers of test sessions that died before their teardown (their pid is gone): no reaper image
+    runs here, so the labels are the cleanup."""
+    import re
+
+    import psutil
+
+    from emulation.containers import STATE_LABEL, labelled, reap
+
+    root = PROJECT_ROOT / ".state"
+    for labels in labelled({}).values():
+        state = labels.get(STATE_LABEL, "")
+        match = re.fullmatch(re.escape(str(root.resolve())) + r"/pytest-(\d+)(/.*)?", state)
+        if match and not psutil.pid_exists(int(match.group(1))):
+            reap({STATE_LABEL: state})
+
+
+@pytest.fixture(scope="session")
+def containers(test_settings: Settings) -> Iterator[Containers]:
+    """Skips, naming what is missing, where there is no container engine or no image (`nox -s images` makes both)."""
+    from emulation.containers import engine_unavailable, stop_podman_service
+
+    if why := engine_unavailable():
+        pytest.skip(why)
+    reap_crashed_sessions()
+    settings = test_settings.replace(state_dir=test_settings.state_dir / "containers", engines="containers")
+    from emulation.postgres import PostgresService
+    from emulation.s3 import S3Service
+
+    pg, s3 = PostgresService(settings), S3Service(settings)
+    try:
+        pg.start()
+        s3.start()
+        yield Containers(pg, s3, settings)
+    finally:
+        for service in (s3, pg):
+            service.destroy()
+        stop_podman_service()
+
+
+@dataclass(frozen=True)
+class Engines:
+    name: str
+    postgres: object
+    settings: Settings
+
+
+@pytest.fixture(params=ENGINES)
+def engines(request, test_settings: Settings) -> Engines:
+    """Each engines backend in turn, as ``s3_location`` takes each S3 emulator: the processes' PostgreSQL (the
+    session's), then the containers'."""
+    if request.param == "processes":
+        return Engines("processes", request.getfixturevalue("postgres"), test_settings)
+    backend = request.getfixturevalue("containers")
+    return Engines("containers", backend.postgres, backend.settings)
+
+
+@pytest.fixture(params=[*S3_EMULATORS, "containers"])
+def s3_location(request, test_settings: Settings):
+    """The S3 location of each emulator in turn (as dlt parametrises destinations): the session's, then the other,
+    then LocalStack in a container (the containers backend's)."""
     from emulation.s3 import choose_emulator
     from pipeline.storage import s3_location
 
+    if request.param == "containers":
+        return s3_location(request.getfixturevalue("containers").settings)
+    s3 = request.getfixturevalue("s3")
     if s3.emulator.name == request.param:
         return s3_location(test_settings)
     other = request.getfixturevalue("other_s3")

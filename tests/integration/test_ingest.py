@@ -22,6 +22,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
+def postgres(request, s3_location):
+    """The PostgreSQL of the S3 location's backend: the containers' beside LocalStack in a container, else the
+    session's (conftest's ``postgres``)."""
+    if request.node.callspec.params.get("s3_location") == "containers":
+        return request.getfixturevalue("containers").postgres
+    return request.getfixturevalue("postgres")
+
+
+@pytest.fixture
 def lane(postgres, s3_location, tiny_dir, registry):
     """A loaded schema and an empty bronze prefix of its own."""
     schema = f"ing_{uuid.uuid4().hex[:8]}"

@@ -17,6 +17,12 @@ PG_TYPES = {"varchar": "character varying", "timestamp": "timestamp without time
 
 
 @pytest.fixture
+def postgres(engines):
+    """Each engines backend's PostgreSQL in turn: processes, then containers (tests/conftest.py)."""
+    return engines.postgres
+
+
+@pytest.fixture
 def schema(postgres, request):
     name = "t_" + request.node.name.lower().replace("[", "_").replace("]", "")[:40]
     yield name
@@ -109,8 +115,9 @@ def test_bad_rows_land_in_quarantine_and_valid_rows_load(postgres, schema, tiny_
 
 
 @pytest.fixture
-def cli_env(postgres, test_settings, monkeypatch):
-    monkeypatch.setenv("OLIST_STATE_DIR", str(test_settings.state_dir))
+def cli_env(postgres, engines, monkeypatch):
+    monkeypatch.setenv("OLIST_STATE_DIR", str(engines.settings.state_dir))
+    monkeypatch.setenv("OLIST_ENGINES", engines.name)
     monkeypatch.setenv("OLIST_PG_SCHEMA", "t_cli")
     get_settings.cache_clear()
     yield CliRunner()
