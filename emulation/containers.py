@@ -323,9 +323,35 @@ class ContainerService:
     image_field: str  # the settings' field naming the image
     port_field: str  # the settings' field naming the published port (0: kept or free, as the processes')
     container_port: int
+    stop_timeout = 30  # seconds a stop waits before the engine kills the container
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
+    # -- the service's lifecycle, the same for every container ----------------------------------------------------
+    def start(self) -> Endpoint:
+        if self.external:
+            return self.external_start(self.settings.service_start_timeout)
+        if self.container() is None:
+            self.before_create()
+        ep = self.run_container()
+        self.wait_until(self.health, self.name)
+        self.when_healthy()
+        return ep
+
+    def before_create(self) -> None:
+        """Write what a new container mounts (the first start only)."""
+
+    def when_healthy(self) -> None:
+        """Make what clients need in the engine (a database, buckets) once it answers."""
+
+    def stop(self) -> None:
+        if not self.external:
+            self.stop_container(timeout=self.stop_timeout)
+
+    def destroy(self) -> None:
+        """Remove the container (and its data) and the state; never the deployment's."""
+        if self.external:
+            return
+        self.remove_container()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
     # -- the engine and the container ----------------------------------------------------------------------------
     @functools.cached_property
@@ -492,6 +518,7 @@ class PostgresContainerService(ContainerService, PostgresService):
     mounted read-only, never in the container's environment), then the same roles and database as the process."""
 
     image_field, port_field, container_port = "postgres_image", "pg_port", 5432
+    stop_timeout = 60  # PostgreSQL's shutdown checkpoint
 
     @property
     def secret_file(self) -> Path:
@@ -515,34 +542,20 @@ class PostgresContainerService(ContainerService, PostgresService):
                  "wal_writer_delay": f"{self.settings.pg_wal_writer_delay_ms}ms"}
         return ["postgres", *(arg for k, v in conf.items() for arg in ("-c", f"{k}={v}"))]
 
-    def start(self) -> Endpoint:
-        if self.external:
-            return self.external_start(self.settings.service_start_timeout)
-        if self.container() is None:
-            write_private(self.secret_file, self.admin_password() + "\n")
-            self.hba_file.write_text(CONTAINER_HBA)
-            self.hba_file.chmod(0o644)
-        ep = self.run_container()
-        self.wait_until(self.health, "postgres")
+    def before_create(self) -> None:
+        write_private(self.secret_file, self.admin_password() + "\n")
+        self.hba_file.write_text(CONTAINER_HBA)
+        self.hba_file.chmod(0o644)
+
+    def when_healthy(self) -> None:
         self._ensure_database()
-        return ep
-
-    def stop(self) -> None:
-        if not self.external:
-            self.stop_container(timeout=60)
-
-    def destroy(self) -> None:
-        """Remove the container (and its data) and the state; never the deployment's."""
-        if self.external:
-            return
-        self.remove_container()
-        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 class S3ContainerService(ContainerService, S3Service):
     """LocalStack's S3 in a container; objects in memory, as the process's (a stop empties the buckets)."""
 
     image_field, port_field, container_port = "localstack_image", "s3_port", 4566
+    stop_timeout = 10
 
     @functools.cached_property
     def emulator(self) -> Emulator:
@@ -556,20 +569,5 @@ class S3ContainerService(ContainerService, S3Service):
     def container_env(self) -> dict[str, str]:
         return {"SERVICES": "s3", "DNS_ADDRESS": "0", "DISABLE_EVENTS": "1", "SKIP_SSL_CERT_DOWNLOAD": "1"}
 
-    def start(self) -> Endpoint:
-        if self.external:
-            return self.external_start(self.settings.service_start_timeout)
-        ep = self.run_container()
-        self.wait_until(self.health, "localstack")
+    def when_healthy(self) -> None:
         self.ensure_buckets()
-        return ep
-
-    def stop(self) -> None:
-        if not self.external:
-            self.stop_container(timeout=10)
-
-    def destroy(self) -> None:
-        if self.external:
-            return
-        self.remove_container()
-        shutil.rmtree(self.state_dir, ignore_errors=True)
