@@ -213,7 +213,9 @@ class SnowflakeSettings(BaseSettings):
     host: str | None = None
     port: int | None = None
     protocol: str | None = None
-    bronze_load: Literal["copy_into", "insert"] = "copy_into"  # copy_into (real Snowflake) | insert (fakesnow)
+    # copy_into: COPY INTO from an external stage over the bucket (real Snowflake); stage: the committed files PUT
+    # to an internal stage, then COPY INTO from it (fakesnow, which cannot reach S3; or an account without one)
+    bronze_load: Literal["copy_into", "stage"] = "copy_into"
     # COPY INTO reads the bucket through a storage integration the account admin made (CREATE STORAGE
     # INTEGRATION ... STORAGE_ALLOWED_LOCATIONS = ('s3://<bucket>/')): no key ever goes into SQL text.
     storage_integration: str | None = None

@@ -1,8 +1,9 @@
 """The Snowflake target: bronze loaded from the manifested S3 files, the same dbt models, marts compared.
 
 On real Snowflake bronze arrives by ``COPY INTO`` from an external stage over the bucket (read through a
-storage integration: no key is ever written into SQL), listing exactly the manifested files; offline,
-fakesnow cannot reach S3, so the rehearsal inserts the same rows through the connector. Everything after
+storage integration: no key is ever written into SQL), listing exactly the manifested files. Offline, fakesnow
+cannot reach S3, so the rehearsal PUTs the same manifested files into an internal stage and runs the same
+``COPY INTO`` from there (a real account without a storage integration can do the same). Everything after
 bronze is identical: the same dbt models, selected by ``--target``.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from emulation.service import ServiceError
-from pipeline.batch.ingest.read import bronze_readers, committed_keys
+from pipeline.batch.ingest.read import committed_keys
 from pipeline.batch.lane import TransformReport
 from pipeline.contracts import load_registry
 from pipeline.contracts.render_snowflake import bronze_table_ddl
@@ -23,19 +24,17 @@ from pipeline.progress import SILENT, Progress
 from pipeline.settings import Settings, SnowflakeSettings
 from pipeline.storage import s3_location
 
-INSERT_BATCH = 5_000
-
 
 def snowflake_target(settings: Settings) -> SnowflakeSettings:
     """The account in ``settings.snowflake`` (``SNOWFLAKE_*``), or fakesnow, started if need be, when no account
-    is set (bronze then goes in by INSERT: fakesnow cannot reach S3)."""
+    is set (bronze then goes in through an internal stage: fakesnow cannot reach S3)."""
     if settings.snowflake.account:
         return settings.snowflake
     from emulation.snowflake import FakesnowService
 
     service = FakesnowService(settings)
     service.start()
-    return SnowflakeSettings(**service.login(), bronze_load="insert")
+    return SnowflakeSettings(**service.login(), bronze_load="stage")
 
 
 def connect(sf: SnowflakeSettings):
@@ -52,7 +51,7 @@ def stage_sql(bucket: str, sf: SnowflakeSettings) -> str:
     statement would stay in the account's query history)."""
     if not sf.storage_integration:
         raise ServiceError("snowflake: COPY INTO needs SNOWFLAKE_STORAGE_INTEGRATION, a storage integration allowed on "
-                           f"s3://{bucket}/ (keys are never written into SQL); or set SNOWFLAKE_BRONZE_LOAD=insert")
+                           f"s3://{bucket}/ (keys are never written into SQL); or set SNOWFLAKE_BRONZE_LOAD=stage")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", sf.storage_integration):
         raise ServiceError(f"snowflake: storage integration {sf.storage_integration!r} is not a plain identifier")
     return (f"create or replace stage bronze.olist_lake url = 's3://{bucket}/' "
@@ -60,9 +59,11 @@ def stage_sql(bucket: str, sf: SnowflakeSettings) -> str:
 
 
 def refresh_bronze(settings: Settings, sf: SnowflakeSettings) -> dict[str, int]:
-    """(Re)create each bronze table and fill it with exactly the committed files' rows."""
+    """(Re)create each bronze table and fill it by ``COPY INTO`` with exactly the committed files' rows: from the
+    external stage over the bucket (``copy_into``), or from an internal stage they are PUT to (``stage``)."""
     loc = s3_location(settings)
     registry = load_registry()
+    keys = committed_keys(settings, loc)
     counts: dict[str, int] = {}
     with connect(sf) as conn:
         cur = conn.cursor()
@@ -71,23 +72,39 @@ def refresh_bronze(settings: Settings, sf: SnowflakeSettings) -> dict[str, int]:
         cur.execute("create schema if not exists bronze")
         if sf.bronze_load == "copy_into":
             cur.execute(stage_sql(loc.bucket, sf))
-            keys = committed_keys(settings, loc)
-        for name, read in bronze_readers(settings, loc).items():
+        else:
+            cur.execute("create or replace stage bronze.olist_lake file_format = (type = parquet)")
+        for name, listed in keys.items():
             cur.execute(bronze_table_ddl(registry.dataset(name)))
-            if sf.bronze_load == "copy_into":
-                if listed := ", ".join(f"'{key}'" for key in keys[name]):
-                    cur.execute(f"copy into bronze.{name} from @bronze.olist_lake files = ({listed}) "
-                                "match_by_column_name = case_insensitive")
-            else:
-                table = read()
-                columns = ", ".join(table.column_names)
-                sql = f"insert into bronze.{name} ({columns}) values ({', '.join(['%s'] * table.num_columns)})"
-                for batch in table.to_batches(INSERT_BATCH):
-                    rows = list(zip(*(col.to_pylist() for col in batch.columns), strict=True))
-                    if rows:
-                        cur.executemany(sql, rows)
+            if not listed:
+                pass
+            elif sf.bronze_load == "copy_into":
+                files = ", ".join(f"'{key}'" for key in listed)
+                cur.execute(f"copy into bronze.{name} from @bronze.olist_lake files = ({files}) "
+                            "match_by_column_name = case_insensitive")
+            else:  # the table's folder of the stage holds exactly its committed files
+                put_files(cur, loc, name, listed)
+                cur.execute(f"copy into bronze.{name} from @bronze.olist_lake/{name}/ "
+                            "file_format = (type = parquet) match_by_column_name = case_insensitive")
             counts[name] = cur.execute(f"select count(*) from bronze.{name}").fetchone()[0]
     return counts
+
+
+def put_files(cur, loc, table: str, keys: list[str]) -> None:
+    """Upload the bucket's ``keys`` to the internal stage ``bronze.olist_lake`` under ``table/`` and their own
+    paths (PUT reads local files: each is copied out of S3 to a temporary folder first)."""
+    import tempfile
+    from pathlib import Path
+
+    fs = loc.arrow_fs()
+    with tempfile.TemporaryDirectory(prefix="olist-stage-") as tmp:
+        for key in keys:
+            local = Path(tmp) / key
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with fs.open_input_stream(loc.path(key)) as src, local.open("wb") as dst:
+                dst.write(src.read())
+            folder = f"{table}/{key.rpartition('/')[0]}"
+            cur.execute(f"put 'file://{local}' @bronze.olist_lake/{folder} auto_compress = false overwrite = true")
 
 
 _TIMESTAMP_TEXT = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?$")
@@ -185,7 +202,7 @@ def rehearse(settings: Settings, progress: Progress = SILENT) -> PromotionReport
     counts = refresh_bronze(settings, sf)
     progress.update("bronze", description="bronze in Snowflake", total=1, completed=1)
     # fakesnow cannot create the temporary tables dbt's unit tests use; they run on DuckDB and on a real account.
-    extra = ["--exclude-resource-type", "unit_test"] if sf.bronze_load == "insert" else []
+    extra = ["--exclude-resource-type", "unit_test"] if stand_in else []
     built = transform(settings, "snowflake", docs=False, extra=extra, progress=progress)
     report = PromotionReport(str(sf.account), stand_in, counts, sf.bronze_load, built)
     if built.success:

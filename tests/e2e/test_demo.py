@@ -165,12 +165,13 @@ def test_payment_mix_equals_the_files(demo, expected):
 
 
 def test_the_same_models_promote_to_snowflake_and_match_duckdb(demo):
-    """The promotion rehearsal on fakesnow: bronze from the manifested files, every model and data test on the
-    snowflake target, then each gold table equal to DuckDB's."""
+    """The promotion rehearsal on fakesnow: bronze by COPY INTO from exactly the manifested files (PUT to an internal
+    stage), every model and data test on the snowflake target, then each gold table equal to DuckDB's."""
     report, settings = demo
     assert report.problems == []
     promoted = rehearse(settings)
     assert promoted.stand_in and promoted.transform.target == "snowflake" and promoted.transform.success
+    assert promoted.bronze_load == "stage", "fakesnow: the committed files PUT to an internal stage, then COPY INTO"
     archive = stream_names().archive
     assert promoted.bronze_rows == {t.table: t.source_rows for t in report.batch.ingest.tables} | {
         archive: len(archived(settings))}, "every source table's rows, and the raw archive"
