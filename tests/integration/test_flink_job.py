@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -53,18 +54,29 @@ def flink_python():
     return ensure_venv(), jar
 
 
-@pytest.mark.parametrize("mini_batch_ms", [500, 0])
-def test_one_read_of_the_topic_feeds_the_three_queries_with_or_without_mini_batch(flink_python, test_settings,
-                                                                                  mini_batch_ms):
-    """EXPLAIN (no broker needed): one scan of the CDC topic, reused by both aggregates and the late-event report;
+MINI_BATCH_MS = [500, 0]
+
+
+@pytest.fixture(scope="module")
+def plans(flink_python, test_settings) -> dict[int, str]:
+    """The job's optimised plan for each mini-batch setting, explained in one JVM (no broker needed)."""
+    python, jar = flink_python
+    argvs = [[*job_arguments(test_settings.flink.model_copy(update={"mini_batch_latency_ms": ms})),
+              "--bootstrap", "127.0.0.1:9", "--connector-jar", str(jar)] for ms in MINI_BATCH_MS]
+    proc = subprocess.run([str(python), str(Path(__file__).parents[1] / "fixtures" / "flink_plans.py"), str(JOB)],
+                          input=json.dumps(argvs), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    parts = re.split(r"^PLAN \d+\n", proc.stdout, flags=re.MULTILINE)[1:]
+    assert len(parts) == len(MINI_BATCH_MS), proc.stdout[-2000:]
+    return {ms: part for ms, part in zip(MINI_BATCH_MS, parts, strict=True)}
+
+
+@pytest.mark.parametrize("mini_batch_ms", MINI_BATCH_MS)
+def test_one_read_of_the_topic_feeds_the_three_queries_with_or_without_mini_batch(plans, mini_batch_ms):
+    """EXPLAIN: one scan of the CDC topic, reused by both aggregates and the late-event report;
     no Flink watermark anywhere (the report keeps its own newest commit time in an OVER aggregate), so a mini-batch
     assigner above the scan changes no result; with mini-batch, two-phase aggregation."""
-    python, jar = flink_python
-    flink = test_settings.flink.model_copy(update={"mini_batch_latency_ms": mini_batch_ms})
-    proc = subprocess.run([str(python), str(JOB), *job_arguments(flink), "--bootstrap", "127.0.0.1:9",
-                           "--connector-jar", str(jar), "--explain"], capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    plan = proc.stdout.split("== Optimized Execution Plan ==")[1]
+    plan = plans[mini_batch_ms].split("== Optimized Execution Plan ==")[1]
     assert plan.count("TableSourceScan(") == 1 and plan.count("Reused(reference_id=[1])") == 3
     assert "OverAggregate(" in plan and "Watermark" not in plan
     assert ("MiniBatchAssigner(interval=[500ms]" in plan) == bool(mini_batch_ms)
