@@ -49,6 +49,11 @@ PROJECT = "olist-lambda"
 STATE_LABEL, SERVICE_LABEL, RUN_LABEL = "olist.state", "olist.service", "olist.run"
 
 
+def short_digest(path: Path) -> str:
+    """12 hex digits naming a path, for names that must stay short (a socket, a container, podman's run root)."""
+    return hashlib.sha1(str(path).encode()).hexdigest()[:12]
+
+
 # -- podman, configured privately ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PodmanPaths:
@@ -65,8 +70,7 @@ class PodmanPaths:
     @property
     def runroot(self) -> Path:
         """Podman's run-time state (locks, mounts), one per storage: two storages must never share one."""
-        digest = hashlib.sha1(str(self.storage.resolve()).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"olist-containers-run-{digest}"
+        return Path(tempfile.gettempdir()) / f"olist-containers-run-{short_digest(self.storage.resolve())}"
 
     @property
     def no_cni(self) -> Path:
@@ -146,8 +150,7 @@ class _PodmanService:
             return f"unix://{self.socket}"
         sock = state_dir / "podman" / f"api-{os.getpid()}.sock"
         if len(str(sock)) > 100:  # AF_UNIX paths are at most 107 bytes
-            digest = hashlib.sha1(str(sock).encode()).hexdigest()[:12]
-            sock = Path(tempfile.gettempdir()) / f"olist-podman-{digest}.sock"
+            sock = Path(tempfile.gettempdir()) / f"olist-podman-{short_digest(sock)}.sock"
         self.stop()  # one whose socket went with its state folder
         sock.parent.mkdir(parents=True, exist_ok=True)
         sock.unlink(missing_ok=True)
@@ -284,19 +287,20 @@ def choose_image(settings: Settings, field: str, client) -> tuple[str, str]:
     return wanted, f"OLIST_{field.upper()} (pulled by the engine)"
 
 
-def _containers(client, labels: Mapping[str, str]) -> list:
-    return client.containers.list(all=True, filters={"label": [f"{k}={v}" for k, v in labels.items()]})
+def _project_containers(labels: Mapping[str, str], settings: Settings | None) -> list:
+    """This project's containers (running or not) carrying all ``labels``."""
+    from pipeline.settings import get_settings
+
+    client = find_engine().client((settings or get_settings()).state_dir)
+    wanted = {PROJECT_LABEL: PROJECT, **labels}
+    return client.containers.list(all=True, filters={"label": [f"{k}={v}" for k, v in wanted.items()]})
 
 
 def reap(labels: Mapping[str, str], settings: Settings | None = None) -> list[str]:
     """Remove (forcibly, with their anonymous volumes) every container of this project carrying all ``labels``
     (``{"olist.state": "/path/.state/pytest-123"}``): what a crashed run left. Returns their names."""
-    from pipeline.settings import get_settings
-
-    settings = settings or get_settings()
-    client = find_engine().client(settings.state_dir)
     removed = []
-    for container in _containers(client, {PROJECT_LABEL: PROJECT, **labels}):
+    for container in _project_containers(labels, settings):
         with contextlib.suppress(Exception):  # gone meanwhile
             container.remove(force=True, v=True)
             removed.append(container.name)
@@ -305,11 +309,7 @@ def reap(labels: Mapping[str, str], settings: Settings | None = None) -> list[st
 
 def labelled(labels: Mapping[str, str], settings: Settings | None = None) -> dict[str, dict[str, str]]:
     """This project's containers carrying all ``labels``: each one's name and labels."""
-    from pipeline.settings import get_settings
-
-    settings = settings or get_settings()
-    client = find_engine().client(settings.state_dir)
-    return {c.name: c.labels for c in _containers(client, {PROJECT_LABEL: PROJECT, **labels})}
+    return {c.name: c.labels for c in _project_containers(labels, settings)}
 
 
 # -- a service in a container ----------------------------------------------------------------------------------------
@@ -365,8 +365,7 @@ class ContainerService:
 
     @property
     def container_name(self) -> str:
-        digest = hashlib.sha1(str(self.settings.state_dir.resolve()).encode()).hexdigest()[:12]
-        return f"olist-{self.name}-{digest}"
+        return f"olist-{self.name}-{short_digest(self.settings.state_dir.resolve())}"
 
     def labels(self) -> dict[str, str]:
         return {PROJECT_LABEL: PROJECT, STATE_LABEL: str(self.settings.state_dir.resolve()), SERVICE_LABEL: self.name,

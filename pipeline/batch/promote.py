@@ -12,8 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 from emulation.service import ServiceError
 from pipeline.batch.ingest.read import committed_keys
@@ -76,13 +79,11 @@ def refresh_bronze(settings: Settings, sf: SnowflakeSettings) -> dict[str, int]:
             cur.execute("create or replace stage bronze.olist_lake file_format = (type = parquet)")
         for name, listed in keys.items():
             cur.execute(bronze_table_ddl(registry.dataset(name)))
-            if not listed:
-                pass
-            elif sf.bronze_load == "copy_into":
+            if listed and sf.bronze_load == "copy_into":
                 files = ", ".join(f"'{key}'" for key in listed)
                 cur.execute(f"copy into bronze.{name} from @bronze.olist_lake files = ({files}) "
                             "match_by_column_name = case_insensitive")
-            else:  # the table's folder of the stage holds exactly its committed files
+            elif listed:  # the table's folder of the stage holds exactly its committed files
                 put_files(cur, loc, name, listed)
                 cur.execute(f"copy into bronze.{name} from @bronze.olist_lake/{name}/ "
                             "file_format = (type = parquet) match_by_column_name = case_insensitive")
@@ -93,16 +94,13 @@ def refresh_bronze(settings: Settings, sf: SnowflakeSettings) -> dict[str, int]:
 def put_files(cur, loc, table: str, keys: list[str]) -> None:
     """Upload the bucket's ``keys`` to the internal stage ``bronze.olist_lake`` under ``table/`` and their own
     paths (PUT reads local files: each is copied out of S3 to a temporary folder first)."""
-    import tempfile
-    from pathlib import Path
-
     fs = loc.arrow_fs()
     with tempfile.TemporaryDirectory(prefix="olist-stage-") as tmp:
         for key in keys:
             local = Path(tmp) / key
             local.parent.mkdir(parents=True, exist_ok=True)
             with fs.open_input_stream(loc.path(key)) as src, local.open("wb") as dst:
-                dst.write(src.read())
+                shutil.copyfileobj(src, dst)
             folder = f"{table}/{key.rpartition('/')[0]}"
             cur.execute(f"put 'file://{local}' @bronze.olist_lake/{folder} auto_compress = false overwrite = true")
 
