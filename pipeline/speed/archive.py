@@ -191,14 +191,15 @@ class RawArchiver:
                                   "isolation.level": "read_committed", "enable.partition.eof": True})
         self.buffers: dict[int, _Buffer] = {}
         self.assigned_at: float | None = None
+        self.behind: list[TopicPartition] = []  # partitions not yet read up to their end offset at assignment
 
     def _assign(self, report: ArchiveReport) -> None:
         """Start each partition at the archive's next offset, or at the earliest Kafka holds (recording the gap)."""
         progress = self.layout.progress()
         partitions = self.consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
-        assignment = []
+        assignment, self.behind = [], []
         for p in sorted(partitions):
-            low, _high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
             start = progress.get(p, 0)
             if start < low:
                 gap = Gap(p, start, low, dt.datetime.now(dt.UTC).isoformat())
@@ -207,8 +208,20 @@ class RawArchiver:
                 start = low
             report.started_from[p] = start
             assignment.append(TopicPartition(self.topic, p, start))
+            if start < high:
+                self.behind.append(TopicPartition(self.topic, p, high))
         self.consumer.assign(assignment)
         self.assigned_at = time.monotonic()
+
+    def _caught_up(self) -> bool:
+        """Whether every partition has been read to the end it had at assignment (the consumer's position, which
+        also steps over transaction markers): only then can the archive be idle."""
+        if self.behind:
+            ends = {tp.partition: tp.offset for tp in self.behind}
+            at = self.consumer.position([TopicPartition(self.topic, p) for p in ends])
+            self.behind = [TopicPartition(self.topic, tp.partition, ends[tp.partition]) for tp in at
+                           if tp.offset < ends[tp.partition]]
+        return not self.behind
 
     def _flush(self, partition: int, report: ArchiveReport) -> None:
         buf = self.buffers.pop(partition, None)
@@ -254,8 +267,8 @@ class RawArchiver:
 
     def run(self, duration: float | None = None, until_idle: float | None = None,
             stop: threading.Event | None = None) -> ArchiveReport:
-        """Archive for ``duration`` seconds, or until nothing arrived for ``until_idle`` seconds (once ``stop`` is
-        set, when one is given); flush at the end."""
+        """Archive for ``duration`` seconds, or until nothing arrived for ``until_idle`` seconds after reading what
+        the topic held at the start (once ``stop`` is set, when one is given); flush at the end."""
         report = ArchiveReport()
         started = time.monotonic()
         last_data: float | None = None
@@ -266,7 +279,8 @@ class RawArchiver:
                 if duration is not None and now - started >= duration:
                     break
                 quiet_since = last_data or self.assigned_at
-                idle = quiet_since is not None and until_idle is not None and now - quiet_since >= until_idle
+                idle = (quiet_since is not None and until_idle is not None and now - quiet_since >= until_idle
+                        and self._caught_up())
                 if idle and (stop is None or stop.is_set()):
                     break
                 if stop is not None and until_idle is None and stop.is_set():

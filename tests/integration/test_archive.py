@@ -114,6 +114,15 @@ def test_events_that_break_the_contract_are_dead_lettered_with_their_reason(kafk
     assert all(h["olist.source"].startswith(f"{topic}/0/") for h in letters)
 
 
+def test_idle_counts_only_once_the_topic_is_read_to_its_end_at_the_start(kafka, s3_location):
+    """An archiver whose first fetch comes later than ``until_idle`` (a loaded machine; here no grace at all) still
+    reads what the topic held when it started before it calls itself idle."""
+    topic, prefix = f"raw-{uuid.uuid4().hex[:6]}", f"raw-{uuid.uuid4().hex[:6]}"
+    produce(kafka, topic, 6)
+    report = RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"i-{topic}").run(until_idle=0)
+    assert (report.started_from, report.records) == ({0: 0}, 6)
+
+
 def test_progress_lives_with_the_files_not_in_a_consumer_group(kafka, s3_location):
     """A second run, under another consumer group, goes on from the archive's last manifest."""
     topic, prefix = f"raw-{uuid.uuid4().hex[:6]}", f"raw-{uuid.uuid4().hex[:6]}"
