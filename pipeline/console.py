@@ -8,11 +8,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline.errors import USER_ERRORS
+from pipeline.settings import settings_problem
 
 if TYPE_CHECKING:
     from pipeline.batch.generator import GenerateResult
@@ -98,6 +100,10 @@ def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except USER_ERRORS as exc:
             raise fail(str(exc)) from None
+        except ValidationError as exc:  # a setting the environment gave a value it cannot take
+            if (problem := settings_problem(exc)) is None:
+                raise
+            raise fail(problem) from None
 
     return wrapper
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -323,3 +323,14 @@ class Settings(BaseSettings):
 @functools.cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_problem(exc: ValidationError) -> str | None:
+    """One line naming each environment variable a settings model refused and why (never its value: it may be a
+    secret); None when ``exc`` is not a settings model's."""
+    model = globals().get(exc.title)
+    if not (isinstance(model, type) and issubclass(model, BaseSettings)):
+        return None
+    prefix = model.model_config.get("env_prefix", "")
+    refused = [f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+    return "settings: " + "; ".join(refused)

@@ -71,3 +71,24 @@ def test_settings_survive_the_supervisors_round_trip(tmp_path):
     assert plan_key(again.flink) == plan_key(s.flink)
     with pytest.raises(ValueError, match="window_seconds"):
         s.replace(flink={"window_seconds": -1})
+
+
+@pytest.mark.parametrize(("variable", "value", "why"), [
+    ("SNOWFLAKE_BRONZE_LOAD", "insert", "'copy_into' or 'stage'"),
+    ("OLIST_KAFKA_HEAP_MB", "abc", "valid integer"),
+    ("OLIST_PG_PORT", "x", "valid integer"),
+])
+def test_a_setting_the_environment_gets_wrong_is_one_line_naming_the_variable(monkeypatch, variable, value, why):
+    from pipeline.settings import get_settings
+
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["promote"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"settings: {variable}: " in lines[0] and why in lines[0], result.output
+    assert repr(value) not in lines[0] and f"={value}" not in lines[0], "the value itself is never shown"
+    assert "Traceback" not in result.output
