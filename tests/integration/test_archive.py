@@ -33,7 +33,9 @@ def kafka(test_settings):
 
 
 def produce(kafka: KafkaService, topic: str, count: int) -> None:
-    kafka.create_topics([TopicSpec(topic)])
+    # The records carry fixed timestamps days old: without retention.ms=-1 the broker's retention check (every
+    # minute, the deployment keeps 6 h) may delete them mid-test (CI: the gap came out as [0, 12), not [0, 5)).
+    kafka.create_topics([TopicSpec(topic, config={"retention.ms": "-1"})])
     producer = Producer(kafka.client_config())
     for i in range(count):
         ts = BEFORE_11 + dt.timedelta(seconds=i)  # offsets 0..9 in hour 10, 10.. in hour 11
