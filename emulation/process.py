@@ -18,12 +18,31 @@ from emulation.service import Service, ServiceError, tail
 from pipeline.settings import Settings
 
 
+def _boot_id() -> str:
+    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+
+
+def _start_stamp(proc: psutil.Process) -> dict[str, object]:
+    """When ``proc`` started: the boot and the seconds since it (psutil's create_time is the wall clock's, which a
+    step moves: after a VM fork's 17 s jump every engine looked dead), and that wall-clock time as well."""
+    created = proc.create_time()
+    return {"boot": _boot_id(), "since_boot": round(created - psutil.boot_time(), 2), "created": created}
+
+
+def _same_start(saved: Mapping[str, object], now: Mapping[str, object]) -> bool:
+    """Whether a pid file's start stamp is this process's (a file from before the boot stamp: by wall clock)."""
+    if "since_boot" in saved:
+        return saved["boot"] == now["boot"] and abs(float(saved["since_boot"]) - float(now["since_boot"])) < 0.05
+    return abs(float(saved["created"]) - float(now["created"])) < 1
+
+
 class BackgroundProcess:
     """One long-running engine process: started in its own session, output to ``log_path``, found again by
     its pid file from any later command.
 
-    The pid file records the pid, the process's start time and what it runs (a JVM's main class, a Python
-    module), so a reused pid is never mistaken for the engine.
+    The pid file records the pid, the process's start (the boot it ran in and the time since that boot, which no
+    clock step moves) and what it runs (a JVM's main class, a Python module), so a reused pid is never mistaken
+    for the engine.
     """
 
     def __init__(self, pid_file: Path, log_path: Path) -> None:
@@ -44,8 +63,8 @@ class BackgroundProcess:
                 list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, cwd=cwd or self.pid_file.parent, env={**os.environ, **(env or {})},
             )
-        created = psutil.Process(self._popen.pid).create_time()
-        self.pid_file.write_text(json.dumps({"pid": self._popen.pid, "created": created, "main": main}))
+        started = _start_stamp(psutil.Process(self._popen.pid))
+        self.pid_file.write_text(json.dumps({"pid": self._popen.pid, **started, "main": main}))
         return self._popen.pid
 
     def pid(self) -> int | None:
@@ -62,7 +81,7 @@ class BackgroundProcess:
                     os.waitpid(proc.pid, os.WNOHANG)
                 return None
             cmdline = proc.cmdline()  # briefly empty while a java launcher re-executes itself
-            if abs(proc.create_time() - float(saved["created"])) < 1 and (not cmdline or saved["main"] in cmdline):
+            if _same_start(saved, _start_stamp(proc)) and (not cmdline or saved["main"] in cmdline):
                 return proc.pid
         except (OSError, ValueError, KeyError, TypeError, psutil.Error):
             pass
