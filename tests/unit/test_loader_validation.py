@@ -78,6 +78,31 @@ def test_bad_rows_are_quarantined_row_by_row_with_reasons(registry, tmp_path):
         "order_status", "order_purchase_timestamp", "customer_id"}
 
 
+def test_a_malformed_record_that_is_not_utf8_is_quarantined_and_nothing_is_printed(tmp_path):
+    """Arrow decodes a malformed record as UTF-8 before its invalid-row handler sees it: a record with a field too
+    many and a broken byte failed the whole file (and printed a traceback as an unraisable error). It is one
+    quarantined record; the records around it load. Run in a fresh process to see what it prints."""
+    script = r"""
+import sys
+from pathlib import Path
+from pipeline.batch.load.reader import read_source
+from pipeline.contracts import load_registry
+from tests.fixtures.tiny import write_tiny
+ds = load_registry().dataset("order_payments")
+path = write_tiny(Path(sys.argv[1])) / ds.source_file
+data = path.read_bytes()
+first = data.index(b"\n") + 1
+path.write_bytes(data[:first] + b'"' + b"b" * 32 + b'",1,credit_card,1,10.5,\xc3(a field too many\n' + data[first:])
+source = read_source(path, ds)
+print(source.table.num_rows, source.lines.tolist(), [(b.line, b.reason) for b in source.bad])
+"""
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "tiny")], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
+    assert proc.stdout.strip() == (f"{ROWS['order_payments']} {list(range(3, 3 + ROWS['order_payments']))} "
+                                   "[(2, 'wrong column count: 6 fields, expected 5')]")
+
+
 def test_line_numbers_count_line_breaks_inside_values(registry, tmp_path):
     text = FILES["olist_order_reviews_dataset.csv"] + (
         f'"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","{O1}",7,,"três\r\nlinhas\r\naqui",2017-10-11 00:00:00,'

@@ -7,9 +7,13 @@ line 1) and account for line breaks inside quoted values.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -102,13 +106,15 @@ def _decode(table: pa.Table) -> tuple[pa.Table, dict[int, list[str]]]:
     return pa.table(columns, names=table.column_names), broken
 
 
-def _python_line_numbers(path: Path, width: int, skip_first: bool = True) -> tuple[list[int], list[int]]:
-    """Exact start lines of well-formed and malformed records (slow path, only when needed)."""
-    good, malformed = [], []
+def _python_records(path: Path, width: int, keep_fields: bool = False
+                    ) -> tuple[list[list[str]], list[int], list[tuple[str, int]], list[int]]:
+    """Every record after the header by Python's CSV reader (the slow path, only for a file with malformed records):
+    the well-formed ones' start lines (and their fields when ``keep_fields``), the malformed ones' text, field count
+    and start lines. Bytes that are not UTF-8 are kept as surrogates, for :func:`_encoded` to give back as they were."""
+    good, good_lines, malformed, malformed_lines = [], [], [], []
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
         reader = csv.reader(fh)
-        if skip_first:
-            next(reader, None)
+        next(reader, None)
         while True:
             start = reader.line_num + 1
             try:
@@ -119,8 +125,43 @@ def _python_line_numbers(path: Path, width: int, skip_first: bool = True) -> tup
                 raise LoadError(f"{path.name}: line {start}: cannot be read as CSV ({exc})") from None
             if not fields:
                 continue
-            (good if len(fields) == width else malformed).append(start)
-    return good, malformed
+            if len(fields) == width:
+                if keep_fields:
+                    good.append(fields)
+                good_lines.append(start)
+            else:
+                text = ",".join(fields).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                malformed.append((text, len(fields)))
+                malformed_lines.append(start)
+    return good, good_lines, malformed, malformed_lines
+
+
+def _encoded(records: list[list[str]], header: list[str]) -> pa.Table:
+    """Python's records as the binary columns Arrow's reader gives (the bytes of the file, surrogates undone)."""
+    columns = [pa.array([r[i].encode("utf-8", "surrogateescape") for r in records], pa.binary())
+               for i in range(len(header))]
+    return pa.table(columns, names=header)
+
+
+@contextlib.contextmanager
+def _handler_failures() -> Iterator[list[BaseException]]:
+    """Errors raised in Arrow's invalid-row callback, kept instead of printed. Arrow decodes a malformed record's
+    text as UTF-8 before it calls the handler; when that fails it reports the error as unraisable (a traceback on
+    stderr) and fails the whole read. The read then falls back to Python's reader, which quarantines that record."""
+    failures: list[BaseException] = []
+    previous = sys.unraisablehook
+
+    def keep(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, UnicodeDecodeError):
+            failures.append(unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = keep
+    try:
+        yield failures
+    finally:
+        sys.unraisablehook = previous
 
 
 def read_source(path: Path, ds: Dataset) -> SourceRead:
@@ -135,20 +176,27 @@ def read_source(path: Path, ds: Dataset) -> SourceRead:
         malformed.append((row.text, row.actual_columns))
         return "skip"
 
+    table: pa.Table | None
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=8 << 20),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.binary() for name in header}, strings_can_be_null=False
-            ),
-        )
+        with _handler_failures() as failures:
+            table = pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=8 << 20),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={name: pa.binary() for name in header}, strings_can_be_null=False
+                ),
+            )
     except pa.ArrowInvalid as exc:
-        raise LoadError(f"{path.name}: cannot be parsed as CSV: {str(exc).splitlines()[0]}") from exc
+        if not failures:
+            raise LoadError(f"{path.name}: cannot be parsed as CSV: {str(exc).splitlines()[0]}") from exc
+        table = None  # a malformed record that is not UTF-8: Python's reader splits the file instead
 
-    if malformed:
-        good, bad_lines = _python_line_numbers(path, len(header))
+    if table is None:
+        records, good, malformed, bad_lines = _python_records(path, len(header), keep_fields=True)
+        table, lines = _encoded(records, header), np.asarray(good, dtype=np.int64)
+    elif malformed:
+        _, good, _, bad_lines = _python_records(path, len(header))
         if len(good) != table.num_rows or len(bad_lines) != len(malformed):
             raise LoadError(f"{path.name}: record boundaries are ambiguous (unbalanced quotes?)")
         lines = np.asarray(good, dtype=np.int64)
