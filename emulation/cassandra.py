@@ -74,6 +74,11 @@ NODE_CONF: dict[str, object] = {
     "authenticator": "PasswordAuthenticator",
     "authorizer": "CassandraAuthorizer",
     "role_manager": "CassandraRoleManager",
+    # Logins read the role afresh: with the default 2 s caches the built-in superuser still logged in for about a
+    # second after start() had locked it (a CI failure), and a changed password or a revoked login would lag too.
+    # Permissions stay cached (every request checks them; a grant is made before its role connects).
+    "credentials_validity": "0ms",
+    "roles_validity": "0ms",
     "commitlog_sync": "periodic",
     "commitlog_sync_period": "10000ms",
     "commitlog_segment_size": "8MiB",
