@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import itertools
 import json
 import os
 import re
@@ -96,6 +97,9 @@ def row(order: str, seq: int, ptype: str, inst: int, cents: int) -> dict[str, An
     }
 
 
+LSN = itertools.count(2000)
+
+
 def envelope(op: str, before: dict | None, after: dict | None, commit_ms: int) -> dict[str, Any]:
     source = {
         "version": "3.6.1.Final",
@@ -107,7 +111,7 @@ def envelope(op: str, before: dict | None, after: dict | None, commit_ms: int) -
         "schema": "olist",
         "table": "order_payments",
         "txId": 1000,
-        "lsn": 2000,
+        "lsn": next(LSN),  # each change its own log position; a redelivery repeats its envelope whole
     }
     return {"before": before, "after": after, "op": op, "ts_ms": commit_ms + 40, "source": source}
 
@@ -190,7 +194,8 @@ def scenario() -> list[dict | None]:
         envelope("c", None, row("f", 1, "boleto", 1, 1), T0 + 11_500),  # wm 10.0 s: out of order, not late
         envelope("d", c1, None, T0 + 13_000),
         None,  # the delete's tombstone
-        envelope("u", e1, {**e1, "payment_value": 7.31}, T0 + 9_000),  # wm 11.0 s: late, still applied
+        late_update := envelope("u", e1, {**e1, "payment_value": 7.31}, T0 + 9_000),  # wm 11.0 s: late, applied
+        late_update,  # redelivered (Debezium is at-least-once): reported once
         envelope("c", None, row("9", 1, "voucher", 1, 1200), T0 + 5_000),  # late
         envelope("d", b1, None, T0 + 6_000),  # late: window 0 loses its only credit card payment
         None,

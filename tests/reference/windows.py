@@ -7,7 +7,8 @@ the tests hold flink/payments_windows.py to, value for value (see flink/README.m
   skipped. A window record aggregates the current versions whose commit time (``source.ts_ms``) falls in
   it; a window and type with none has no record.
 * The watermark before an event is the largest commit time seen so far minus the delay; a streamed event whose
-  commit time is below it is late: it is applied all the same, and reported.
+  commit time is below it is late: it is applied all the same, and reported, once: a redelivery of a reported
+  change (same key, op, commit time and ``source.lsn``; Debezium is at-least-once) is not reported again.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def compute(
     """The windows of a sequence of Debezium envelopes (``None`` = tombstone) in topic order."""
     current: dict[Key, tuple[Mapping[str, Any], int]] = {}
     watermark: int | None = None
+    reported: set[tuple[str, int, str, int, Any]] = set()
     out = Windows()
     for event in events:
         if event is None:
@@ -52,7 +54,9 @@ def compute(
         op, commit = event["op"], int(event["source"]["ts_ms"])
         row = event["after"] if op in ("c", "r", "u") else event["before"]
         key = (row["order_id"], int(row["payment_sequential"]))
-        if op != "r" and watermark is not None and commit < watermark:
+        change = (*key, op, commit, event["source"].get("lsn"))
+        if op != "r" and watermark is not None and commit < watermark and change not in reported:
+            reported.add(change)
             start = commit - commit % window_ms
             out.late.append(
                 {

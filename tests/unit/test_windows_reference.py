@@ -94,3 +94,12 @@ def test_snapshot_reads_are_history_not_live_payments():
     assert list(out.aggregated) == [(at(T0 + 10_000), "boleto")]
     assert out.aggregated[at(T0 + 10_000), "boleto"]["payment_sum"] == Decimal("25.00")
     assert out.late == []
+
+
+def test_a_late_change_redelivered_is_reported_once_and_two_changes_twice():
+    """Debezium is at-least-once: a late change delivered again (the same log position) is one late change; two
+    changes of one payment in one millisecond (two log positions) are two."""
+    first = {**ev("u", r("a"), r("a", value=11.0), T0 + 1_000), "source": {"ts_ms": T0 + 1_000, "lsn": 7}}
+    second = {**ev("u", r("a", value=11.0), r("a", value=12.0), T0 + 1_000), "source": {"ts_ms": T0 + 1_000, "lsn": 8}}
+    out = compute([ev("c", None, r("b"), T0 + 12_000), first, first, second, first], 10_000, 2_000)
+    assert [(e["order_id"][0], e["commit_time"]) for e in out.late] == [("a", at(T0 + 1_000))] * 2
