@@ -310,24 +310,25 @@ class CassandraService(JvmService):
         their passwords brought in line with the settings) by olist_admin. Idempotent; a password is only changed
         when it no longer logs in (Cassandra refuses changing one twice within 5 s)."""
         admin, admin_password = self.credentials("admin")
-        if not self._logs_in((admin, admin_password)):  # a first start: only the built-in superuser exists
+        if not self.logs_in((admin, admin_password)):  # a first start: only the built-in superuser exists
             if self.external:
                 raise self.fail(f"{admin} cannot log in to the deployment's nodes at {self.where()}")
             with self._session(BUILT_IN, timeout=30, metadata=False) as session:
                 session.execute(f"CREATE ROLE IF NOT EXISTS {admin} WITH SUPERUSER = true AND LOGIN = true "
                                 "AND PASSWORD = %s", (admin_password,))
         with self.session(timeout=30, metadata=False) as session:
-            if not self.external and self._logs_in(BUILT_IN):
+            if not self.external and self.logs_in(BUILT_IN):
                 session.execute("ALTER ROLE cassandra WITH LOGIN = false AND PASSWORD = %s",
                                 (secrets.token_urlsafe(24),))
             for role in ("sink", "reader"):
                 name, password = self.credentials(role)
                 if session.execute("SELECT role FROM system_auth.roles WHERE role = %s", (name,)).one() is None:
                     session.execute(f"CREATE ROLE {name} WITH LOGIN = true AND PASSWORD = %s", (password,))
-                elif not self._logs_in((name, password)):
+                elif not self.logs_in((name, password)):
                     session.execute(f"ALTER ROLE {name} WITH PASSWORD = %s", (password,))
 
-    def _logs_in(self, credentials: tuple[str, str]) -> bool:
+    def logs_in(self, credentials: tuple[str, str]) -> bool:
+        """Whether ``credentials`` (user, password) open a session on this deployment now."""
         from cassandra.cluster import NoHostAvailable
 
         try:

@@ -14,6 +14,15 @@ from pipeline.settings import PROJECT_ROOT
 from tests.fixtures.tiny import C1, FILES, O1, ROWS
 
 
+def in_a_fresh_process(script: str, tmp_path: Path) -> str:
+    """What ``script`` prints, run by a new interpreter with the tiny files' folder as its argument (no other test
+    has touched its state); it must exit 0 and print nothing on stderr."""
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "tiny")], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
+    return proc.stdout.strip()
+
+
 def _validated(registry, folder: Path, table: str, parents=None):
     ds = registry.dataset(table)
     return validate(read_source(folder / ds.source_file, ds), ds, parents or {})
@@ -96,11 +105,9 @@ path.write_bytes(data[:first] + b'"' + b"b" * 32 + b'",1,credit_card,1,10.5,\xc3
 source = read_source(path, ds)
 print(source.table.num_rows, source.lines.tolist(), [(b.line, b.reason) for b in source.bad])
 """
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "tiny")], capture_output=True, text=True,
-                          cwd=PROJECT_ROOT, timeout=120)
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
-    assert proc.stdout.strip() == (f"{ROWS['order_payments']} {list(range(3, 3 + ROWS['order_payments']))} "
-                                   "[(2, 'wrong column count: 6 fields, expected 5')]")
+    rows = ROWS["order_payments"]
+    assert in_a_fresh_process(script, tmp_path) == (
+        f"{rows} {list(range(3, 3 + rows))} [(2, 'wrong column count: 6 fields, expected 5')]")
 
 
 def test_line_numbers_count_line_breaks_inside_values(registry, tmp_path):
@@ -202,10 +209,7 @@ try:
 except LoadError as exc:
     print(exc)
 """
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "tiny")], capture_output=True, text=True,
-                          cwd=PROJECT_ROOT, timeout=120)
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
-    message = proc.stdout.strip()
+    message = in_a_fresh_process(script, tmp_path)
     assert message.startswith("olist_orders_dataset.csv: unknown column '"), message
     assert "\n" not in message and len(message) < 200 and "(200,0" in message, message
 
