@@ -244,6 +244,10 @@ class ConnectService(JvmService):
             raise ServiceError(f"connect: connector {name!r} config is invalid: " + "; ".join(errors))
         return self._ok("PUT", f"/connectors/{_q(name)}/config", _strings(config), accept=(200, 201))
 
+    def connector_config(self, name: str) -> dict[str, str]:
+        """The registered connector's config (GET /connectors/{name}/config)."""
+        return self._ok("GET", f"/connectors/{_q(name)}/config")
+
     def connector_status(self, name: str) -> dict[str, Any] | None:
         """The connector's status (connector and task states), or None when it does not exist."""
         code, payload = self._retrying("GET", f"/connectors/{_q(name)}/status")

@@ -215,11 +215,11 @@ class KafkaService(JvmService):
                 "sasl.jaas.config": f'{login_module} required username="{user}" password="{password}";', **tls}
 
     def ensure_access(self) -> None:
-        """Upsert the components' SCRAM credentials and make their ACLs exactly the grants of
-        ``pipeline/speed/access.py`` (any other ACL of theirs is deleted)."""
+        """Upsert the components' SCRAM credentials, and grant the Connect worker its own internal topics and group
+        (what the worker needs to start). Every other grant, and the revoking of any grant not in
+        ``pipeline/speed/access.py``, is the provisioning layer's (``pipeline/provision/kafka.py``)."""
         from confluent_kafka.admin import (
             AclBinding,
-            AclBindingFilter,
             AclOperation,
             AclPermissionType,
             ResourcePatternType,
@@ -229,7 +229,7 @@ class KafkaService(JvmService):
             UserScramCredentialUpsertion,
         )
 
-        from pipeline.speed.access import kafka_grants
+        from emulation.connect import GROUP_ID, TOPICS
 
         admin = self.admin()
         mechanism = ScramMechanism[self.settings.kafka.sasl_mechanism.replace("-", "_")]
@@ -240,27 +240,15 @@ class KafkaService(JvmService):
                 future.result()
             except KafkaException as exc:
                 raise self.fail(f"could not set the SCRAM credentials of {user}: {exc.args[0]}") from exc
-        wanted = {(g.user, ResourceType[g.resource.upper()], g.name, ResourcePatternType[g.pattern.upper()],
-                   AclOperation[g.operation], "*", AclPermissionType.ALLOW) for g in kafka_grants(self.settings)}
-        ours = {f"User:{kafka_user(p)}" for p in COMPONENTS}
-        anything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
-                                    AclPermissionType.ANY)
-        present = admin.describe_acls(anything, request_timeout=30).result()
-        def key(b: AclBinding) -> tuple:
-            return (b.principal, b.restype, b.name, b.resource_pattern_type, b.operation, b.host, b.permission_type)
-
-        have = {key(b) for b in present if b.principal in ours}
-        stale = [b for b in present if b.principal in ours and key(b) not in wanted]  # a DENY or another host too
-        missing = [AclBinding(r, n, pt, who, host, op, permission)
-                   for who, r, n, pt, op, host, permission in sorted(wanted - have, key=str)]
-        if missing:
-            for future in admin.create_acls(missing, request_timeout=30).values():
-                future.result()
-        for binding in stale:
-            exact = AclBindingFilter(binding.restype, binding.name, binding.resource_pattern_type, binding.principal,
-                                     binding.host, binding.operation, binding.permission_type)
-            for future in admin.delete_acls([exact], request_timeout=30).values():
-                future.result()
+        worker = f"User:{kafka_user('connect')}"
+        literal, allow = ResourcePatternType.LITERAL, AclPermissionType.ALLOW
+        bindings = [AclBinding(ResourceType.TOPIC, topic, literal, worker, "*", AclOperation[op], allow)
+                    for topic in sorted(TOPICS.values())
+                    for op in ("READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE")]
+        bindings += [AclBinding(ResourceType.GROUP, GROUP_ID, literal, worker, "*", AclOperation[op], allow)
+                     for op in ("READ", "DESCRIBE")]
+        for future in admin.create_acls(bindings, request_timeout=30).values():
+            future.result()
 
     # -- clients -------------------------------------------------------------------------------
     def client_config(self, principal: str = "admin", **extra: object) -> dict[str, object]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pipeline.batch.promote import PromotionReport
     from pipeline.demo import DemoReport
     from pipeline.platform import DownReport, Started, StatusReport
+    from pipeline.provision import ApplyReport, Plan, Step
     from pipeline.reconcile import ReconcileReport
     from pipeline.serving.live import LiveWindows
     from pipeline.speed.simulate import SimulationReport
@@ -329,3 +330,58 @@ def show_live(view: LiveWindows) -> None:
         rec = view.reconciliation
         verdict = "equal" if rec.ok else f"{len(rec.differences)} differences"
         console.print(f"last reconciliation {rec.reconciled_at}: {sum(rec.compared.values()):,} windows, {verdict}")
+
+
+# -- provisioning ----------------------------------------------------------------------------------
+
+VERDICT_STYLE = {"compatible": "green", "backfill": "yellow", "replay": "yellow", "breaking": "bold red"}
+
+
+def _steps_table(title: str, steps: list[Step], seconds: dict[int, float] | None = None) -> Table:
+    table = _table(title, ("engine", "object", "step", "verdict", *(("seconds",) if seconds is not None else ())),
+                   ("engine", "object", "step", "verdict"))
+    for i, step in enumerate(steps):
+        verdict = f"[{VERDICT_STYLE[step.verdict]}]{step.verdict}[/]" + (" (creates)" if step.creates else "")
+        table.add_row(step.engine, step.target, step.action, verdict,
+                      *((f"{seconds[i]:.2f}",) if seconds is not None else ()))
+    return table
+
+
+def _details(steps: list[Step]) -> None:
+    for step in steps:
+        if step.detail:
+            console.print(f"  [{VERDICT_STYLE[step.verdict]}]{step.verdict}[/] {step}: {step.detail}",
+                          highlight=False, soft_wrap=True)
+
+
+def show_plan(plan: Plan) -> None:
+    for engine, why in plan.skipped.items():
+        console.print(f"[yellow]skipped[/] {engine}: {why}", highlight=False)
+    if plan.converged:
+        console.print("[green]✔[/] every engine read matches the contracts and the settings: nothing to do")
+        return
+    console.print(_steps_table(f"Plan: {len(plan.steps)} steps", plan.steps))
+    _details(plan.steps)
+    if plan.breaking:
+        console.print(f"[bold red]✘[/] {len(plan.breaking)} breaking: `olist apply` refuses the whole plan")
+    else:
+        console.print(f"{len(plan.compatible)} compatible steps: `olist apply` makes them online"
+                      + (f"; {len(plan.recompute)} need a backfill or a replay first" if plan.recompute else ""))
+
+
+def show_apply(report: ApplyReport) -> None:
+    for engine, why in report.plan.skipped.items():
+        console.print(f"[yellow]skipped[/] {engine}: {why}", highlight=False)
+    if report.refused:
+        console.print(_steps_table("Refused: breaking steps (nothing was applied)", report.refused))
+        _details(report.refused)
+        return
+    if report.applied:
+        console.print(_steps_table(f"Applied {len(report.applied)} steps",
+                                   [a.step for a in report.applied], {i: a.seconds for i, a in
+                                                                      enumerate(report.applied)}))
+    if report.left:
+        console.print(_steps_table("Left: a backfill or a replay first", report.left))
+        _details(report.left)
+    console.print(f"[green]✔[/] {len(report.applied)} steps applied in {report.seconds:.1f} s"
+                  if report.applied else "[green]✔[/] nothing to apply: every engine read matches the contracts")

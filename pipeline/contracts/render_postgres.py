@@ -52,22 +52,19 @@ def records_deletes(ds: Dataset) -> bool:
     return bool(ds.source_file and ds.primary_key and ds.change_detection != "full")
 
 
-def table_ddl(ds: Dataset, schema: str) -> str:
-    """CREATE TABLE for one dataset, with the loader's change-tracking column."""
-    lines = []
-    for col in ds.columns:
-        line = f"    {col.name} {col.physical_type}"
-        if col.required:
-            line += " NOT NULL"
-        checks = column_checks(col)
-        if checks:
-            line += " CHECK (" + " AND ".join(checks) + ")"
-        lines.append(line)
-    if ds.source_file:
-        lines.append(f"    {CHANGE_COLUMN} timestamptz NOT NULL DEFAULT now()")
-    if ds.primary_key:
-        lines.append(f"    PRIMARY KEY ({', '.join(ds.primary_key)})")
-    out = [f"CREATE TABLE IF NOT EXISTS {schema}.{ds.physical_name} (\n" + ",\n".join(lines) + "\n);"]
+def column_definition(col: Column) -> str:
+    """One column as CREATE TABLE and ALTER TABLE ... ADD COLUMN write it: type, NOT NULL, its CHECK."""
+    line = f"{col.name} {col.physical_type}"
+    if col.required:
+        line += " NOT NULL"
+    if checks := column_checks(col):
+        line += " CHECK (" + " AND ".join(checks) + ")"
+    return line
+
+
+def change_tracking(ds: Dataset, schema: str) -> list[str]:
+    """The change-time index and the triggers of a source table (idempotent statements)."""
+    out = []
     if ds.source_file:
         out.append(f"CREATE INDEX IF NOT EXISTS {ds.physical_name}_{CHANGE_COLUMN}_idx "
                    f"ON {schema}.{ds.physical_name} ({CHANGE_COLUMN});")
@@ -76,11 +73,24 @@ def table_ddl(ds: Dataset, schema: str) -> str:
     if records_deletes(ds):
         out.append(f"CREATE OR REPLACE TRIGGER {ds.physical_name}_deletion AFTER DELETE ON {schema}.{ds.physical_name} "
                    f"FOR EACH ROW EXECUTE FUNCTION {schema}.record_deletion();")
+    return out
+
+
+def column_comment(ds: Dataset, schema: str, col: Column) -> str:
+    return f"COMMENT ON COLUMN {schema}.{ds.physical_name}.{col.name} IS {quote_literal(col.description)};"
+
+
+def table_ddl(ds: Dataset, schema: str) -> str:
+    """CREATE TABLE for one dataset, with the loader's change-tracking column."""
+    lines = [f"    {column_definition(col)}" for col in ds.columns]
+    if ds.source_file:
+        lines.append(f"    {CHANGE_COLUMN} timestamptz NOT NULL DEFAULT now()")
+    if ds.primary_key:
+        lines.append(f"    PRIMARY KEY ({', '.join(ds.primary_key)})")
+    out = [f"CREATE TABLE IF NOT EXISTS {schema}.{ds.physical_name} (\n" + ",\n".join(lines) + "\n);"]
+    out += change_tracking(ds, schema)
     out.append(f"COMMENT ON TABLE {schema}.{ds.physical_name} IS {quote_literal(ds.description)};")
-    for col in ds.columns:
-        if col.description:
-            out.append(f"COMMENT ON COLUMN {schema}.{ds.physical_name}.{col.name} "
-                       f"IS {quote_literal(col.description)};")
+    out += [column_comment(ds, schema, col) for col in ds.columns if col.description]
     return "\n".join(out) + "\n"
 
 

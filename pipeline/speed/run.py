@@ -46,11 +46,13 @@ def serve(settings: Settings, stop: threading.Event) -> None:
 
 def archive(settings: Settings, stop: threading.Event) -> None:
     from emulation.kafka import KafkaService
+    from pipeline import provision
     from pipeline.contracts import stream_names
     from pipeline.speed.archive import RawArchiver, archive_lock
     from pipeline.storage import s3_location
 
     names = stream_names()
+    provision.ensure(settings, "kafka")  # the raw topic, its dead-letter topic and the archive's grants
     with archive_lock(settings.state_dir):
         RawArchiver(KafkaService(settings).client_config("archive"), s3_location(settings), names.raw,
                     settings.raw_prefix, flush_seconds=5, dead_letter=names.dead_letter(names.raw)).run(stop=stop)
@@ -79,9 +81,9 @@ def watchdog(settings: Settings, stop: threading.Event, interval: float = 5.0) -
 
 def flink(settings: Settings) -> None:
     """Become the Flink job, resuming from the newest savepoint or retained checkpoint (say which)."""
-    from emulation.flink import FlinkJobService
+    from pipeline.speed.services import FlinkService
 
-    service = FlinkJobService(settings)
+    service = FlinkService(settings)
     cmd, resumed = service.job_command()
     print(f"flink: {resumed}", flush=True)
     os.execve(cmd[0], cmd, {**os.environ, **service.job_environment()})

@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -297,42 +297,6 @@ class CassandraSink:
 # -- wiring from settings ------------------------------------------------------------------------
 
 
-def deployment_replication(settings: Settings) -> dict[str, int]:
-    """The serving keyspace's replicas the deployment asks for: ``replication_factor`` in ``local_dc``."""
-    return {settings.cassandra.local_dc: settings.cassandra.replication_factor}
-
-
-def apply_schema(session: Session, keyspace: str | None = None, replication: Mapping[str, int] | None = None) -> int:
-    """Create the keyspace (with ``replication``, replicas per datacenter; the local node's by default) and the
-    serving tables, and grant the sink and the reader their part (idempotent; an admin's session). An existing
-    keyspace is only ever given more: a datacenter asked for with more replicas than it has is raised to them
-    (other datacenters and their counts are kept; existing rows reach the new replicas with a repair, which is the
-    operator's); one left by SimpleStrategy becomes NetworkTopologyStrategy. Returns how many statements ran."""
-    from emulation.cassandra import serving_grants, split_statements
-    from pipeline.contracts.render_cassandra import LOCAL_REPLICATION, render_cassandra, replication_cql
-
-    wanted = dict(replication or LOCAL_REPLICATION)
-    keyspace = keyspace or stream_names().keyspace
-    statements = split_statements(render_cassandra(load_registry(), keyspace, wanted))
-    for statement in statements:
-        session.execute(statement, timeout=60)
-    row = session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
-                          (keyspace,)).one()
-    current = dict(row.replication) if row else {}
-    strategy = current.pop("class", "")
-    if strategy.endswith("SimpleStrategy"):  # one count for the whole cluster: keep it for each datacenter asked
-        have = dict.fromkeys(wanted, int(current.get("replication_factor", 1)))
-    else:
-        have = {dc: int(n) for dc, n in current.items()}
-    more = have | {dc: n for dc, n in wanted.items() if n > have.get(dc, 0)}
-    if more != have or not strategy.endswith("NetworkTopologyStrategy"):
-        session.execute(f"ALTER KEYSPACE {keyspace} WITH replication = {replication_cql(more)}", timeout=60)
-        statements.append("alter keyspace")
-    for grant in serving_grants(keyspace):
-        session.execute(grant, timeout=60)
-    return len(statements)
-
-
 def run_sink(settings: Settings, duration: float | None = None, until_idle: float | None = None,
              stop: threading.Event | None = None, group: str = GROUP, batch_size: int = 1000,
              instance_id: str | None = None) -> SinkReport:
@@ -341,16 +305,13 @@ def run_sink(settings: Settings, duration: float | None = None, until_idle: floa
     from emulation.cassandra import CassandraService
     from emulation.kafka import KafkaService
     from emulation.service import ServiceError
-    from pipeline.speed.cdc import topic_specs
+    from pipeline import provision
 
     kafka, cassandra = KafkaService(settings), CassandraService(settings)
     for service in (kafka, cassandra):
         if not service.available():
             raise ServiceError(f"{service.name} is not running: start it with `olist up {service.name}`")
-    served = stream_names().served
-    kafka.create_topics([s for s in topic_specs() if s.name.removesuffix(".dlq") in served])
-    with cassandra.session(role="admin") as admin:  # the schema and the grants: the sink itself only writes
-        apply_schema(admin, replication=deployment_replication(settings))
+    provision.ensure(settings, "kafka", "cassandra")  # topics, grants, keyspace and tables: the sink only writes
     with cassandra.session(role="sink") as session:
         sink = CassandraSink(kafka.client_config("sink"), session, group=group, batch_size=batch_size,
                              instance_id=instance_id)

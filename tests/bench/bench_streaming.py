@@ -36,11 +36,12 @@ from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
 from pipeline.console import console
 from pipeline.contracts import stream_names
+from pipeline.provision.cassandra import apply_schema
 from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
 from pipeline.speed.simulate import simulate
-from pipeline.speed.sink import GROUP, SinkReport, apply_schema, run_sink
+from pipeline.speed.sink import GROUP, SinkReport, run_sink
 from tests.reference.windows import compute
 
 NAMES = stream_names()

@@ -24,9 +24,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from emulation.cassandra import CassandraService
 from emulation.dashboard import DashboardService
 from pipeline.contracts import stream_names
+from pipeline.provision.cassandra import apply_schema
 from pipeline.serving.dashboard.pages.live import REFRESH_MS
 from pipeline.settings import PROJECT_ROOT, get_settings
-from pipeline.speed.sink import apply_schema
 from tests.conftest import running
 
 pytestmark = pytest.mark.e2e

@@ -21,9 +21,10 @@ from emulation.kafka import KafkaService
 from emulation.service import port_is_free
 from pipeline.contracts import load_registry, stream_names
 from pipeline.contracts.render_cassandra import UPDATED_COLUMN
+from pipeline.provision.cassandra import apply_schema
 from pipeline.serving.windows import read_windows
 from pipeline.speed.cdc import topic_specs
-from pipeline.speed.sink import CassandraSink, apply_schema
+from pipeline.speed.sink import CassandraSink
 from tests.conftest import running
 from tests.kafka_helpers import read_topic
 
@@ -135,6 +136,19 @@ def test_the_node_answers_cql_on_loopback_only(cassandra):
     listening = {c.laddr for c in psutil.Process(cassandra.pid()).net_connections("inet") if c.status == "LISTEN"}
     assert {a.ip for a in listening} == {"127.0.0.1"}, listening
     assert {a.port for a in listening} == {ep.port, int(ep.extra["storage_port"])}, "no JMX or other listener"
+
+
+def test_a_fresh_node_starts_without_driver_tracebacks(settings, caplog):
+    """The first start asks whether olist_admin logs in before it exists, and health() tries it while the node
+    comes up: refused logins there are the expected answer, not errors. The driver logged each as a warning and an
+    error with a traceback ("Bad credentials"); four of them showed in the demo's first run."""
+    fresh = CassandraService(settings.model_copy(update={"state_dir": settings.state_dir / "fresh"}))
+    with caplog.at_level("WARNING", logger="cassandra"), running(fresh), fresh.session(metadata=False) as s:
+        assert s.execute("SELECT release_version FROM system.local").one() is not None
+    tracebacks = [f"{r.name} {r.levelname}: {r.getMessage()} ({r.exc_info[1]!r})" for r in caplog.records
+                  if r.name.startswith("cassandra") and r.levelname in ("WARNING", "ERROR", "CRITICAL")
+                  and r.exc_info]
+    assert not tracebacks, "\n".join(tracebacks)
 
 
 def test_no_one_gets_in_without_a_role_and_each_role_only_does_its_part(cassandra, session):

@@ -252,9 +252,9 @@ def read_error(config: dict, topic: str, group: str) -> int | None:
 
 @pytest.fixture(scope="module")
 def lane_topics(kafka):
-    from pipeline.speed.cdc import topic_specs
+    from pipeline import provision
 
-    kafka.create_topics(topic_specs())
+    provision.ensure(kafka.settings, "kafka")  # the contract topics and every component's grants
     return stream_names()
 
 

@@ -20,7 +20,7 @@ from pipeline.batch.load.postgres import write_quarantine, write_table
 from pipeline.batch.load.reader import BadRecord, LoadError, read_source, to_csv_bytes
 from pipeline.batch.load.validate import quarantined_key, validate_chunks
 from pipeline.contracts import Dataset, Registry, load_registry
-from pipeline.contracts.render_postgres import render_schema
+from pipeline.provision.postgres import converge
 from pipeline.totals import Total
 
 __all__ = ["FileResult", "LoadError", "LoadSummary", "apply_schema", "load_directory"]
@@ -55,8 +55,9 @@ class LoadSummary:
 
 
 def apply_schema(conn: psycopg.Connection, registry: Registry, schema: str) -> None:
-    """Create the schema and every contract table (idempotent)."""
-    conn.execute(render_schema(registry, schema))
+    """Create the schema and every contract table that is missing (idempotent, through the provisioning layer);
+    a table behind its contract raises :class:`PendingChange` naming the step `olist apply` makes."""
+    converge(lambda: contextlib.nullcontext(conn), schema, registry)
 
 
 def _referenced_columns(tables: list[Dataset]) -> set[str]:

@@ -76,9 +76,9 @@ def check_header(path: Path, header: list[str], ds: Dataset) -> None:
     for name in header:
         if header.count(name) > 1:
             raise LoadError(f"{path.name}: column '{_shown(name)}' appears more than once in the header")
-    for name in expected:
-        if name not in header:
-            raise LoadError(f"{path.name}: missing column '{name}' (table {ds.name})")
+    for col in ds.columns:  # an optional column a file predates (a contract gained it) is loaded as null
+        if col.name not in header and col.required:
+            raise LoadError(f"{path.name}: missing column '{col.name}' (table {ds.name})")
     for name in header:
         if name not in expected:
             raise LoadError(f"{path.name}: unknown column '{_shown(name)}' (not in the contract of {ds.name})")
@@ -209,6 +209,9 @@ def read_source(path: Path, ds: Dataset) -> SourceRead:
         lines = 2 + np.arange(table.num_rows, dtype=np.int64) + np.cumsum(breaks) - breaks
         bad_lines = []
 
+    for name in ds.column_names:
+        if name not in header:  # optional and newer than the file: null in every row
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.binary()))
     table, broken = _decode(table.select(ds.column_names))
     bad = [
         BadRecord(line, f"wrong column count: {width} fields, expected {len(header)}", text)

@@ -10,31 +10,24 @@ import time
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from emulation.connect import ConnectService, load_connector_config, secrets_dir
-from emulation.kafka import KafkaService, TopicSpec
 from emulation.postgres import PostgresService
 from emulation.service import ServiceError, write_private
-from pipeline.batch.load import apply_schema
+from pipeline import provision
 from pipeline.contracts import Registry, load_registry
+from pipeline.provision.kafka import TopicSpec, topic_specs
+from pipeline.provision.postgres import CDC_USER, CONNECTOR_CONFIG
+from pipeline.provision.postgres import captured_tables as _captured
 from pipeline.settings import Settings
 
-CONNECTOR_CONFIG = Path(__file__).with_name("debezium-order-payments.json")
 CONNECTOR = "olist-order-payments"
-CDC_USER = "olist_cdc"
+__all__ = ["CDC_USER", "CONNECTOR_CONFIG", "TopicSpec", "topic_specs"]  # re-exported: the CDC side of the contracts
 
 
-def topic_specs(registry: Registry | None = None) -> list[TopicSpec]:
-    """Every Kafka topic the contracts describe, with its dead-letter topic."""
-    registry = registry or load_registry()
-    specs = []
-    for ds in registry.topics():
-        partitions = int(ds.custom_property("kafkaPartitions", 1))
-        specs.append(TopicSpec(ds.physical_name, partitions, dict(ds.custom_property("kafkaConfig", {}))))
-        if dlq := ds.custom_property("deadLetterTopic"):
-            specs.append(TopicSpec(dlq, 1, {"cleanup.policy": "delete"}))
-    return specs
+def captured_tables(registry: Registry | None = None) -> list[str]:
+    """The tables whose rows a CDC topic carries (its envelope's ``rowOf``)."""
+    return _captured(registry or load_registry())
 
 
 def _limit(value: str | None) -> float:
@@ -43,7 +36,7 @@ def _limit(value: str | None) -> float:
     return float("inf") if number < 0 else number
 
 
-def check_retention(kafka: KafkaService) -> None:
+def check_retention(kafka) -> None:
     """Fail, naming the setting, when the broker would drop records of the raw topic sooner than its contract keeps
     them: the archive and every recompute read it from the earliest offset."""
     raw = load_registry().topic("raw")
@@ -54,12 +47,6 @@ def check_retention(kafka: KafkaService) -> None:
             raise ServiceError(f"cdc: topic {raw.physical_name} has {key}={actual.get(key)}, but its contract keeps "
                                f"{key}={wanted[key]}: the broker would truncate what the archive and the recompute "
                                f"read; alter the topic (kafka-configs --alter --add-config {key}={wanted[key]})")
-
-
-def captured_tables(registry: Registry | None = None) -> list[str]:
-    """The tables whose rows a CDC topic carries (its envelope's ``rowOf``)."""
-    registry = registry or load_registry()
-    return sorted({c.row_of for ds in registry.topics() for c in ds.columns if c.row_of})
 
 
 def cdc_password(settings: Settings) -> str:
@@ -75,23 +62,13 @@ def password_reference(settings: Settings) -> str:
     return f"${{file:{path}:password}}"
 
 
-def prepare_postgres(pg: PostgresService, settings: Settings, publication: str) -> None:
-    """Tables from the contracts, full row images for updates and deletes, a user with REPLICATION and
-    SELECT on the captured tables only, and a publication limited to them. The role is made by the superuser
-    (REPLICATION needs one); the rest by the pipeline's role, which owns the tables."""
-    schema = settings.pg_schema
-    tables = captured_tables()
-    user = sql.Identifier(CDC_USER)
+def prepare_postgres(pg: PostgresService, settings: Settings) -> None:
+    """The CDC role (made by the superuser: REPLICATION needs one), then through the provisioning layer the tables,
+    full row images, the role's SELECT on the captured tables only and a publication limited to them."""
+    from pipeline.provision.postgres import connector, converge
+
     pg.ensure_role(CDC_USER, cdc_password(settings), "replication nosuperuser nocreatedb nocreaterole")
-    with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
-        apply_schema(conn, load_registry(), schema)
-        conn.execute(sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(schema), user))
-        names = sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
-        conn.execute(sql.SQL("grant select on {} to {}").format(names, user))
-        for table in tables:
-            conn.execute(sql.SQL("alter table {} replica identity full").format(sql.Identifier(schema, table)))
-        if not conn.execute("select 1 from pg_publication where pubname = %s", (publication,)).fetchone():
-            conn.execute(sql.SQL("create publication {} for table {}").format(sql.Identifier(publication), names))
+    converge(connector(pg.conninfo()), settings.pg_schema, cdc=True)
 
 
 def connector_config(pg: PostgresService, settings: Settings, path: Path = CONNECTOR_CONFIG) -> dict:
@@ -109,12 +86,14 @@ def connector_config(pg: PostgresService, settings: Settings, path: Path = CONNE
 
 def start(settings: Settings, timeout: float = 90) -> dict:
     """Topics, PostgreSQL side, connector registered and RUNNING; returns the connector's status."""
-    pg, kafka, connect = PostgresService(settings), KafkaService(settings), ConnectService(settings)
-    kafka.create_topics(topic_specs())
-    check_retention(kafka)
-    config = connector_config(pg, settings)
-    prepare_postgres(pg, settings, config["publication.name"])
-    connect.register(CONNECTOR, config)
+    from emulation.kafka import KafkaService
+
+    pg, connect = PostgresService(settings), ConnectService(settings)
+    provision.ensure(settings, "kafka")  # the topics and the grants
+    check_retention(KafkaService(settings))
+    prepare_postgres(pg, settings)
+    provision.ensure(settings, "connect")  # a registered connector whose config is behind says so
+    connect.register(CONNECTOR, connector_config(pg, settings))
     return connect.wait_running(CONNECTOR, timeout=timeout)
 
 

@@ -1,0 +1,102 @@
+"""The provisioning layer: the one place that creates or alters anything in an engine.
+
+Each engine's module reads what is deployed and compares it with what the contracts and the settings say, and returns
+the ordered steps that close the gap, each with its verdict (compatible, needs a backfill or a replay, breaking).
+``plan`` gathers them; ``apply`` runs the compatible ones (nothing at all when any step is breaking); ``ensure`` is what
+every other command calls first: it makes what is missing altogether (a fresh platform) and, when an existing object is
+behind its contract, says in one line which step is pending instead of failing later with a traceback.
+
+Every step is idempotent and planned afresh from what is deployed, so a run killed between two steps is finished by
+the next one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from pipeline.contracts import Registry
+from pipeline.progress import SILENT, Progress
+from pipeline.provision.steps import ENGINES, Applied, ApplyReport, PendingChange, Plan, Step, Verdict
+from pipeline.settings import Settings
+
+__all__ = ["ENGINES", "Applied", "ApplyReport", "PendingChange", "Plan", "Step", "Verdict", "apply", "ensure", "plan"]
+
+
+def _planners(settings: Settings, registry: Registry | None
+              ) -> dict[str, tuple[Callable[[], bool], Callable[[], list[Step]]]]:
+    """Per engine: is it reachable, and its planner."""
+    from emulation.cassandra import CassandraService
+    from emulation.connect import ConnectService
+    from emulation.kafka import KafkaService
+    from emulation.postgres import PostgresService
+    from pipeline.provision import cassandra, connect, kafka, postgres
+
+    pg = PostgresService(settings)
+    return {
+        "postgres": (pg.available,
+                     lambda: postgres.plan(postgres.connector(pg.conninfo()), settings.pg_schema, registry)),
+        "kafka": (KafkaService(settings).available, lambda: kafka.plan(settings, registry)),
+        "connect": (lambda: ConnectService(settings).available() and pg.available(), lambda: connect.plan(settings)),
+        "cassandra": (CassandraService(settings).available, lambda: cassandra.plan(settings, registry)),
+    }
+
+
+def plan(settings: Settings, engines: Iterable[str] | None = None, registry: Registry | None = None) -> Plan:
+    """Every step, engine by engine in ``ENGINES`` order, to the contracts in ``registry`` (``contracts/`` by
+    default); an engine that is not running is skipped, saying so."""
+    chosen = list(engines or ENGINES)
+    unknown = [e for e in chosen if e not in ENGINES]
+    if unknown:
+        raise KeyError(f"unknown engine {unknown[0]!r}; known: {', '.join(ENGINES)}")
+    result = Plan()
+    planners = _planners(settings, registry)
+    for engine in ENGINES:
+        if engine not in chosen:
+            continue
+        available, planner = planners[engine]
+        if not available():
+            result.skipped[engine] = f"not running (`olist up {engine}`): planned once it runs"
+            continue
+        result.steps += planner()
+    return result
+
+
+def apply(settings: Settings, engines: Iterable[str] | None = None, progress: Progress = SILENT,
+          registry: Registry | None = None) -> ApplyReport:
+    """Plan, then run every compatible step in order; refuse everything when a step is breaking; name the steps
+    that need a backfill or a replay and leave them."""
+    started = time.perf_counter()
+    report = ApplyReport(plan(settings, engines, registry))
+    if report.plan.breaking:
+        report.refused = report.plan.breaking
+        report.seconds = time.perf_counter() - started
+        return report
+    report.left = report.plan.recompute
+    todo = report.plan.compatible
+    for i, step in enumerate(todo):
+        progress.update("apply", description=f"apply: {step}", total=len(todo), completed=i)
+        t0 = time.perf_counter()
+        assert step.run is not None
+        step.run()
+        report.applied.append(Applied(step, time.perf_counter() - t0))
+    progress.update("apply", description="applied", total=max(len(todo), 1), completed=max(len(todo), 1))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def ensure(settings: Settings, *engines: str) -> list[Step]:
+    """What a command calls before it uses ``engines``: make every missing object (a fresh platform: tables,
+    topics, grants) and return those steps; raise :class:`PendingChange` (one line, naming the step and `olist
+    apply`) when an existing object is behind its contract."""
+    done: list[Step] = []
+    for _ in range(3):  # what one round makes (a table) may need more in the next (its grants)
+        current = plan(settings, engines)
+        if pending := current.pending_changes:
+            raise PendingChange(pending)
+        if not current.steps:
+            break
+        for step in current.steps:
+            assert step.run is not None
+            step.run()
+        done += current.steps
+    return done
