@@ -35,7 +35,6 @@ from emulation.jvm import fetch
 from emulation.kafka import KafkaService
 from emulation.service import Endpoint, host_port, write_private
 from emulation.supervisor import SupervisedService
-from pipeline.contracts import stream_names
 from pipeline.settings import PROJECT_ROOT, FlinkSettings, Settings
 
 FLINK_DIR = PROJECT_ROOT / "flink"
@@ -102,10 +101,16 @@ class FlinkJobService(SupervisedService):
     name = "flink"
     program = "flink"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, source_topic: str = "the source topic") -> None:
         super().__init__(settings)
         self.flink = settings.flink
         self.kafka = KafkaService(settings)
+        self.source_topic = source_topic  # what the job reads (its generated SQL names it), as the caller names it
+
+    def prepare(self) -> None:
+        """What must exist before the job starts, made by the caller: the job's topics (its sinks, compacted ones above
+        all) are the contracts', so the platform's service (``pipeline.speed.services.FlinkService``) creates them;
+        here nothing."""
 
     @property
     def status_file(self) -> Path:
@@ -154,9 +159,7 @@ class FlinkJobService(SupervisedService):
             return self._require_endpoint()
         if not self.kafka.health():
             raise self.fail("Kafka is not answering; start it first (`olist up kafka`)")
-        from pipeline.speed.cdc import topic_specs
-
-        self.kafka.create_topics(topic_specs())  # sinks must exist (compacted ones above all) before the job
+        self.prepare()
         ensure_venv(self.flink)  # here, so a slow first install and its errors show where they were asked for
         self._connector_jar()
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +186,7 @@ class FlinkJobService(SupervisedService):
         self._prune(keep=restore)
         cmd = self._session_command(saved) if self.session else self._local_command(saved)
         if restore is None:
-            return cmd, f"no savepoint or checkpoint: reading {stream_names().raw} from the {self.flink.startup_mode}"
+            return cmd, f"no savepoint or checkpoint: reading {self.source_topic} from the {self.flink.startup_mode}"
         kind = "savepoint" if restore.parent.name == "savepoints" else "checkpoint"
         return [*cmd, "--restore", str(restore)], f"resuming from {kind} {restore}"
 

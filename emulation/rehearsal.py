@@ -36,9 +36,8 @@ from emulation.kafka import PRINCIPALS, KafkaService, Quorum, new_cluster_id
 from emulation.postgres import PostgresService
 from emulation.s3 import S3Service
 from emulation.service import Service, free_port, port_is_free, write_private
-from pipeline.contracts.render_cassandra import LOCAL_DC, replication_cql
 from pipeline.progress import SILENT, Progress
-from pipeline.settings import Settings
+from pipeline.settings import LOCAL_DC, Settings, replication_cql
 
 KAFKA_NODES, CONNECT_WORKERS, CASSANDRA_NODES = 3, 2, 3
 REPLICAS, MIN_ISR = 3, 2

@@ -15,6 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import botocore.exceptions
 from botocore.config import Config
 
@@ -67,6 +68,19 @@ def localstack_environment(host: str, port: int, root: Path) -> dict[str, str]:
     }
 
 
+def s3_client(endpoint_url: str | None, region: str, key_id: str | None, secret: str | None,
+              emulator: str | None = None, config: Config | None = None):
+    """A boto3 S3 client; on LocalStack its session comes from ``localstack-client`` (pointed at our endpoint)."""
+    if emulator == "localstack" and endpoint_url:
+        from localstack_client.session import Session
+
+        session = Session(aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region,
+                          localstack_host=urllib.parse.urlsplit(endpoint_url).netloc)
+        return session.client("s3", config=config)
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, aws_access_key_id=key_id,
+                        aws_secret_access_key=secret, config=config)
+
+
 class S3Service(ProcessService):
     """The local S3 emulator as a process of ours."""
 
@@ -110,18 +124,16 @@ class S3Service(ProcessService):
         return f"{ep.extra['emulator']} ({ep.extra['why']})" if ep and self.pid() else ""
 
     def credentials(self) -> tuple[str, str]:
-        """This deployment's keys: the settings', the secret else generated at first start and kept (0600)."""
-        if self.external:  # a key pair or nothing (AWS's own chain), as pipeline.storage decides
-            from pipeline.storage import s3_location
-
-            loc = s3_location(self.settings)
-            return loc.access_key_id or "", loc.secret_access_key or ""
+        """This deployment's keys: the settings', the secret else generated at first start and kept (0600). On
+        another endpoint a key pair or nothing ("", ""): unset keys leave it to AWS's own credential chain (every
+        client, ``pipeline.storage`` too, takes them from here)."""
+        if self.external:
+            key_id, secret = self.settings.s3_access_key_id, self.settings.s3_secret_access_key
+            return (key_id, secret) if key_id is not None and secret is not None else ("", "")
         secret = self.settings.s3_secret_access_key or kept_secret(self.state_dir / "secret_access_key")
         return self.settings.s3_access_key_id or "olist", secret
 
     def client(self):
-        from pipeline.storage import s3_client
-
         ep = self.endpoint()
         key_id, secret = self.credentials()
         return s3_client(ep.extra["url"] if ep else None, self.settings.s3_region, key_id or None, secret or None,

@@ -1,4 +1,5 @@
-"""The platform's services as a whole: start them, stop them, and say how each is doing (typed reports)."""
+"""The platform's services as a whole: emulation's engines and the pipeline's own supervised programs, in one map;
+start them, stop them, and say how each is doing (typed reports)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulation import all_services, get_service
-from emulation.service import ServiceStatus
+from emulation import registry
+from emulation.service import Service, ServiceStatus
 from pipeline.progress import SILENT, Progress
 from pipeline.settings import Settings
+
+# The pipeline's own long-running pieces, supervised (restarted after a failure) by emulation's supervisor: by name in
+# start order, each "module:class" imported only when built. The one place the service map registers them (emulation's
+# registry puts them right after the supervisor, so `down` stops them before it and the engines); each is also a
+# program of the supervisor's config (emulation/supervisor.py PROGRAMS) run by pipeline/speed/run.py.
+PROGRAMS = {
+    "flink": "pipeline.speed.services:FlinkService",
+    "serve": "pipeline.speed.services:SinkService",
+    "archive": "pipeline.speed.services:ArchiveService",
+    "watchdog": "pipeline.speed.services:WatchdogService",
+}
+DEFAULT_SERVICES = registry.DEFAULT_SERVICES
+"""What `olist up` starts with no names, in start order."""
+ON_DEMAND_SERVICES = registry.on_demand_names(PROGRAMS)
+"""The services started by name (`olist up NAME`) or by the command needing them, in start order."""
+
+
+def all_services(settings: Settings | None = None, on_demand: bool = False) -> dict[str, Service]:
+    """Every service of the platform by name in start order: emulation's engines (with ``on_demand`` also those
+    started by name or by the command needing them) and the pipeline's supervised :data:`PROGRAMS`."""
+    return registry.all_services(settings, on_demand, PROGRAMS)
+
+
+def get_service(name: str, settings: Settings | None = None) -> Service:
+    return registry.get_service(name, settings, PROGRAMS)
 
 
 @dataclass(frozen=True)

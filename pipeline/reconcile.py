@@ -87,7 +87,8 @@ def _cut(settings: Settings, timeout: float, progress: Progress) -> dict[int, in
     """Bring the archive up to the raw topic's end and wait for Flink and the sink; the archive's offsets. The
     archive and the sink services do the work when they run; otherwise a pass of each runs here."""
     from emulation.kafka import KafkaService
-    from pipeline.speed.archive import ArchiveBusy, ArchiveLayout
+    from pipeline.lake import ArchiveLayout
+    from pipeline.speed.archive import ArchiveBusy
     from pipeline.speed.lane import archive_raw
     from pipeline.speed.services import SinkService
     from pipeline.speed.sink import GROUP, run_sink

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +34,16 @@ PASSWORD = r"^[A-Za-z0-9_.~-]{12,}$"
 
 # Cassandra's consistency levels, by the driver's names.
 Consistency = Literal["ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"]
+
+# The datacenter Cassandra's SimpleSnitch puts a local node in (the local node's, the rehearsal's ring's, and the
+# default of ``cassandra.local_dc``); a deployment's comes from its settings.
+LOCAL_DC = "datacenter1"
+
+
+def replication_cql(replication: Mapping[str, int]) -> str:
+    """A keyspace's ``replication`` map: NetworkTopologyStrategy, replicas per datacenter (here, beside LOCAL_DC, so
+    the engines (emulation/rehearsal.py) and the serving keyspace's DDL (pipeline.contracts) write it alike)."""
+    return "{'class': 'NetworkTopologyStrategy'" + "".join(f", '{dc}': {n}" for dc, n in replication.items()) + "}"
 
 
 def password(description: str) -> Any:
@@ -131,7 +142,7 @@ class CassandraSettings(BaseSettings):
     contact_points: str | None = Field(None, description="An existing cluster's nodes (host[:port],...), used but "
                                        "never started here; its roles' passwords must then be set. Unset: the "
                                        "local node.")
-    local_dc: str = Field("datacenter1", description="The driver's local datacenter (requests go to its nodes "
+    local_dc: str = Field(LOCAL_DC, description="The driver's local datacenter (requests go to its nodes "
                           "first) and where the keyspace's replicas are placed.")
     replication_factor: int = Field(1, ge=1, description="Replicas of the serving keyspace in local_dc "
                                     "(NetworkTopologyStrategy); an existing keyspace is altered to match.")

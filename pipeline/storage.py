@@ -9,11 +9,8 @@ per deployment; unset keys on another endpoint leave it to AWS's own credential 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-import boto3
 import pyarrow.fs as pafs
-from botocore.config import Config
 
 from pipeline.settings import Settings
 
@@ -41,36 +38,24 @@ class S3Location:
         )
 
     def boto_client(self):
+        from emulation.s3 import s3_client
+
         return s3_client(self.endpoint_url, self.region, self.access_key_id, self.secret_access_key, self.emulator)
-
-
-def s3_client(endpoint_url: str | None, region: str, key_id: str | None, secret: str | None,
-              emulator: str | None = None, config: Config | None = None):
-    """A boto3 S3 client; on LocalStack its session comes from ``localstack-client`` (pointed at our endpoint)."""
-    if emulator == "localstack" and endpoint_url:
-        from localstack_client.session import Session
-
-        session = Session(aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region,
-                          localstack_host=urlsplit(endpoint_url).netloc)
-        return session.client("s3", config=config)
-    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, aws_access_key_id=key_id,
-                        aws_secret_access_key=secret, config=config)
 
 
 def s3_location(settings: Settings) -> S3Location:
     """The configured endpoint, or the running local one (an error if it is not running)."""
-    url, emulator = settings.s3_endpoint_url, None
-    key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
-    if url is None:
-        from emulation.s3 import S3Service
+    from emulation.s3 import S3Service
 
-        service = S3Service(settings)
+    service = S3Service(settings)
+    url, emulator = settings.s3_endpoint_url, None
+    if url is None:
         ep = service.endpoint()
         if ep is None or service.pid() is None:
             from emulation.service import ServiceError
 
             raise ServiceError("s3 is not running: start it with `olist up s3` (or set OLIST_S3_ENDPOINT_URL)")
-        url, emulator, (key_id, secret) = ep.extra["url"], ep.extra["emulator"], service.credentials()
-    elif key_id is None or secret is None:
-        key_id = secret = None  # a key pair or nothing: botocore and Arrow then take AWS's own credential chain
-    return S3Location(url, settings.s3_region, settings.s3_bucket, key_id, secret, emulator)
+        url, emulator = ep.extra["url"], ep.extra["emulator"]
+    # the service's keys; elsewhere a key pair or nothing: botocore and Arrow then take AWS's own credential chain
+    key_id, secret = service.credentials()
+    return S3Location(url, settings.s3_region, settings.s3_bucket, key_id or None, secret or None, emulator)

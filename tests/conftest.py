@@ -54,7 +54,7 @@ def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
     state = PROJECT_ROOT / ".state" / f"pytest-{os.getpid()}"
     settings = Settings(state_dir=state, data_dir=tmp_path_factory.mktemp("data"))
     yield settings
-    from emulation.registry import all_services
+    from pipeline.platform import all_services
 
     for service in all_services(settings, on_demand=True).values():  # what tests started through the CLI
         discard(service)

@@ -8,22 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulation.postgres import PostgresService
-from emulation.service import ServiceError
 from pipeline.batch.generator import GenerateResult
 from pipeline.batch.ingest import TableResult
 from pipeline.batch.load import LoadSummary
 from pipeline.batch.transform import DbtRun
 from pipeline.progress import SILENT, Progress
+from pipeline.resources import running_postgres
 from pipeline.settings import Settings
 from pipeline.totals import Total
-
-
-def running_postgres(settings: Settings) -> PostgresService:
-    pg = PostgresService(settings)
-    if not pg.available():
-        raise ServiceError("postgres is not running: start it with `olist up`")
-    return pg
 
 
 def generate(settings: Settings, scale: float | None = None, seed: int | None = None, out: Path | None = None,
@@ -68,10 +60,12 @@ class IngestReport:
 
 def ingest(settings: Settings, tables: list[str] | None = None, progress: Progress = SILENT) -> IngestReport:
     """New rows from PostgreSQL to S3 bronze Parquet, committed by manifest, reconciled."""
+    from pipeline import provision
     from pipeline.batch.ingest import ingest as copy
     from pipeline.storage import s3_location
 
     pg = running_postgres(settings)
+    provision.ensure(settings, "postgres")  # a table behind its contract: one line naming the step, not a traceback
     loc = s3_location(settings)
     progress.update("ingest", description="ingesting", total=len(tables) if tables else 9)
     results = copy(pg.conninfo(), loc, settings.pg_schema, settings.bronze_prefix, tables,

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.contracts.registry import Column, ContractError, Dataset, Registry
+from pipeline.settings import LOCAL_DC, replication_cql
 
 HEADER = "-- Generated from contracts/ by `olist contracts generate`. Do not edit by hand.\n"
 UPDATED_COLUMN = "updated_at"
@@ -168,13 +169,7 @@ def _literal(value: object) -> str:
 
 
 # The local node's replication; a deployment's comes from its settings (local_dc, replication_factor).
-LOCAL_DC = "datacenter1"  # the datacenter SimpleSnitch puts a local node in
 LOCAL_REPLICATION = {LOCAL_DC: 1}
-
-
-def replication_cql(replication: Mapping[str, int]) -> str:
-    """A keyspace's ``replication`` map: NetworkTopologyStrategy, replicas per datacenter."""
-    return "{'class': 'NetworkTopologyStrategy'" + "".join(f", '{dc}': {n}" for dc, n in replication.items()) + "}"
 
 
 def keyspace_cql(keyspace: str, replication: Mapping[str, int] = LOCAL_REPLICATION) -> str:

@@ -84,13 +84,13 @@ def apply(settings: Settings, engines: Iterable[str] | None = None, progress: Pr
     return report
 
 
-def ensure(settings: Settings, *engines: str) -> list[Step]:
+def ensure(settings: Settings, *engines: str, registry: Registry | None = None) -> list[Step]:
     """What a command calls before it uses ``engines``: make every missing object (a fresh platform: tables,
     topics, grants) and return those steps; raise :class:`PendingChange` (one line, naming the step and `olist
     apply`) when an existing object is behind its contract."""
     done: list[Step] = []
     for _ in range(3):  # what one round makes (a table) may need more in the next (its grants)
-        current = plan(settings, engines)
+        current = plan(settings, engines, registry)
         if pending := current.pending_changes:
             raise PendingChange(pending)
         if not current.steps:

@@ -106,14 +106,16 @@ def _create(kafka: KafkaService, spec: TopicSpec) -> None:
 
 
 def _partitions(kafka: KafkaService, name: str, count: int) -> None:
-    for future in kafka.admin().create_partitions([NewPartitions(name, count)], request_timeout=30).values():
+    admin = kafka.admin()  # kept alive until every future is done
+    for future in admin.create_partitions([NewPartitions(name, count)], request_timeout=30).values():
         future.result(30)
 
 
 def _configure(kafka: KafkaService, name: str, config: dict[str, str]) -> None:
     entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in config.items()]
     resource = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
-    for future in kafka.admin().incremental_alter_configs([resource], request_timeout=30).values():
+    admin = kafka.admin()
+    for future in admin.incremental_alter_configs([resource], request_timeout=30).values():
         future.result(30)
 
 

@@ -44,8 +44,8 @@ def settled(settings: Settings, timeout: float = 120, serving: bool = True) -> t
     """Wait until the archive holds the raw topic to its end and (with ``serving``) Flink has passed it and the sink
     has written everything Flink committed; what the archive and Cassandra then hold."""
     from emulation.cassandra import CassandraService
+    from pipeline.lake import ArchiveLayout
     from pipeline.serving.windows import read_windows
-    from pipeline.speed.archive import ArchiveLayout
     from pipeline.speed.sink import GROUP
     from pipeline.speed.topics import committed_offsets, pending, wait_until
 
@@ -106,7 +106,7 @@ def run_stream(settings: Settings, rate: float, seconds: float, seed: int,
 def simulate_trading(settings: Settings, rate: float, duration: float, seed: int,
                      progress: Callable[[int, float], None] | None = None) -> SimulationReport:
     """``olist simulate``: live trading in the configured PostgreSQL."""
-    from pipeline.batch.lane import running_postgres
+    from pipeline.resources import running_postgres
 
     return simulate(running_postgres(settings).conninfo(), settings.pg_schema, rate, duration, seed,
                     progress=progress)
@@ -121,6 +121,9 @@ def archive_raw(settings: Settings, duration: float | None = None, idle: float |
     kafka = KafkaService(settings)
     if not kafka.available():
         raise ServiceError("kafka is not running: start it with `olist cdc up`")
+    from pipeline import provision
+
+    provision.ensure(settings, "kafka")  # the raw topic, its dead-letter topic and the archive's grants
     names = stream_names()
     loc = s3_location(settings)
     with archive_lock(settings.state_dir):

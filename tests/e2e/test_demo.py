@@ -29,8 +29,8 @@ from pipeline.batch.promote import rehearse
 from pipeline.console import show_demo
 from pipeline.contracts import stream_names
 from pipeline.demo import run_demo
+from pipeline.lake import ArchiveLayout
 from pipeline.settings import get_settings
-from pipeline.speed.archive import ArchiveLayout
 from pipeline.speed.lane import settled
 from pipeline.speed.topics import end_offsets
 from pipeline.storage import s3_location

@@ -53,11 +53,12 @@ from emulation.kafka import KafkaService, TopicSpec
 from emulation.postgres import PostgresService
 from pipeline import platform
 from pipeline.contracts import stream_names
+from pipeline.provision.cassandra import apply_schema, deployment_replication
 from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
 from pipeline.speed.archive import RawArchiver
-from pipeline.speed.sink import apply_schema, deployment_replication, run_sink
+from pipeline.speed.sink import run_sink
 from tests.conftest import running
 from tests.kafka_helpers import read_topic
 

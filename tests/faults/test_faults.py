@@ -42,10 +42,10 @@ from emulation.service import Service
 from pipeline import platform
 from pipeline.batch.load import load_directory
 from pipeline.contracts import stream_names
+from pipeline.lake import ArchiveLayout
 from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
-from pipeline.speed.archive import ArchiveLayout
 from pipeline.speed.services import ArchiveService, SinkService, WatchdogService
 from pipeline.speed.simulate import simulate
 from pipeline.speed.topics import end_offsets

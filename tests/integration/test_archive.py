@@ -17,7 +17,8 @@ from confluent_kafka import Producer
 
 from emulation.kafka import KafkaService, TopicSpec
 from pipeline.contracts import stream_names
-from pipeline.speed.archive import ArchiveLayout, Gap, RawArchiver
+from pipeline.lake import ArchiveLayout, Gap
+from pipeline.speed.archive import RawArchiver
 from tests.conftest import running
 from tests.kafka_helpers import fresh_topic, read_topic
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from emulation.flink import FlinkJobService
 from emulation.flink_session import SessionCluster, job_taskmanagers
 from emulation.kafka import KafkaService
 from pipeline.platform import status as platform_status
 from pipeline.settings import Settings
+from pipeline.speed.services import FlinkService
 from tests.conftest import discard, running
 from tests.integration.test_flink_job import NAMES, SINKS, assert_same, produce, results, scenario, shifted
 from tests.reference.windows import Windows, compute
@@ -58,7 +58,7 @@ def cluster(lane) -> Iterator[SessionCluster]:
 
 @dataclass
 class SessionJob:
-    service: FlinkJobService
+    service: FlinkService
     settings: Settings
     fed: list[dict | None] = field(default_factory=list)  # every event produced to the raw topic, in order
 
@@ -71,7 +71,7 @@ class SessionJob:
 def job(lane, kafka, cluster) -> Iterator[SessionJob]:
     """The job service in session mode, pointed at the cluster's REST URL (started by the first test)."""
     settings = lane.replace(flink={"mode": "session", "rest_url": cluster.url})
-    service = FlinkJobService(settings)
+    service = FlinkService(settings)  # creates the lane's topics before the job starts
     try:
         yield SessionJob(service, settings)
     finally:

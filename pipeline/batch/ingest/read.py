@@ -13,6 +13,7 @@ from pipeline.batch.ingest import BRONZE_FIELDS
 from pipeline.batch.ingest.manifest import committed_files, manifests
 from pipeline.contracts import load_registry, stream_names
 from pipeline.contracts.render_arrow import arrow_schema
+from pipeline.lake import ArchiveLayout
 from pipeline.settings import Settings
 from pipeline.storage import S3Location
 
@@ -30,8 +31,6 @@ def read_bronze(loc: S3Location, bronze: str, table: str) -> pa.Table:
 def bronze_readers(settings: Settings, loc: S3Location) -> dict[str, Callable[[], pa.Table]]:
     """Every bronze table by name, each read from exactly its committed S3 files: the source tables (through the
     ingestion manifests) and the raw topic's archive (through the archive's manifests)."""
-    from pipeline.speed.archive import ArchiveLayout
-
     names = stream_names()
     readers: dict[str, Callable[[], pa.Table]] = {
         ds.name: functools.partial(read_bronze, loc, settings.bronze_prefix, ds.name)
@@ -42,8 +41,6 @@ def bronze_readers(settings: Settings, loc: S3Location) -> dict[str, Callable[[]
 
 def committed_keys(settings: Settings, loc: S3Location) -> dict[str, list[str]]:
     """The bucket-relative keys of every bronze table's committed files (what a warehouse's COPY may load)."""
-    from pipeline.speed.archive import ArchiveLayout
-
     names = stream_names()
     fs = loc.arrow_fs()
     bucket = loc.path("")
