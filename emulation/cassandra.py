@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,7 +249,7 @@ class CassandraService(JvmService):
         built_in = () if self.external else (BUILT_IN,)
         for credentials in (self.credentials("admin"), *built_in):  # the built-in one before the first start ends
             try:
-                with self._session(credentials, timeout=5, metadata=False) as session:
+                with probing(), self._session(credentials, timeout=5, metadata=False) as session:
                     row = session.execute("SELECT release_version FROM system.local").one()
                 return row is not None and bool(row.release_version)
             except Exception:  # any driver error means "not healthy yet" (or not these credentials)
@@ -328,11 +329,12 @@ class CassandraService(JvmService):
                     session.execute(f"ALTER ROLE {name} WITH PASSWORD = %s", (password,))
 
     def logs_in(self, credentials: tuple[str, str]) -> bool:
-        """Whether ``credentials`` (user, password) open a session on this deployment now."""
+        """Whether ``credentials`` (user, password) open a session on this deployment now (a refusal is the answer
+        "no", not logged)."""
         from cassandra.cluster import NoHostAvailable
 
         try:
-            with self._session(credentials, timeout=10, metadata=False):
+            with probing(), self._session(credentials, timeout=10, metadata=False):
                 return True
         except NoHostAvailable:
             return False
@@ -399,3 +401,35 @@ def split_statements(cql: str) -> list[str]:
 
 _quiet = logging.getLogger("cassandra")
 _quiet.addHandler(logging.NullHandler())
+
+
+class _Probes(logging.Filter):
+    """Drops the driver's records made by a thread while it probes (:func:`probing`). A probe's login may well be
+    refused (olist_admin before the first start made it, the built-in superuser once it is locked, any role while
+    the node comes up), and the driver logs every refusal as a warning and an error with a traceback ("Bad
+    credentials"). Other threads' records, and this thread's outside a probe, pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread not in self.threads
+
+
+_PROBES = _Probes()
+for _name in ("cassandra.cluster", "cassandra.connection", "cassandra.pool"):
+    logging.getLogger(_name).addFilter(_PROBES)
+
+
+@contextlib.contextmanager
+def probing() -> Iterator[None]:
+    """Within, the driver logs nothing from this thread: its connection failures are answers, not errors."""
+    me = threading.get_ident()
+    outer = me in _PROBES.threads
+    _PROBES.threads.add(me)
+    try:
+        yield
+    finally:
+        if not outer:
+            _PROBES.threads.discard(me)

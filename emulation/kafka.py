@@ -247,6 +247,10 @@ class KafkaService(JvmService):
                     for op in ("READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE")]
         bindings += [AclBinding(ResourceType.GROUP, GROUP_ID, literal, worker, "*", AclOperation[op], allow)
                      for op in ("READ", "DESCRIBE")]
+        if self.settings.connect.exactly_once_source:  # the leader's and each task's transactional producer
+            bindings += [AclBinding(ResourceType.TRANSACTIONAL_ID, prefix, ResourcePatternType.PREFIXED, worker, "*",
+                                    AclOperation[op], allow)
+                         for prefix in (f"connect-cluster-{GROUP_ID}", GROUP_ID) for op in ("WRITE", "DESCRIBE")]
         for future in admin.create_acls(bindings, request_timeout=30).values():
             future.result()
 
@@ -262,7 +266,7 @@ class KafkaService(JvmService):
     def create_topics(self, specs: Iterable[TopicSpec | Mapping[str, object]], timeout: float = 30) -> list[str]:
         """Create the topics that do not exist yet, with the deployment's replication factor and min ISR; returns
         the names created."""
-        topics = [s if isinstance(s, TopicSpec) else TopicSpec(**s) for s in specs]  # type: ignore[arg-type]
+        topics = [TopicSpec(**s) if isinstance(s, Mapping) else s for s in specs]  # a TopicSpec, or one in kind
         if not topics:
             return []
         admin = self.admin()

@@ -10,6 +10,7 @@ import typer
 from pipeline import console as show
 from pipeline.console import RichProgress, console, fail, one_line_errors
 from pipeline.contracts.cli import contracts_app
+from pipeline.platform import DEFAULT_SERVICES, ON_DEMAND_SERVICES
 from pipeline.settings import get_settings
 from pipeline.speed.cdc.cli import cdc_app
 
@@ -104,8 +105,8 @@ def promote() -> None:
 @app.command()
 @one_line_errors
 def up(services: Annotated[list[str] | None, typer.Argument(
-        help="Services to start (default: postgres, s3; also kafka, connect, cassandra, flink, snowflake, "
-             "dashboard).")] = None) -> None:
+        help=f"Services to start (default: {', '.join(DEFAULT_SERVICES)}; "
+             f"also {', '.join(ON_DEMAND_SERVICES)}).")] = None) -> None:
     """Start the local engines and wait until each is healthy."""
     from pipeline import platform
 
@@ -133,6 +134,45 @@ def status() -> None:
     from pipeline.speed.cdc import CONNECTOR
 
     show.show_status(platform.status(get_settings()), CONNECTOR)
+
+
+# -- change ----------------------------------------------------------------------------------------
+Engines = Annotated[list[str] | None, typer.Option(
+    "--engine", help="Only these engines (repeatable): postgres, kafka, connect, cassandra.")]
+
+
+@app.command("plan")
+@one_line_errors
+def plan_changes(engine: Engines = None) -> None:
+    """Read every running engine and show the steps that bring it to the contracts, each with its verdict
+    (compatible, needs a backfill or a replay, breaking); exit 1 when one is breaking."""
+    from pipeline import provision
+
+    try:
+        report = provision.plan(get_settings(), engine)
+    except KeyError as exc:
+        raise fail(str(exc.args[0])) from None
+    show.show_plan(report)
+    if report.breaking:
+        raise typer.Exit(1)
+
+
+@app.command("apply")
+@one_line_errors
+def apply_changes(engine: Engines = None) -> None:
+    """Make the plan's compatible steps on the running platform (online, each idempotent: a killed run is finished
+    by the next); refuse every step, changing nothing, when one is breaking (exit 1)."""
+    from pipeline import provision
+
+    try:
+        with RichProgress() as progress:
+            report = provision.apply(get_settings(), engine, progress)
+    except KeyError as exc:
+        raise fail(str(exc.args[0])) from None
+    show.show_apply(report)
+    if not report.ok:
+        raise fail(f"{len(report.refused)} breaking steps: nothing was applied (`olist plan` says what a safe "
+                   "migration is)")
 
 
 # -- speed lane ----------------------------------------------------------------------------------

@@ -10,10 +10,8 @@ the stream stopped a while ago). The live view (``pipeline.serving.live``) merge
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import functools
 import logging
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pipeline.contracts import load_registry, stream_names
@@ -112,15 +110,3 @@ def count_late_events(session: Session, days: int = 2, today: dt.date | None = N
     query = _prepared(session, f"SELECT count(*) FROM {table.qualified_name} WHERE {table.partition_key[0]} = ?")
     return sum(int(session.execute(query, [today - dt.timedelta(days=d)], timeout=30).one()[0]) for d in range(days))
 
-
-def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """What the dashboard's headline shows, from aggregated rows: total value and count, by payment type."""
-    by_type: dict[str, dict[str, Any]] = {}
-    total, count = decimal.Decimal(0), 0
-    for r in rows:
-        t = by_type.setdefault(r["payment_type"], {"payment_count": 0, "payment_sum": decimal.Decimal(0)})
-        t["payment_count"] += r["payment_count"]
-        t["payment_sum"] += r["payment_sum"]
-        total += r["payment_sum"]
-        count += r["payment_count"]
-    return {"payment_sum": total, "payment_count": count, "by_payment_type": by_type}

@@ -191,3 +191,33 @@ def test_an_apply_killed_between_two_steps_is_finished_by_the_next(postgres, sch
     report = provision.apply(settings, ["postgres"], registry=registry)
     assert [a.step.target for a in report.applied] == [f"{schema}.order_payments"]
     assert provision.plan(settings, ["postgres"], registry).converged
+
+
+def test_the_cli_plans_applies_and_refuses_in_one_line_each(postgres, schema, test_settings, tiny_dir, monkeypatch):
+    """`olist plan` / `olist apply` on the settings' engines: a converged platform says so (exit 0), an unknown
+    engine is one line (exit 1, no traceback), and a trigger someone dropped is planned and made again."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.settings import get_settings
+
+    monkeypatch.setenv("OLIST_STATE_DIR", str(test_settings.state_dir))
+    monkeypatch.setenv("OLIST_PG_SCHEMA", schema)
+    get_settings.cache_clear()
+    try:
+        load_directory(tiny_dir, postgres.conninfo(), schema)
+        runner = CliRunner()
+        converged = runner.invoke(app, ["plan", "--engine", "postgres"])
+        assert converged.exit_code == 0 and "nothing to do" in converged.output, converged.output
+        unknown = runner.invoke(app, ["plan", "--engine", "oracle"])
+        assert unknown.exit_code == 1 and "unknown engine 'oracle'" in unknown.output
+        assert "Traceback" not in unknown.output
+        with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:  # drift: someone dropped a trigger
+            conn.execute(f"drop trigger order_payments_touch on {schema}.order_payments")
+        drift = runner.invoke(app, ["plan", "--engine", "postgres"])
+        assert drift.exit_code == 0 and "add change tracking (order_payments_touch)" in drift.output, drift.output
+        applied = runner.invoke(app, ["apply", "--engine", "postgres"])
+        assert applied.exit_code == 0 and "1 steps applied" in applied.output, applied.output
+        assert provision.plan(get_settings(), ["postgres"]).converged
+    finally:
+        get_settings.cache_clear()

@@ -225,12 +225,6 @@ def sales_by_month(wh: Warehouse, f: Filters) -> list[dict[str, Any]]:
                     f"from gold.mart_sales {w.sql} group by 1, 2 order by 1, 2", w.params)
 
 
-def sales_by_year(wh: Warehouse, f: Filters) -> list[dict[str, Any]]:
-    w = _on_sales(f)
-    return wh.query(f"select purchase_year, sum(sales) as sales from gold.mart_sales {w.sql} group by 1 order by 1",
-                    w.params)
-
-
 def top_categories(wh: Warehouse, f: Filters, by: str = "sales", n: int = 10) -> list[dict[str, Any]]:
     """The ``n`` categories with the most ``by`` (sales, freight or items), largest first."""
     if by not in ("sales", "freight", "items"):
