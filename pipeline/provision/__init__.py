@@ -3,8 +3,9 @@
 Each engine's module reads what is deployed and compares it with what the contracts and the settings say, and returns
 the ordered steps that close the gap, each with its verdict (compatible, needs a backfill or a replay, breaking).
 ``plan`` gathers them; ``apply`` runs the compatible ones (nothing at all when any step is breaking); ``ensure`` is what
-every other command calls first: it makes what is missing altogether (a fresh platform) and, when an existing object is
-behind its contract, says in one line which step is pending instead of failing later with a traceback.
+every other command calls first: it makes what is missing altogether (a fresh platform) and, when a column the command
+would read or write is behind its contract, says in one line which step is pending instead of failing later with a
+traceback (other pending changes, a CHECK or a topic config, wait for `olist apply` without stopping the command).
 
 Every step is idempotent and planned afresh from what is deployed, so a run killed between two steps is finished by
 the next one."""
@@ -87,16 +88,17 @@ def apply(settings: Settings, engines: Iterable[str] | None = None, progress: Pr
 def ensure(settings: Settings, *engines: str, registry: Registry | None = None) -> list[Step]:
     """What a command calls before it uses ``engines``: make every missing object (a fresh platform: tables,
     topics, grants) and return those steps; raise :class:`PendingChange` (one line, naming the step and `olist
-    apply`) when an existing object is behind its contract."""
+    apply`) when a column the command reads or writes is behind its contract."""
     done: list[Step] = []
     for _ in range(3):  # what one round makes (a table) may need more in the next (its grants)
         current = plan(settings, engines, registry)
-        if pending := current.pending_changes:
-            raise PendingChange(pending)
-        if not current.steps:
+        if blocking := current.blocking:
+            raise PendingChange(blocking)
+        made = [s for s in current.steps if s.creates]  # other pending changes (a CHECK, a topic config) wait
+        if not made:
             break
-        for step in current.steps:
+        for step in made:
             assert step.run is not None
             step.run()
-        done += current.steps
+        done += made
     return done

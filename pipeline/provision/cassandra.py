@@ -84,15 +84,16 @@ def plan(settings: Settings, registry: Registry | None = None) -> list[Step]:
         target = f"{keyspace}.{table.name}"
         for col in table.columns:
             if col.name not in have:
-                steps.append(Step("cassandra", target, f"add column {col.name} {col.type}",
+                steps.append(Step("cassandra", target, f"add column {col.name} {col.type}", blocks=True,
                                   detail="rows written before it hold null until their window is written again",
                                   run=_alter(service, f"ALTER TABLE {target} ADD {col.name} {col.type}")))
             elif have[col.name].lower() != col.type.lower():
                 steps.append(Step("cassandra", target, f"change column {col.name} {have[col.name]} -> {col.type}",
-                                  "breaking", detail=f"contract of topic {table.topic}: Cassandra cannot change a "
-                                  "column's type; a new table (a new major version of the topic) beside the old"))
+                                  "breaking", blocks=True,
+                                  detail=f"contract of topic {table.topic}: Cassandra cannot change a column's type; "
+                                         "a new table (a new major version of the topic) beside the old"))
         for name in sorted(have.keys() - {c.name for c in table.columns}):
-            steps.append(Step("cassandra", target, f"column {name} is not in the contract", "breaking",
+            steps.append(Step("cassandra", target, f"column {name} is not in the contract", "breaking", blocks=True,
                               detail=f"contract of topic {table.topic}: a removed column breaks its readers; keep it "
                                      "or publish a new major version beside the old"))
     return steps

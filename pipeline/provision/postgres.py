@@ -214,20 +214,21 @@ def _table_steps(ds: Dataset, target: str, have: TableState, want: TableState, s
         if now is None:
             definition = column_definition(ds.column(name))
             if col.not_null:
-                steps.append(Step("postgres", target, f"add required column {definition}", "breaking",
+                steps.append(Step("postgres", target, f"add required column {definition}", "breaking", blocks=True,
                                   detail=f"{contract}: existing rows have no value for a required column; add it "
                                          "optional, backfill it, then make it required in a later version"))
                 continue
             comment = [column_comment(ds, schema, ds.column(name))] if col.comment else []
-            steps.append(Step("postgres", target, f"add column {definition}",
+            steps.append(Step("postgres", target, f"add column {definition}", blocks=True,
                               run=run(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {definition};", *comment)))
             continue
         if now.type != col.type:
             if widens(now.type, col.type):
-                steps.append(Step("postgres", target, f"widen column {name} {now.type} -> {col.type}",
+                steps.append(Step("postgres", target, f"widen column {name} {now.type} -> {col.type}", blocks=True,
                                   run=run(f"ALTER TABLE {target} ALTER COLUMN {name} TYPE {col.type};")))
             else:
                 steps.append(Step("postgres", target, f"change column {name} {now.type} -> {col.type}", "breaking",
+                                  blocks=True,
                                   detail=f"{contract}: a narrowed or changed type may not hold the rows it has; "
                                          "publish a new major version beside the old and migrate readers to it"))
         if now.not_null and not col.not_null:
@@ -243,7 +244,7 @@ def _table_steps(ds: Dataset, target: str, have: TableState, want: TableState, s
             steps.append(Step("postgres", target, f"comment on column {name}",
                               run=run(column_comment(ds, schema, ds.column(name)))))
     for name in have.columns.keys() - want.columns.keys():
-        steps.append(Step("postgres", target, f"column {name} is not in the contract", "breaking",
+        steps.append(Step("postgres", target, f"column {name} is not in the contract", "breaking", blocks=True,
                           detail=f"{contract}: a removed or renamed column breaks its readers; keep it (deprecated) "
                                  "or publish a new major version beside the old and migrate readers to it"))
     tracking = change_tracking(ds, schema)
@@ -251,7 +252,8 @@ def _table_steps(ds: Dataset, target: str, have: TableState, want: TableState, s
     missing = [s for s, n in zip(tracking, wanted_names, strict=True) if n not in have.triggers | have.indexes]
     if missing:
         steps.append(Step("postgres", target, "add change tracking (" + ", ".join(
-            n for s, n in zip(tracking, wanted_names, strict=True) if s in missing) + ")", run=run(*missing)))
+            n for s, n in zip(tracking, wanted_names, strict=True) if s in missing) + ")", creates=True,
+            run=run(*missing)))
     if want.comment and want.comment != have.comment:
         steps.append(Step("postgres", target, "comment on table",
                           run=run(f"COMMENT ON TABLE {target} IS {quote_literal(want.comment)};")))

@@ -24,6 +24,7 @@ class Step:
     verdict: Verdict = "compatible"
     creates: bool = False  # makes an object that is missing altogether (every command may do that on first use)
     detail: str = ""  # a backfill's or replay's what-from-where, a breaking change's safe migration
+    blocks: bool = False  # changes the columns readers and writers use: commands wait for it (PendingChange)
     run: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
@@ -54,6 +55,11 @@ class Plan:
     def pending_changes(self) -> list[Step]:
         """Steps that change an existing object: `olist apply`'s to make, never a side effect of another command."""
         return [s for s in self.steps if not s.creates]
+
+    @property
+    def blocking(self) -> list[Step]:
+        """Pending changes a command cannot work around: a column it would read or write is missing or other."""
+        return [s for s in self.pending_changes if s.blocks]
 
     @property
     def converged(self) -> bool:
