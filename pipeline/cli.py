@@ -148,10 +148,7 @@ def plan_changes(engine: Engines = None) -> None:
     (compatible, needs a backfill or a replay, breaking); exit 1 when one is breaking."""
     from pipeline import provision
 
-    try:
-        report = provision.plan(get_settings(), engine)
-    except KeyError as exc:
-        raise fail(str(exc.args[0])) from None
+    report = provision.plan(get_settings(), engine)
     show.show_plan(report)
     if report.breaking:
         raise typer.Exit(1)
@@ -164,11 +161,8 @@ def apply_changes(engine: Engines = None) -> None:
     by the next); refuse every step, changing nothing, when one is breaking (exit 1)."""
     from pipeline import provision
 
-    try:
-        with RichProgress() as progress:
-            report = provision.apply(get_settings(), engine, progress)
-    except KeyError as exc:
-        raise fail(str(exc.args[0])) from None
+    with RichProgress() as progress:
+        report = provision.apply(get_settings(), engine, progress)
     show.show_apply(report)
     if not report.ok:
         raise fail(f"{len(report.refused)} breaking steps: nothing was applied (`olist plan` says what a safe "

@@ -15,9 +15,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from emulation.service import ServiceError
 from pipeline.contracts import Registry
 from pipeline.progress import SILENT, Progress
-from pipeline.provision.steps import ENGINES, Applied, ApplyReport, PendingChange, Plan, Step, Verdict
+from pipeline.provision.steps import ENGINES, Applied, ApplyReport, PendingChange, Plan, Step, Verdict, converge
 from pipeline.settings import Settings
 
 __all__ = ["ENGINES", "Applied", "ApplyReport", "PendingChange", "Plan", "Step", "Verdict", "apply", "ensure", "plan"]
@@ -48,7 +49,7 @@ def plan(settings: Settings, engines: Iterable[str] | None = None, registry: Reg
     chosen = list(engines or ENGINES)
     unknown = [e for e in chosen if e not in ENGINES]
     if unknown:
-        raise KeyError(f"unknown engine {unknown[0]!r}; known: {', '.join(ENGINES)}")
+        raise ServiceError(f"unknown engine {unknown[0]!r}; known: {', '.join(ENGINES)}")
     result = Plan()
     planners = _planners(settings, registry)
     for engine in ENGINES:
@@ -89,16 +90,4 @@ def ensure(settings: Settings, *engines: str, registry: Registry | None = None) 
     """What a command calls before it uses ``engines``: make every missing object (a fresh platform: tables,
     topics, grants) and return those steps; raise :class:`PendingChange` (one line, naming the step and `olist
     apply`) when a column the command reads or writes is behind its contract."""
-    done: list[Step] = []
-    for _ in range(3):  # what one round makes (a table) may need more in the next (its grants)
-        current = plan(settings, engines, registry)
-        if blocking := current.blocking:
-            raise PendingChange(blocking)
-        made = [s for s in current.steps if s.creates]  # other pending changes (a CHECK, a topic config) wait
-        if not made:
-            break
-        for step in made:
-            assert step.run is not None
-            step.run()
-        done += made
-    return done
+    return converge(lambda: plan(settings, engines, registry).steps)

@@ -53,7 +53,8 @@ def topic_specs(registry: Registry | None = None) -> list[TopicSpec]:
     return specs
 
 
-def _limit(value: str | None) -> float:
+def retention_limit(value: str | None) -> float:
+    """A retention setting as a number; -1 (no limit) as infinity."""
     number = float(value) if value not in (None, "") else -1
     return float("inf") if number < 0 else number
 
@@ -87,7 +88,8 @@ def topic_steps(kafka: KafkaService, specs: list[TopicSpec]) -> list[Step]:
                                      "version) beside the old, and readers moved to it, is the way down"))
         actual = configs.get(spec.name, {})
         changed = {k: v for k, v in spec.config.items() if actual.get(k) != v}
-        lowered = {k: v for k, v in changed.items() if k in RETENTION and _limit(v) < _limit(actual.get(k))}
+        lowered = {k: v for k, v in changed.items()
+                   if k in RETENTION and retention_limit(v) < retention_limit(actual.get(k))}
         if lowered:
             steps.append(Step("kafka", target, "lower " + ", ".join(f"{k} {actual.get(k)} -> {v}"
                                                                      for k, v in lowered.items()), "breaking",
@@ -100,9 +102,7 @@ def topic_steps(kafka: KafkaService, specs: list[TopicSpec]) -> list[Step]:
 
 
 def _create(kafka: KafkaService, spec: TopicSpec) -> None:
-    from emulation.kafka import TopicSpec as EngineTopic
-
-    kafka.create_topics([EngineTopic(spec.name, spec.partitions, spec.config)])
+    kafka.create_topics([spec])
 
 
 def _partitions(kafka: KafkaService, name: str, count: int) -> None:

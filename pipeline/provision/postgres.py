@@ -28,7 +28,8 @@ from pipeline.contracts.render_postgres import (
     quote_literal,
     table_ddl,
 )
-from pipeline.provision.steps import PendingChange, Step
+from pipeline.provision.steps import Step
+from pipeline.provision.steps import converge as make_missing
 
 # How a step gets its connection: psycopg.connect(conninfo), or a caller's connection kept open (nullcontext).
 Connect = Callable[[], contextlib.AbstractContextManager[psycopg.Connection]]
@@ -353,16 +354,5 @@ def _runner(connect: Connect) -> Callable[..., Callable[[], None]]:
 
 def converge(connect: Connect, schema: str, registry: Registry | None = None, cdc: bool | None = None) -> list[Step]:
     """Make what is missing (the schema, a table, CDC's grants and publication) and return those steps; raise
-    :class:`PendingChange` when an existing table is behind its contract (`olist apply` changes it)."""
-    done: list[Step] = []
-    for _ in range(3):  # a table made in one round gets its CDC grants in the next
-        steps = plan(connect, schema, registry, cdc)
-        if pending := [s for s in steps if not s.creates]:
-            raise PendingChange(pending)
-        if not steps:
-            break
-        for step in steps:
-            assert step.run is not None
-            step.run()
-        done += steps
-    return done
+    :class:`PendingChange` when a column is behind its contract (`olist apply` changes it)."""
+    return make_missing(lambda: plan(connect, schema, registry, cdc))

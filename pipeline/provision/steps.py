@@ -52,16 +52,6 @@ class Plan:
         return [s for s in self.steps if s.verdict in ("backfill", "replay")]
 
     @property
-    def pending_changes(self) -> list[Step]:
-        """Steps that change an existing object: `olist apply`'s to make, never a side effect of another command."""
-        return [s for s in self.steps if not s.creates]
-
-    @property
-    def blocking(self) -> list[Step]:
-        """Pending changes a command cannot work around: a column it would read or write is missing or other."""
-        return [s for s in self.pending_changes if s.blocks]
-
-    @property
     def converged(self) -> bool:
         return not self.steps
 
@@ -85,6 +75,24 @@ class ApplyReport:
     @property
     def ok(self) -> bool:
         return not self.refused
+
+
+def converge(planner: Callable[[], list[Step]], rounds: int = 3) -> list[Step]:
+    """Run the steps that make missing objects (what one round makes, a table, may need more in the next, its
+    grants) and return them; raise :class:`PendingChange` when a blocking change is pending (others wait)."""
+    done: list[Step] = []
+    for _ in range(rounds):
+        steps = planner()
+        if blocking := [s for s in steps if s.blocks and not s.creates]:
+            raise PendingChange(blocking)
+        made = [s for s in steps if s.creates]
+        if not made:
+            break
+        for step in made:
+            assert step.run is not None
+            step.run()
+        done += made
+    return done
 
 
 class PendingChange(ServiceError):

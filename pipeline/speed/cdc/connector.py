@@ -16,7 +16,7 @@ from emulation.postgres import PostgresService
 from emulation.service import ServiceError, write_private
 from pipeline import provision
 from pipeline.contracts import Registry, load_registry
-from pipeline.provision.kafka import TopicSpec, topic_specs
+from pipeline.provision.kafka import TopicSpec, retention_limit, topic_specs
 from pipeline.provision.postgres import CDC_USER, CONNECTOR_CONFIG
 from pipeline.provision.postgres import captured_tables as _captured
 from pipeline.settings import Settings
@@ -30,12 +30,6 @@ def captured_tables(registry: Registry | None = None) -> list[str]:
     return _captured(registry or load_registry())
 
 
-def _limit(value: str | None) -> float:
-    """A retention setting as a number; -1 (no limit) as infinity."""
-    number = float(value) if value not in (None, "") else -1
-    return float("inf") if number < 0 else number
-
-
 def check_retention(kafka) -> None:
     """Fail, naming the setting, when the broker would drop records of the raw topic sooner than its contract keeps
     them: the archive and every recompute read it from the earliest offset."""
@@ -43,7 +37,7 @@ def check_retention(kafka) -> None:
     wanted = dict(raw.custom_property("kafkaConfig", {}))
     actual = kafka.topic_config(raw.physical_name)
     for key in ("retention.ms", "retention.bytes"):
-        if key in wanted and _limit(actual.get(key)) < _limit(wanted[key]):
+        if key in wanted and retention_limit(actual.get(key)) < retention_limit(wanted[key]):
             raise ServiceError(f"cdc: topic {raw.physical_name} has {key}={actual.get(key)}, but its contract keeps "
                                f"{key}={wanted[key]}: the broker would truncate what the archive and the recompute "
                                f"read; alter the topic (kafka-configs --alter --add-config {key}={wanted[key]})")
