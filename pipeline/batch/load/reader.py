@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -67,8 +68,10 @@ def read_header(path: Path) -> list[str]:
 
 
 def _shown(name: str, limit: int = 60) -> str:
-    """A header name as an error shows it: a mangled header can hold a whole file in one name."""
-    return name if len(name) <= limit else f"{name[:limit]}... ({len(name):,} characters)"
+    """A header name as an error shows it, on one line: a mangled header can hold a whole file in one name, line
+    breaks included."""
+    text = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], name[:limit])
+    return text if len(name) <= limit else f"{text}... ({len(name):,} characters)"
 
 
 def check_header(path: Path, header: list[str], ds: Dataset) -> None:
