@@ -22,7 +22,7 @@ from typing import Any
 
 from emulation.process import ProcessService
 from emulation.service import Endpoint, Service, ServiceError, ServiceStatus, tail, write_private
-from pipeline.settings import Settings
+from pipeline.settings import PROJECT_ROOT, Settings
 
 PROGRAMS = ("flink", "serve", "archive", "watchdog")  # every piece supervisord knows, started on demand
 STOP_WAIT = {"flink": 90}  # seconds a program may take to stop (the Flink job takes a savepoint)
@@ -143,14 +143,41 @@ class SupervisorService(ProcessService):
         write_private(self.settings_file, self.settings.model_dump_json())  # configured passwords are in it
 
     def _write_config(self) -> None:
-        lines = ["[supervisord]", f"logfile={self.state_dir / 'supervisord.events.log'}", "logfile_maxbytes=5MB",
-                 f"pidfile={self.state_dir / 'supervisord.internal.pid'}", "nodaemon=true", "loglevel=info",
-                 f"childlogdir={self.state_dir}", "",
+        self._config_file.write_text(self._config_text())
+
+    @property
+    def current(self) -> bool:
+        """Whether the running supervisord's config is the one this release writes: its programs run this release's
+        code (an earlier release, or a clone in another folder, wrote another one)."""
+        written = self._config_file.read_text().splitlines() if self._config_file.exists() else []
+        return written[:1] == [self._release]
+
+    @property
+    def _release(self) -> str:
+        """The config's first line: which code its programs run (the project folder, the Python)."""
+        return f"; release: {PROJECT_ROOT} {sys.executable}"
+
+    def restart(self) -> list[str]:
+        """Restart supervisord on this release's config, and with it the programs that ran (each stopped as `stop`
+        stops it: the Flink job with a savepoint, which it resumes from); returns their names."""
+        running = [p.name for p in self.programs() if p.state in ("RUNNING", "STARTING", "BACKOFF")]
+        self.stop()
+        for program in running:
+            self.start_program(program)
+        return running
+
+    def _config_text(self) -> str:
+        lines = [self._release, "[supervisord]", f"logfile={self.state_dir / 'supervisord.events.log'}",
+                 "logfile_maxbytes=5MB", f"pidfile={self.state_dir / 'supervisord.internal.pid'}",
+                 "nodaemon=true", "loglevel=info", f"childlogdir={self.state_dir}", "",
                  "[unix_http_server]", f"file={self.socket}", "chmod=0700", "",
                  "[rpcinterface:supervisor]",
                  "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
                  "[supervisorctl]", f"serverurl=unix://{self.socket}", ""]
-        env = f"PYTHONUNBUFFERED=\"1\",PATH=\"{os.environ.get('PATH', '')}\""
+        # the programs run the code of the release that wrote this (its folder first on the path), whatever the
+        # environment supervisord itself was started with
+        env = (f"PYTHONUNBUFFERED=\"1\",PATH=\"{os.environ.get('PATH', '')}\","
+               f"PYTHONPATH=\"{PROJECT_ROOT}\"")
         for program in PROGRAMS:
             command = f"{sys.executable} -m pipeline.speed.run {program} --settings {self.settings_file}"
             lines += [f"[program:{program}]", f"command={command}", f"directory={self.state_dir}",
@@ -160,7 +187,7 @@ class SupervisorService(ProcessService):
                       "stopsignal=TERM", f"stopwaitsecs={STOP_WAIT.get(program, 30)}", "stopasgroup=false",
                       "killasgroup=true", "redirect_stderr=true", f"stdout_logfile={self.program_log(program)}",
                       "stdout_logfile_maxbytes=20MB", f"environment={env}", ""]
-        self._config_file.write_text("\n".join(lines))
+        return "\n".join(lines)
 
 
 class SupervisedService(Service):

@@ -138,7 +138,8 @@ def status() -> None:
 
 # -- change ----------------------------------------------------------------------------------------
 Engines = Annotated[list[str] | None, typer.Option(
-    "--engine", help="Only these engines (repeatable): postgres, kafka, connect, cassandra.")]
+    "--engine", help="Only these engines (repeatable): postgres, kafka, connect, cassandra, programs (the speed "
+                    "lane's supervised ones).")]
 
 
 @app.command("plan")
@@ -156,13 +157,17 @@ def plan_changes(engine: Engines = None) -> None:
 
 @app.command("apply")
 @one_line_errors
-def apply_changes(engine: Engines = None) -> None:
+def apply_changes(
+    engine: Engines = None,
+    recompute: Annotated[bool, typer.Option(help="Also run the steps that recompute data (a backfill, a replay: "
+                                            "`olist plan` says what each reads).")] = False,
+) -> None:
     """Make the plan's compatible steps on the running platform (online, each idempotent: a killed run is finished
     by the next); refuse every step, changing nothing, when one is breaking (exit 1)."""
     from pipeline import provision
 
     with RichProgress() as progress:
-        report = provision.apply(get_settings(), engine, progress)
+        report = provision.apply(get_settings(), engine, progress, recompute=recompute)
     show.show_apply(report)
     if not report.ok:
         raise fail(f"{len(report.refused)} breaking steps: nothing was applied (`olist plan` says what a safe "

@@ -366,7 +366,8 @@ def show_plan(plan: Plan) -> None:
         console.print(f"[bold red]✘[/] {len(plan.breaking)} breaking: `olist apply` refuses the whole plan")
     else:
         console.print(f"{len(plan.compatible)} compatible steps: `olist apply` makes them online"
-                      + (f"; {len(plan.recompute)} need a backfill or a replay first" if plan.recompute else ""))
+                      + (f"; {len(plan.recompute)} recompute data (`olist apply --recompute`)" if plan.recompute
+                         else ""))
 
 
 def show_apply(report: ApplyReport) -> None:
@@ -381,7 +382,7 @@ def show_apply(report: ApplyReport) -> None:
                                    [a.step for a in report.applied], {i: a.seconds for i, a in
                                                                       enumerate(report.applied)}))
     if report.left:
-        console.print(_steps_table("Left: a backfill or a replay first", report.left))
+        console.print(_steps_table("Left: they recompute data (`olist apply --recompute` runs them)", report.left))
         _details(report.left)
     console.print(f"[green]✔[/] {len(report.applied)} steps applied in {report.seconds:.1f} s"
                   if report.applied else "[green]✔[/] nothing to apply: every engine read matches the contracts")

@@ -31,7 +31,8 @@ def _planners(settings: Settings, registry: Registry | None
     from emulation.connect import ConnectService
     from emulation.kafka import KafkaService
     from emulation.postgres import PostgresService
-    from pipeline.provision import cassandra, connect, kafka, postgres
+    from emulation.supervisor import SupervisorService
+    from pipeline.provision import cassandra, connect, kafka, postgres, programs
 
     pg = PostgresService(settings)
     return {
@@ -40,6 +41,7 @@ def _planners(settings: Settings, registry: Registry | None
         "kafka": (KafkaService(settings).available, lambda: kafka.plan(settings, registry)),
         "connect": (lambda: ConnectService(settings).available() and pg.available(), lambda: connect.plan(settings)),
         "cassandra": (CassandraService(settings).available, lambda: cassandra.plan(settings, registry)),
+        "programs": (lambda: SupervisorService(settings).pid() is not None, lambda: programs.plan(settings)),
     }
 
 
@@ -57,6 +59,8 @@ def plan(settings: Settings, engines: Iterable[str] | None = None, registry: Reg
             continue
         available, planner = planners[engine]
         if not available():
+            if engine == "programs":
+                continue  # none runs: each reads the contracts as they are when it starts
             result.skipped[engine] = f"not running (`olist up {engine}`): planned once it runs"
             continue
         result.steps += planner()
@@ -64,17 +68,17 @@ def plan(settings: Settings, engines: Iterable[str] | None = None, registry: Reg
 
 
 def apply(settings: Settings, engines: Iterable[str] | None = None, progress: Progress = SILENT,
-          registry: Registry | None = None) -> ApplyReport:
-    """Plan, then run every compatible step in order; refuse everything when a step is breaking; name the steps
-    that need a backfill or a replay and leave them."""
+          registry: Registry | None = None, recompute: bool = False) -> ApplyReport:
+    """Plan, then run every compatible step in order; refuse everything when a step is breaking. The steps that need
+    a backfill or a replay are named and left, unless ``recompute`` (`olist apply --recompute`) runs them too."""
     started = time.perf_counter()
     report = ApplyReport(plan(settings, engines, registry))
     if report.plan.breaking:
         report.refused = report.plan.breaking
         report.seconds = time.perf_counter() - started
         return report
-    report.left = report.plan.recompute
-    todo = report.plan.compatible
+    todo = [s for s in report.plan.steps if s.verdict == "compatible" or recompute]
+    report.left = [s for s in report.plan.recompute if s not in todo]
     for i, step in enumerate(todo):
         progress.update("apply", description=f"apply: {step}", total=len(todo), completed=i)
         t0 = time.perf_counter()

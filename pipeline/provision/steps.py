@@ -11,7 +11,7 @@ from emulation.service import ServiceError
 # compatible: applied online by `olist apply`; backfill / replay: the change is safe but data must be recomputed
 # (the step says what, from where) and `apply` leaves it to that; breaking: refused, the contract must change.
 Verdict = Literal["compatible", "backfill", "replay", "breaking"]
-ENGINES = ("postgres", "kafka", "connect", "cassandra")
+ENGINES = ("postgres", "kafka", "connect", "cassandra", "programs")  # "programs": the speed lane's supervised ones
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def flink(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from emulation.supervisor import SupervisorService
+    from pipeline.provision.programs import record_contracts
 
     parser = argparse.ArgumentParser(prog="python -m pipeline.speed.run", description=__doc__)
     parser.add_argument("program", choices=("flink", "serve", "archive", "watchdog"))
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     settings = Settings.model_validate_json(args.settings.read_text())
     SupervisorService(settings).record_start(args.program)
+    record_contracts(settings, args.program)  # what it reads now: `olist plan` restarts it when they change
     if args.program == "flink":
         flink(settings)
         return 1  # not reached: exec replaced this process

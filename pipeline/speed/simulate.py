@@ -59,10 +59,6 @@ class Profile:
         shape = (counts, [float(per_order[c]) for c in counts])
         payments = rows("select payment_type, payment_installments from {} where payment_type <> 'voucher' "
                         "order by order_id, payment_sequential limit 200000", "order_payments")
-        if not payments:
-            types = [t for t in load_registry().dataset("order_payments").column("payment_type").enum or ()
-                     if t not in ("voucher", "not_defined")]
-            return cls(types, [1.0] * len(types), {t: ([1], [1.0]) for t in types}, items, shape, places)
         kinds = collections.Counter(r[0] for r in payments)
         types = sorted(kinds)
         inst: dict[str, tuple[list[int], list[float]]] = {}
@@ -70,7 +66,14 @@ class Profile:
             by_count = collections.Counter(r[1] for r in payments if r[0] == t)
             keys = sorted(by_count)
             inst[t] = (keys, [float(by_count[k]) for k in keys])
-        return cls(types, [float(kinds[t]) for t in types], inst, items, shape, places)
+        weights = [float(kinds[t]) for t in types]
+        # a means of payment the contract allows and no loaded row has yet (an empty table, a value just added,
+        # say pix) is used too, as often as the average one
+        new = [t for t in load_registry().dataset("order_payments").column("payment_type").enum or ()
+               if t not in kinds and t not in ("voucher", "not_defined")]
+        share = sum(weights) / len(weights) if weights else 1.0
+        return cls(types + new, weights + [share] * len(new), inst | {t: ([1], [1.0]) for t in new}, items, shape,
+                   places)
 
 
 @dataclass(frozen=True)
