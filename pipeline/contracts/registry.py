@@ -126,7 +126,8 @@ def _column(prop: SchemaProperty) -> Column:
         pattern=opts.get("pattern"),
         minimum=opts.get("minimum"),
         maximum=opts.get("maximum"),
-        timestamp_format=opts.get("format"),
+        # a date without a format is ISO (2018-03-20); a timestamp's default is the loader's (ISO, to the second)
+        timestamp_format=opts.get("format") or ("yyyy-MM-dd" if prop.logicalType == "date" else None),
         enum=tuple(e.value for e in prop.enum) if prop.enum else None,
         value_domain=custom.get("valueDomain"),
         csv_quote=custom.get("csvQuote"),

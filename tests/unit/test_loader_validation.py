@@ -238,3 +238,38 @@ def test_a_nul_byte_in_free_text_is_refused_by_the_row_not_by_copy(registry, tmp
     result = _validated(registry, tmp_path, "order_reviews")
     assert [b.column for b in result.bad] == ["review_comment_message"]
     assert "holds a NUL byte" in result.bad[0].reason and result.table.num_rows == 1
+
+
+def test_a_date_column_without_a_format_is_iso_and_a_bad_day_is_named(tmp_path):
+    """A tenth table's contract may hold a plain date (the marketing funnel's first_contact_date): ISO, no format
+    written, a real day only."""
+    import textwrap
+
+    import pyarrow as pa
+
+    from pipeline.batch.load.validate import column_checks
+    from pipeline.contracts import load_registry
+
+    root = tmp_path / "contracts" / "olist"
+    root.mkdir(parents=True)
+    (root / "leads.odcs.yaml").write_text(textwrap.dedent("""\
+        apiVersion: v3.2.0
+        kind: DataContract
+        id: olist.leads
+        name: leads
+        version: 1.0.0
+        status: active
+        schema:
+          - name: leads
+            physicalName: leads
+            physicalType: table
+            properties:
+              - {name: lead_id, logicalType: string, physicalType: varchar(32), required: true, primaryKey: true,
+                 primaryKeyPosition: 1}
+              - {name: first_contact_date, logicalType: date, physicalType: date, required: true}
+        """))
+    col = load_registry(tmp_path / "contracts").dataset("leads").column("first_contact_date")
+    assert col.timestamp_format == "yyyy-MM-dd"
+    values = pa.chunked_array([["2018-02-11", "2018-02-30", "2018-02-11 10:00:00", "11/02/2018"]])
+    bad = [c for c in column_checks(col, values) if "is not a date (yyyy-MM-dd)" in c.reason]
+    assert [bool(x) for x in bad[0].failing] == [False, True, True, True]

@@ -125,7 +125,7 @@ def column_checks(col: Column, arr: pa.ChunkedArray) -> list[Check]:
             checks.append(Check(col.name, too_big, f"{{value}} has more than {precision - scale} integer digits"))
     elif col.logical_type in ("timestamp", "date"):
         bad = pc.and_(present, pc.invert(_valid_timestamps(arr, col.timestamp_format)))
-        checks.append(Check(col.name, bad, f"{{value}} is not a timestamp ({col.timestamp_format})"))
+        checks.append(Check(col.name, bad, f"{{value}} is not a {col.logical_type} ({col.timestamp_format})"))
         ok_type = pc.and_(present, pc.invert(bad))
     if col.enum:
         values = pa.array([str(v) for v in col.enum])
