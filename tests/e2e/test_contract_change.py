@@ -35,6 +35,7 @@ from pathlib import Path
 import duckdb
 import jsonschema
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -42,6 +43,7 @@ from emulation.cassandra import CassandraService
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService
 from pipeline import platform
+from pipeline.batch.ingest.manifest import committed_files, manifests
 from pipeline.contracts import stream_names
 from pipeline.lake import ArchiveLayout
 from pipeline.reconcile import ReconcileReport, last_report_path
@@ -371,8 +373,14 @@ def test_a_an_optional_column_flows_to_silver(world):
         streamed = con.execute("select count(distinct order_id || payment_sequential) from "
                                "silver.stg_cdc__order_payments where payment_channel = 'app'").fetchone()[0]
         assert streamed == len(tagged), "archived from the topic, bronze to silver"
-        nulls = con.execute("select count(*) from bronze.order_payments where payment_channel is null").fetchone()[0]
-        assert nulls > 0, "the rows of the files that predate the column are read as null"
+        older = con.execute("select count(*) from bronze.order_payments where payment_channel is null").fetchone()[0]
+    loc = s3_location(settings)
+    fs = loc.arrow_fs()
+    files = committed_files(manifests(loc, fs, settings.bronze_prefix, "order_payments"))
+    having = [("payment_channel" in pq.read_schema(f.path, filesystem=fs).names) for f in files]
+    assert False in having and True in having, "bronze holds files from before the column and after it"
+    assert older >= sum(f.rows for f, has in zip(files, having, strict=True) if not has), \
+        "the rows of the files that predate the column are read, as null"
 
 
 def test_b_a_new_payment_type_the_simulator_uses(world):
