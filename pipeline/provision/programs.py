@@ -70,7 +70,9 @@ def plan(settings: Settings) -> list[Step]:
 
     supervisor = SupervisorService(settings)
     running = {p.name for p in supervisor.programs() if p.state in ("RUNNING", "STARTING", "BACKOFF")}
-    replay = "flink" in running and not get_service("flink", settings).job_dir.exists()
+    flink = get_service("flink", settings)
+    # the running job checkpoints under its own plan's folder: none for the plan as it is now means the plan changed
+    replay = "flink" in running and not flink.job_dir.exists()
     if running and not supervisor.current:
         how = f"restart on this release, and its programs ({', '.join(sorted(running))})"
         why = "its programs ran another release's code (another folder, an earlier version); each resumes where it was"
@@ -78,16 +80,15 @@ def plan(settings: Settings) -> list[Step]:
                      detail=why + (", but the Flink job's plan changed: " + REPLAY if replay else ""),
                      run=supervisor.restart)]
     steps = []
-    for program in RESTARTED:
-        want = contracts_read(program, settings)
-        if program not in running or recorded(settings, program) == want:
+    for program in (p for p in RESTARTED if p in running):
+        want, have = contracts_read(program, settings), recorded(settings, program)
+        if have == want:
             continue
         service = get_service(program, settings)
-        steps.append(Step("programs", program, f"restart ({_changes(recorded(settings, program), want)})",
+        steps.append(Step("programs", program, f"restart ({_changes(have, want)})",
                           detail="its consumer offsets are committed: it resumes where it was",
                           run=lambda s=service: (s.stop(), s.start())))
-    if replay:  # the running job checkpoints under its own plan's folder, which is not the plan's as it is now
-        flink = get_service("flink", settings)
+    if replay:
         steps.append(Step("programs", "flink", "start the job's new plan from no state", verdict="replay",
                           detail=f"its plan (generated SQL, code or plan options) changed: {REPLAY}",
                           run=lambda: (flink.stop(), flink.start())))

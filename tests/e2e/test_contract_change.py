@@ -37,7 +37,6 @@ import jsonschema
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from emulation.cassandra import CassandraService
 from emulation.kafka import KafkaService
@@ -50,6 +49,7 @@ from pipeline.reconcile import ReconcileReport, last_report_path
 from pipeline.serving.windows import table_of
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.storage import s3_location
+from tests.contract_edits import edit_contract, prop
 from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.e2e
@@ -138,19 +138,6 @@ def world(tmp_path_factory) -> Iterator[World]:
 
 
 # -- the user's edits ----------------------------------------------------------------------------
-
-
-def edit_contract(path: Path, edit: Callable[[list[dict]], None]) -> None:
-    """Apply ``edit`` to the contract's properties and raise its minor version."""
-    doc = yaml.safe_load(path.read_text())
-    major, minor, _ = doc["version"].split(".")
-    doc["version"] = f"{major}.{int(minor) + 1}.0"
-    edit(doc["schema"][0]["properties"])
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-
-
-def prop(props: list[dict], name: str) -> dict:
-    return next(p for p in props if p["name"] == name)
 
 
 def insert_after(path: Path, anchor: str, text: str) -> None:
@@ -331,8 +318,9 @@ def test_a_an_optional_column_flows_to_silver(world):
     channel = {"name": "payment_channel", "description": "Where the payment was made (app, web, store).",
                "logicalType": "string", "physicalType": "varchar(16)", "required": False}
     with trading(world, "a", seed=11):
-        edit_contract(new.root / "contracts/olist/order_payments.odcs.yaml", lambda props: props.append(channel))
-        edit_contract(new.root / "contracts/topics/olist.order_payments.odcs.yaml", lambda props: None)
+        payments = new.root / "contracts/olist/order_payments.odcs.yaml"
+        edit_contract(payments, lambda obj: obj["properties"].append(channel))
+        edit_contract(new.root / "contracts/topics/olist.order_payments.odcs.yaml", lambda obj: None)
         insert_after(new.root / "dbt/models/staging/stg_olist__order_payments.sql",
                      "cast(payment_value as decimal(12, 2)) as payment_value", ",\n        payment_channel")
         cdc_model = new.root / "dbt/models/staging/stg_cdc__order_payments.sql"
@@ -386,15 +374,15 @@ def test_a_an_optional_column_flows_to_silver(world):
 def test_b_a_new_payment_type_the_simulator_uses(world):
     new, settings = world.new, world.settings
 
-    def add_pix(props: list[dict]) -> None:
-        prop(props, "payment_type")["enum"].append({"value": "pix"})
+    def add_pix(obj: dict) -> None:
+        prop(obj["properties"], "payment_type")["enum"].append({"value": "pix"})
 
     with trading(world, "b", seed=12):
         edit_contract(new.root / "contracts/olist/order_payments.odcs.yaml", add_pix)
         for topic in ("olist_payments_aggregated_windowed", "olist_payments_installments_windowed",
                       "olist_payments_late_events"):
             edit_contract(new.root / f"contracts/topics/{topic}.odcs.yaml", add_pix)
-        edit_contract(new.root / "contracts/topics/olist.order_payments.odcs.yaml", lambda props: None)
+        edit_contract(new.root / "contracts/topics/olist.order_payments.odcs.yaml", lambda obj: None)
         new.olist("contracts", "generate")
         new.olist("contracts", "lint")
         plan = new.olist("plan")
@@ -538,8 +526,8 @@ def test_d_a_breaking_change_is_refused_and_changes_nothing(world):
              "where table_schema = %s and table_name = 'order_payments' order by 1")
     before = query(settings, shape, (settings.pg_schema,))
 
-    def narrow(props: list[dict]) -> None:
-        props.remove(prop(props, "payment_channel"))  # a removed column: breaking
+    def narrow(obj: dict) -> None:
+        obj["properties"].remove(prop(obj["properties"], "payment_channel"))  # a removed column: breaking
 
     edit_contract(path, narrow)
     new.olist("contracts", "generate")

@@ -4,7 +4,6 @@ with the data kept, refused whole when breaking, and finished by the next run af
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,14 +13,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import yaml
 
 from pipeline import provision
 from pipeline.batch.load import load_directory
 from pipeline.contracts import Registry, load_registry
-from pipeline.contracts.registry import CONTRACTS_DIR
 from pipeline.provision import PendingChange
 from pipeline.settings import PROJECT_ROOT
+from tests.contract_edits import copied_contracts, edit_contract, prop
 
 pytestmark = pytest.mark.integration
 
@@ -41,20 +39,10 @@ def settings(test_settings, schema):
 
 def changed_contracts(tmp_path: Path, change: dict[str, callable]) -> Registry:
     """A copy of contracts/ with ``change[table](properties)`` applied to each named table's contract."""
-    root = tmp_path / "contracts"
-    shutil.copytree(CONTRACTS_DIR, root, ignore=shutil.ignore_patterns("generated"))
+    root = copied_contracts(tmp_path)
     for table, edit in change.items():
-        path = root / "olist" / f"{table}.odcs.yaml"
-        doc = yaml.safe_load(path.read_text())
-        major, minor, _ = doc["version"].split(".")
-        doc["version"] = f"{major}.{int(minor) + 1}.0"
-        edit(doc["schema"][0]["properties"])
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        edit_contract(root / "olist" / f"{table}.odcs.yaml", lambda obj, edit=edit: edit(obj["properties"]))
     return load_registry(root)
-
-
-def prop(props: list[dict], name: str) -> dict:
-    return next(p for p in props if p["name"] == name)
 
 
 CHANNEL = {"name": "payment_channel", "description": "Where the payment was made.", "logicalType": "string",

@@ -4,12 +4,10 @@ serving tables, planned with their verdicts and converged; a breaking change ref
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -23,8 +21,8 @@ from emulation.cassandra import CassandraService
 from emulation.kafka import KafkaService
 from pipeline import provision
 from pipeline.contracts import Registry, load_registry, stream_names
-from pipeline.contracts.registry import CONTRACTS_DIR
 from tests.conftest import running
+from tests.contract_edits import copied_contracts, edit_contract
 
 pytestmark = pytest.mark.integration
 AGGREGATED = "olist_payments_aggregated_windowed"
@@ -43,14 +41,8 @@ def kafka(settings):
 
 def changed_topic(tmp_path: Path, edit: Callable[[dict], None], topic: str = AGGREGATED) -> Registry:
     """A copy of contracts/ with ``edit`` applied to one topic contract's schema object (its minor version raised)."""
-    root = tmp_path / "contracts"
-    shutil.copytree(CONTRACTS_DIR, root, ignore=shutil.ignore_patterns("generated"))
-    path = root / "topics" / f"{topic}.odcs.yaml"
-    doc = yaml.safe_load(path.read_text())
-    major, minor, _ = doc["version"].split(".")
-    doc["version"] = f"{major}.{int(minor) + 1}.0"
-    edit(doc["schema"][0])
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    root = copied_contracts(tmp_path)
+    edit_contract(root / "topics" / f"{topic}.odcs.yaml", edit)
     return load_registry(root)
 
 
