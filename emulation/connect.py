@@ -142,14 +142,15 @@ class ConnectService(JvmService):
         return self.url
 
     def health(self) -> bool:
-        """GET / answers and GET /connector-plugins lists the Debezium PostgreSQL connector."""
+        """GET /health says the worker finished starting (its internal topics exist, it joined its group;
+        the REST port answers before that) and GET /connector-plugins lists the Debezium connector."""
         if self.endpoint() is None:
             return False
         try:
-            code, root = self._call("GET", "/", timeout=3)
+            code, body = self._call("GET", "/health", timeout=3)
         except (OSError, ValueError):
             return False
-        return code == 200 and "version" in (root or {}) and DEBEZIUM_POSTGRES in self._plugin_classes()
+        return code == 200 and (body or {}).get("status") == "healthy" and DEBEZIUM_POSTGRES in self._plugin_classes()
 
     def preflight(self) -> None:
         if not self.kafka.health():
