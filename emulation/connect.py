@@ -25,7 +25,7 @@ from typing import Any
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from emulation.jvm import JvmArtifacts, JvmService, java_command, write_log4j2
-from emulation.kafka import KafkaService
+from emulation.resources import engine
 from emulation.service import Endpoint, ServiceError, kept_secret, write_private
 from pipeline.settings import Settings
 
@@ -113,7 +113,7 @@ class ConnectService(JvmService):
             self.name = f"connect-{worker}"
         self.worker = worker
         super().__init__(settings)
-        self.kafka = KafkaService(settings)
+        self.kafka = engine("kafka", settings)
 
     # -- Service interface ---------------------------------------------------------------------
     def configured(self) -> Endpoint | None:
@@ -210,9 +210,7 @@ class ConnectService(JvmService):
         return jaas
 
     def destroy(self) -> None:
-        """Stop, drop the worker's topics when Kafka still answers, and delete the state (never the deployment's)."""
-        if self.external:
-            return
+        """Stop, drop the worker's topics when Kafka still answers, and delete the state."""
         self.stop()
         if self.kafka.health():
             self.kafka.delete_topics(TOPICS.values())

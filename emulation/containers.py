@@ -1,10 +1,9 @@
 """The containers backend (``OLIST_ENGINES=containers``): PostgreSQL and S3 (LocalStack) in containers, started through
 testcontainers, behind the same services as the process backend, so the CLI, the demo and the tests do not change.
 
-``PostgresService(settings)`` and ``S3Service(settings)`` return :class:`PostgresContainerService` and
-:class:`S3ContainerService` when ``settings.engines`` is ``containers`` (their ``__new__`` decides, so every place
-that builds a service, the registry included, gets the backend the settings choose). Kafka, Connect and Cassandra
-have no image here: they stay processes on either backend.
+``emulation.resources.engine`` gives :class:`PostgresContainerService` and :class:`S3ContainerService` when
+``settings.engines`` is ``containers``, so every caller gets the backend the settings choose. Kafka, Connect and
+Cassandra have no image here: they stay processes on either backend.
 
 The engine: ``DOCKER_HOST`` when set, else a Docker engine on ``/var/run/docker.sock``, else podman. With podman, a
 private ``podman system service`` runs for as long as the Python process that needs it (its socket under the state
@@ -327,8 +326,6 @@ class ContainerService:
 
     # -- the service's lifecycle, the same for every container ----------------------------------------------------
     def start(self) -> Endpoint:
-        if self.external:
-            return self.external_start(self.settings.service_start_timeout)
         if self.container() is None:
             self.before_create()
         ep = self.run_container()
@@ -343,13 +340,10 @@ class ContainerService:
         """Make what clients need in the engine (a database, buckets) once it answers."""
 
     def stop(self) -> None:
-        if not self.external:
-            self.stop_container(timeout=self.stop_timeout)
+        self.stop_container(timeout=self.stop_timeout)
 
     def destroy(self) -> None:
-        """Remove the container (and its data) and the state; never the deployment's."""
-        if self.external:
-            return
+        """Remove the container (and its data) and the state."""
         self.remove_container()
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -401,8 +395,6 @@ class ContainerService:
 
     def pid(self) -> int | None:
         """The container's main process on this machine (PostgreSQL's postmaster, LocalStack's Python), or None."""
-        if self.external:
-            return None
         try:
             info = self.inspect()
         except ServiceError:

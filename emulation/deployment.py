@@ -2,8 +2,8 @@
 it wrote at start) or endpoints the settings name, like dagster's resources: ``OLIST_PG_DSN``,
 ``OLIST_KAFKA_BOOTSTRAP_SERVERS``, ``OLIST_CONNECT_URLS``, ``OLIST_CASSANDRA_CONTACT_POINTS``,
 ``OLIST_S3_ENDPOINT_URL`` (and Flink's ``OLIST_FLINK_REST_URL``), each with its credentials. An engine the
-settings name is used, never started, stopped or deleted here. (Snowflake is named by ``SNOWFLAKE_*`` for the
-promotion; unset, fakesnow stands in.)
+settings name is used, never started, stopped or deleted here; :func:`emulation.resources.engine` is where that
+choice is made, once. (Snowflake is named by ``SNOWFLAKE_*`` for the promotion; unset, fakesnow stands in.)
 
 :func:`deployment_of` turns running local engines into such settings (every endpoint and password named, a state
 folder of its own), so a suite, a rehearsal cluster or another checkout can run the platform on them by settings
@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emulation.cassandra import ROLES, CassandraService
-from emulation.connect import ConnectService, secrets_dir
-from emulation.kafka import PRINCIPALS, KafkaService
-from emulation.postgres import PostgresService
-from emulation.s3 import S3Service
+from emulation.cassandra import ROLES
+from emulation.connect import secrets_dir
+from emulation.kafka import PRINCIPALS
+from emulation.resources import engine
 from pipeline.settings import Settings
 
 ENGINES = ("postgres", "kafka", "connect", "cassandra", "s3")
@@ -36,27 +35,27 @@ def deployment_of(local: Settings, state_dir: Path, engines: tuple[str, ...] = E
     the platform's own state folder (which then holds no endpoint file of theirs)."""
     changes: dict[str, object] = {"state_dir": state_dir}
     if "postgres" in engines:
-        pg = PostgresService(local)
+        pg = engine("postgres", local)
         ep = pg.endpoint()
         assert ep is not None, "postgres has not started"
         changes |= {"pg_dsn": f"host={ep.host} port={ep.port} dbname={ep.extra['dbname']}",
                     "pg_password": pg.password(), "pg_admin_password": pg.admin_password(),
                     "pg_cdc_password": pg.cdc_password()}
     if "kafka" in engines:
-        kafka = KafkaService(local)
+        kafka = engine("kafka", local)
         changes["kafka"] = {"bootstrap_servers": kafka.bootstrap_servers(),
                             **{f"{p}_password": kafka.credentials(p)[1] for p in PRINCIPALS}}
     if "connect" in engines:
-        connect = ConnectService(local)
+        connect = engine("connect", local)
         changes["connect"] = {"urls": ",".join(connect.urls), "rest_password": connect.rest_credentials()[1],
                               "secrets_dir": secrets_dir(local)}
     if "cassandra" in engines:
-        cassandra = CassandraService(local)
+        cassandra = engine("cassandra", local)
         hosts, port = cassandra.contact()
         changes["cassandra"] = {"contact_points": ",".join(hosts), "port": port,
                                 **{f"{r}_password": cassandra.credentials(r)[1] for r in ROLES}}
     if "s3" in engines and local.s3_endpoint_url is None:
-        s3 = S3Service(local)
+        s3 = engine("s3", local)
         ep = s3.endpoint()
         assert ep is not None, "s3 has not started"
         key_id, secret = s3.credentials()

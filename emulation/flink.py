@@ -33,6 +33,7 @@ from typing import Any
 from emulation import flink_session, venvs
 from emulation.jvm import fetch
 from emulation.kafka import KafkaService
+from emulation.resources import engine
 from emulation.service import Endpoint, host_port, write_private
 from emulation.supervisor import SupervisedService
 from pipeline.settings import PROJECT_ROOT, FlinkSettings, Settings
@@ -100,11 +101,12 @@ class FlinkJobService(SupervisedService):
 
     name = "flink"
     program = "flink"
+    stop_wait = 90  # it takes a savepoint
 
     def __init__(self, settings: Settings, source_topic: str = "the source topic") -> None:
         super().__init__(settings)
         self.flink = settings.flink
-        self.kafka = KafkaService(settings)
+        self.kafka = engine("kafka", settings)
         self.source_topic = source_topic  # what the job reads (its generated SQL names it), as the caller names it
 
     def prepare(self) -> None:
@@ -171,7 +173,7 @@ class FlinkJobService(SupervisedService):
             self._save_endpoint(host="127.0.0.1", port=port, bootstrap=self.kafka.bootstrap_servers())
         self.status_file.unlink(missing_ok=True)
         started = time.monotonic()
-        self.supervisor.start_program(self.program)
+        self.start_program()
         self._wait_running(started)
         return self._require_endpoint()
 

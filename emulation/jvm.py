@@ -233,9 +233,11 @@ class JvmService(ProcessService):
         """Write the engine's config for this start and return its ``java`` command line."""
         raise NotImplementedError
 
+    @property
+    def start_timeout(self) -> float:
+        return self.jvm.jvm_start_timeout
+
     def start(self) -> Endpoint:
-        if self.external:
-            return self.external_start(self.jvm.jvm_start_timeout)
         if self.pid() is not None:  # adopt the running engine (give it the usual time to answer)
             if not self.health():
                 wait_healthy(self, self.process, time.monotonic(), self.jvm.jvm_start_timeout, self.where())
@@ -250,12 +252,9 @@ class JvmService(ProcessService):
         return self._require_endpoint()
 
     def stop(self) -> None:
-        if not self.external:
-            self.process.stop(timeout=self.stop_timeout)
+        self.process.stop(timeout=self.stop_timeout)
 
     def destroy(self) -> None:
-        """Stop and delete the engine's data and state (tests and `olist down --purge`); never the deployment's."""
-        if self.external:
-            return
+        """Stop and delete the engine's data and state (tests and `olist down --purge`)."""
         self.stop()
         shutil.rmtree(self.state_dir, ignore_errors=True)

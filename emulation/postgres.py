@@ -102,15 +102,6 @@ class PostgresService(Service):
 
     name = "postgres"
 
-    def __new__(cls, settings: Settings, *args: object, **kwargs: object) -> PostgresService:
-        """With ``OLIST_ENGINES=containers``, the container-backed variant (emulation/containers.py): every caller
-        that builds this service gets the backend the settings choose."""
-        if cls is PostgresService and settings.engines == "containers":
-            from emulation.containers import PostgresContainerService
-
-            cls = PostgresContainerService
-        return super().__new__(cls)
-
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.state_dir)
         self.settings = settings
@@ -231,8 +222,6 @@ class PostgresService(Service):
                                  + " password {}").format(sql.Identifier(name), sql.Literal(scram_verifier(password))))
 
     def pid(self) -> int | None:
-        if self.external:
-            return None
         pid_file = self.data_dir / "postmaster.pid"
         try:
             pid = int(pid_file.read_text().splitlines()[0])
@@ -251,8 +240,6 @@ class PostgresService(Service):
             return False
 
     def start(self) -> Endpoint:
-        if self.external:
-            return self.external_start(self.settings.service_start_timeout)
         if self.pid() is not None and self.health():
             ep = self.endpoint()
             assert ep is not None
@@ -288,15 +275,13 @@ class PostgresService(Service):
         return ep
 
     def stop(self) -> None:
-        if self.external or self.pid() is None:
+        if self.pid() is None:
             return
         bin_dir = find_bin_dir(self.settings.pg_bin_dir)
         self._run(bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "fast", "-w", "-t", "60", "stop")
 
     def destroy(self) -> None:
-        """Stop and delete the cluster and its state (tests and `olist down --purge`); never the deployment's."""
-        if self.external:
-            return
+        """Stop and delete the cluster and its state (tests and `olist down --purge`)."""
         self.stop()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -6,19 +6,18 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 
-from emulation.postgres import PostgresService
-from emulation.s3 import S3Service
+from emulation.resources import ENGINES, engine
 from emulation.service import Service
 from pipeline.settings import Settings, get_settings
 
-_DEFAULT: dict[str, type[Service]] = {"postgres": PostgresService, "s3": S3Service}
-DEFAULT_SERVICES = tuple(_DEFAULT)
+_DEFAULT = ("postgres", "s3")
+DEFAULT_SERVICES = _DEFAULT
 """What `olist up` starts with no names, in start order."""
 
-_ON_DEMAND = {  # name -> "module:class", imported only when built
-    "kafka": "emulation.kafka:KafkaService",
-    "connect": "emulation.connect:ConnectService",
-    "cassandra": "emulation.cassandra:CassandraService",
+_ON_DEMAND = {  # name -> "module:class", imported only when built (an engine: as emulation.resources chooses)
+    "kafka": ENGINES["kafka"],
+    "connect": ENGINES["connect"],
+    "cassandra": ENGINES["cassandra"],
     # runs the caller's supervised programs (restarted after a failure), which follow it: `down` stops them first
     "supervisor": "emulation.supervisor:SupervisorService",
     "snowflake": "emulation.snowflake:FakesnowService",
@@ -42,7 +41,9 @@ def on_demand_names(programs: Mapping[str, Program] | None = None) -> tuple[str,
     return tuple(names)
 
 
-def _build(target: Program, settings: Settings) -> Service:
+def _build(name: str, target: Program, settings: Settings) -> Service:
+    if name in ENGINES:
+        return engine(name, settings)
     if isinstance(target, str):
         module, cls = target.split(":")
         return getattr(importlib.import_module(module), cls)(settings)
@@ -56,10 +57,10 @@ def all_services(settings: Settings | None = None, on_demand: bool = False,
     supervised ``programs``; the Snowflake stand-in: `olist promote`; the dashboards: `olist dashboard
     --background`), so `down` and `status` cover them too."""
     settings = settings or get_settings()
-    services: dict[str, Service] = {name: cls(settings) for name, cls in _DEFAULT.items()}
+    services: dict[str, Service] = {name: engine(name, settings) for name in _DEFAULT}
     if on_demand:
         targets = {**_ON_DEMAND, **(programs or {})}
-        services |= {name: _build(targets[name], settings) for name in on_demand_names(programs)}
+        services |= {name: _build(name, targets[name], settings) for name in on_demand_names(programs)}
     return services
 
 

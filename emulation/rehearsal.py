@@ -34,6 +34,7 @@ from emulation.connect import ConnectService
 from emulation.flink_session import SessionCluster
 from emulation.kafka import PRINCIPALS, KafkaService, Quorum, new_cluster_id
 from emulation.postgres import PostgresService
+from emulation.resources import engine
 from emulation.s3 import S3Service
 from emulation.service import Service, free_port, port_is_free, write_private
 from pipeline.progress import SILENT, Progress
@@ -107,20 +108,20 @@ class Rehearsal:
             jvm={"jvm_start_timeout": 300.0})
 
     def kafka_nodes(self) -> list[KafkaService]:
-        return [KafkaService(self.engine_settings(), n, self.quorum) for n in sorted(self.quorum.ports)]
+        return [engine("kafka", self.engine_settings(), n, self.quorum) for n in sorted(self.quorum.ports)]
 
     def connect_workers(self) -> list[ConnectService]:
         workers = self.engine_settings().replace(kafka={"bootstrap_servers": self.bootstrap})
-        return [ConnectService(workers, n) for n in range(1, CONNECT_WORKERS + 1)]
+        return [engine("connect", workers, n) for n in range(1, CONNECT_WORKERS + 1)]
 
     def cassandra_nodes(self) -> list[CassandraService]:
-        return [CassandraService(self.engine_settings(), n, self.ring) for n in range(1, CASSANDRA_NODES + 1)]
+        return [engine("cassandra", self.engine_settings(), n, self.ring) for n in range(1, CASSANDRA_NODES + 1)]
 
     def postgres(self) -> PostgresService:
-        return PostgresService(self.engine_settings())
+        return engine("postgres", self.engine_settings())
 
     def s3(self) -> S3Service:
-        return S3Service(self.engine_settings())
+        return engine("s3", self.engine_settings())
 
     def flink_cluster(self) -> SessionCluster:
         return SessionCluster(self.engine_settings())

@@ -86,15 +86,6 @@ class S3Service(ProcessService):
 
     name = "s3"
 
-    def __new__(cls, settings: Settings, *args: object, **kwargs: object) -> S3Service:
-        """With ``OLIST_ENGINES=containers``, the container-backed variant (emulation/containers.py): every caller
-        that builds this service gets the backend the settings choose."""
-        if cls is S3Service and settings.engines == "containers":
-            from emulation.containers import S3ContainerService
-
-            cls = S3ContainerService
-        return super().__new__(cls)
-
     process_name = "server"
 
     def configured(self) -> Endpoint | None:
@@ -151,8 +142,6 @@ class S3Service(ProcessService):
             return False
 
     def start(self) -> Endpoint:
-        if self.external:
-            return self.external_start(self.settings.service_start_timeout)
         if self.pid() is None:
             self.__dict__.pop("emulator", None)  # choose afresh: the settings may have changed since
             emulator, host = self.emulator, self.settings.bind_host
@@ -175,8 +164,7 @@ class S3Service(ProcessService):
         return ep
 
     def stop(self) -> None:
-        if not self.external:
-            self.process.stop(timeout=10)
+        self.process.stop(timeout=10)
 
     def ensure_buckets(self) -> None:
         client = self.client()

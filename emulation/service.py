@@ -116,11 +116,18 @@ class Service(abc.ABC):
 
     @property
     def external(self) -> bool:
+        """Whether the settings name this engine's endpoint (then ``emulation.resources`` gives the deployment's
+        lifecycle; credentials come from the settings alone)."""
         return self.configured() is not None
 
+    @property
+    def start_timeout(self) -> float:
+        """How long ``start`` waits for the engine to answer."""
+        return float(self.settings.service_start_timeout)
+
     def available(self) -> bool:
-        """Whether clients may use it now: the deployment names it, or our local process runs."""
-        return self.external or self.pid() is not None
+        """Whether clients may use it now: our local process runs (the deployment's always may)."""
+        return self.pid() is not None
 
     def endpoint(self) -> Endpoint | None:
         """Where clients reach the service: the deployment's endpoint, else the local one's endpoint file (written
@@ -212,9 +219,6 @@ class Service(abc.ABC):
         return ep.address if ep else self.name
 
     def status(self) -> ServiceStatus:
-        if self.external:
-            healthy = self.health()
-            return ServiceStatus(self.name, healthy, healthy, self.endpoint(), None, "external (the deployment's)")
         pid = self.pid()
         healthy = pid is not None and self.health()
         return ServiceStatus(self.name, pid is not None, healthy, self.endpoint(), pid, self.detail())

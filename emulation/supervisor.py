@@ -5,8 +5,10 @@ dies (a crash, a ``kill -9``) is started again, with backoff while it keeps fail
 shows how often each was restarted. supervisord listens on a Unix socket under the state folder only (no TCP
 port), and runs in the foreground of its own background process (pid file, log) like every engine here.
 
-Each program is ``python -m pipeline.speed.run NAME --settings FILE``: the settings the service was started with
-are written beside the config (mode 0600), so a restarted piece runs with exactly them.
+The supervisor knows no program of its own: a :class:`SupervisedService` registers its program (its command and how
+long it may take to stop) in ``programs/NAME.conf``, included by the config, when it starts, so adding a program is
+adding its service. The command is ``python -m RUNNER NAME --settings FILE``: the settings the service was started
+with are written beside the config (mode 0600), so a restarted piece runs with exactly them.
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ from emulation.process import ProcessService
 from emulation.service import Endpoint, Service, ServiceError, ServiceStatus, tail, write_private
 from pipeline.settings import PROJECT_ROOT, Settings
 
-PROGRAMS = ("flink", "serve", "archive", "watchdog")  # every piece supervisord knows, started on demand
-STOP_WAIT = {"flink": 90}  # seconds a program may take to stop (the Flink job takes a savepoint)
+STOP_WAIT = 30  # seconds a program may take to stop, unless its service says otherwise
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class ProgramInfo:
 
 
 class SupervisorService(ProcessService):
-    """One supervisord per state folder, for the programs of :data:`PROGRAMS`."""
+    """One supervisord per state folder, for the programs its services register."""
 
     name = "supervisor"
     process_name = "supervisord"
@@ -49,6 +50,10 @@ class SupervisorService(ProcessService):
     @property
     def settings_file(self) -> Path:
         return self.state_dir / "settings.json"
+
+    @property
+    def programs_dir(self) -> Path:
+        return self.state_dir / "programs"
 
     @property
     def _config_file(self) -> Path:
@@ -91,19 +96,45 @@ class SupervisorService(ProcessService):
         if self.pid() is not None and self.health():
             with contextlib.suppress(OSError, xmlrpc.client.Error):
                 self.rpc().stopAllProcesses(True)
-        self.process.stop(timeout=max(STOP_WAIT.values()) + 10)
+        self.process.stop(timeout=self._longest_stop_wait() + 10)
         self.socket.unlink(missing_ok=True)
 
+    def _longest_stop_wait(self) -> int:
+        waits = [int(line.split("=", 1)[1]) for conf in self.programs_dir.glob("*.conf")
+                 for line in conf.read_text().splitlines() if line.startswith("stopwaitsecs=")]
+        return max([STOP_WAIT, *waits])
+
     # -- programs ------------------------------------------------------------------------------
-    def start_program(self, program: str) -> None:
+    def start_program(self, program: str, runner: str, stop_wait: int = STOP_WAIT) -> None:
+        """Start ``program`` (``python -m runner program --settings FILE``), registered first if supervisord does not
+        know it as it is now."""
         self.start()
         self._write_settings()  # a program started later runs with the settings of its own start
+        self._register(program, runner, stop_wait)
         (self.state_dir / f"{program}.starts").write_text("0")
         try:
             self.rpc().startProcess(program, False)
         except xmlrpc.client.Fault as exc:
             if "ALREADY_STARTED" not in exc.faultString:
                 raise ServiceError(f"supervisor: could not start {program}: {exc.faultString}") from None
+
+    def _register(self, program: str, runner: str, stop_wait: int) -> None:
+        """Write the program's section and have supervisord take it (as `supervisorctl update` does, for this one)."""
+        conf = self.programs_dir / f"{program}.conf"
+        text = self._program_text(program, runner, stop_wait)
+        known = any(p.name == program for p in self.programs())
+        if known and conf.exists() and conf.read_text() == text:
+            return
+        self.programs_dir.mkdir(parents=True, exist_ok=True)
+        conf.write_text(text)
+        rpc = self.rpc()
+        [[added, changed, _removed]] = rpc.reloadConfig()
+        if program in changed:
+            with contextlib.suppress(xmlrpc.client.Fault):
+                rpc.stopProcessGroup(program, True)
+            rpc.removeProcessGroup(program)
+        if program in added or program in changed:
+            rpc.addProcessGroup(program)
 
     def stop_program(self, program: str) -> None:
         if self.pid() is None:
@@ -157,14 +188,9 @@ class SupervisorService(ProcessService):
         """The config's first line: which code its programs run (the project folder, the Python)."""
         return f"; release: {PROJECT_ROOT} {sys.executable}"
 
-    def restart(self) -> list[str]:
-        """Restart supervisord on this release's config, and with it the programs that ran (each stopped as `stop`
-        stops it: the Flink job with a savepoint, which it resumes from); returns their names."""
-        running = [p.name for p in self.programs() if p.state in ("RUNNING", "STARTING", "BACKOFF")]
-        self.stop()
-        for program in running:
-            self.start_program(program)
-        return running
+    def running(self) -> list[str]:
+        """The programs running now (or starting, or backing off to start again)."""
+        return [p.name for p in self.programs() if p.state in ("RUNNING", "STARTING", "BACKOFF")]
 
     def _config_text(self) -> str:
         lines = [self._release, "[supervisord]", f"logfile={self.state_dir / 'supervisord.events.log'}",
@@ -173,27 +199,33 @@ class SupervisorService(ProcessService):
                  "[unix_http_server]", f"file={self.socket}", "chmod=0700", "",
                  "[rpcinterface:supervisor]",
                  "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
-                 "[supervisorctl]", f"serverurl=unix://{self.socket}", ""]
-        # the programs run the code of the release that wrote this (its folder first on the path), whatever the
+                 "[supervisorctl]", f"serverurl=unix://{self.socket}", "",
+                 "[include]", f"files={self.programs_dir}/*.conf", ""]
+        return "\n".join(lines)
+
+    def _program_text(self, program: str, runner: str, stop_wait: int) -> str:
+        # the program runs the code of the release that wrote it (its folder first on the path), whatever the
         # environment supervisord itself was started with
         env = (f"PYTHONUNBUFFERED=\"1\",PATH=\"{os.environ.get('PATH', '')}\","
                f"PYTHONPATH=\"{PROJECT_ROOT}\"")
-        for program in PROGRAMS:
-            command = f"{sys.executable} -m pipeline.speed.run {program} --settings {self.settings_file}"
-            lines += [f"[program:{program}]", f"command={command}", f"directory={self.state_dir}",
-                      "autostart=false", "autorestart=true", "startsecs=2", "startretries=1000000",
-                      # TERM to the program alone (the Flink job then takes its savepoint before its JVM goes);
-                      # KILL, after the wait, to its whole process group
-                      "stopsignal=TERM", f"stopwaitsecs={STOP_WAIT.get(program, 30)}", "stopasgroup=false",
-                      "killasgroup=true", "redirect_stderr=true", f"stdout_logfile={self.program_log(program)}",
-                      "stdout_logfile_maxbytes=20MB", f"environment={env}", ""]
-        return "\n".join(lines)
+        command = f"{sys.executable} -m {runner} {program} --settings {self.settings_file}"
+        return "\n".join([
+            f"[program:{program}]", f"command={command}", f"directory={self.state_dir}",
+            "autostart=false", "autorestart=true", "startsecs=2", "startretries=1000000",
+            # TERM to the program alone (the Flink job then takes its savepoint before its JVM goes); KILL, after the
+            # wait, to its whole process group
+            "stopsignal=TERM", f"stopwaitsecs={stop_wait}", "stopasgroup=false",
+            "killasgroup=true", "redirect_stderr=true", f"stdout_logfile={self.program_log(program)}",
+            "stdout_logfile_maxbytes=20MB", f"environment={env}", ""])
 
 
 class SupervisedService(Service):
-    """A speed-lane piece run by :class:`SupervisorService`: started, stopped and inspected through it."""
+    """A long-running piece run by :class:`SupervisorService`: started, stopped and inspected through it. Its program
+    is ``python -m {runner} {program} --settings FILE``."""
 
     program = "program"
+    runner = ""  # the module the supervisor runs (the caller's: emulation knows none)
+    stop_wait = STOP_WAIT
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.state_dir)
@@ -221,8 +253,13 @@ class SupervisedService(Service):
         detail = f"{info.state.lower()}, restarted {info.restarts}x" if info else ""
         return ServiceStatus(base.name, base.running, base.healthy, base.endpoint, base.pid, detail)
 
+    def start_program(self) -> None:
+        if not self.runner:
+            raise ServiceError(f"{self.name}: no runner module names what the supervisor runs")
+        self.supervisor.start_program(self.program, self.runner, self.stop_wait)
+
     def start(self) -> Endpoint:
-        self.supervisor.start_program(self.program)
+        self.start_program()
         self.wait_healthy()
         return self._require_endpoint()
 

@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from emulation import registry
+from emulation.resources import engine
 from emulation.service import Service, ServiceStatus
 from pipeline.progress import SILENT, Progress
 from pipeline.settings import Settings
 
 # The pipeline's own long-running pieces, supervised (restarted after a failure) by emulation's supervisor: by name in
-# start order, each "module:class" imported only when built. The one place the service map registers them (emulation's
-# registry puts them right after the supervisor, so `down` stops them before it and the engines); each is also a
-# program of the supervisor's config (emulation/supervisor.py PROGRAMS) run by pipeline/speed/run.py.
+# start order, each "module:class" imported only when built. The one place they are registered: emulation's registry
+# puts them right after the supervisor (so `down` stops them before it and the engines), each service registers its
+# program with the supervisor as it starts, and pipeline/speed/run.py runs the service's ``run``.
 PROGRAMS = {
     "flink": "pipeline.speed.services:FlinkService",
     "serve": "pipeline.speed.services:SinkService",
@@ -149,30 +150,26 @@ def listeners(settings: Settings) -> list[Listener]:
 def secrets(settings: Settings) -> dict[str, str]:
     """Every credential of the platform (configured or generated), by who holds it: what must appear in no
     process's arguments and no log."""
-    from emulation.cassandra import ROLES, CassandraService
-    from emulation.connect import ConnectService
-    from emulation.kafka import PRINCIPALS, KafkaService
-    from emulation.postgres import PostgresService
-    from emulation.s3 import S3Service
+    from emulation.cassandra import ROLES
+    from emulation.kafka import PRINCIPALS
     from pipeline.speed.cdc.connector import cdc_password
 
-    pg, kafka, cassandra = PostgresService(settings), KafkaService(settings), CassandraService(settings)
+    pg, kafka, cassandra = engine("postgres", settings), engine("kafka", settings), engine("cassandra", settings)
     found = {"postgres superuser": pg.admin_password(), "postgres pipeline role": pg.password(),
              "postgres cdc role": cdc_password(settings),
-             "connect rest": ConnectService(settings).rest_credentials()[1],
-             "s3 secret key": S3Service(settings).credentials()[1]}
+             "connect rest": engine("connect", settings).rest_credentials()[1],
+             "s3 secret key": engine("s3", settings).credentials()[1]}
     found |= {f"kafka {p}": kafka.credentials(p)[1] for p in PRINCIPALS}
     found |= {f"cassandra {r}": cassandra.credentials(r)[1] for r in ROLES}
     return {who: secret for who, secret in found.items() if secret}  # AWS's own chain: no key of ours
 
 
 def status(settings: Settings) -> StatusReport:
-    from emulation.flink import FlinkJobService
     from pipeline.speed import cdc
 
     report = StatusReport([(svc.status(), svc.log_path) for svc in all_services(settings, on_demand=True).values()])
     report.connector = cdc.status(settings)
-    flink = FlinkJobService(settings)
+    flink = get_service("flink", settings)
     if flink.pid() is not None:
         report.flink_job = flink.running_job() or flink.job_status() or {"state": "starting"}
     return report

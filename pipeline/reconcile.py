@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from emulation.resources import engine
 from emulation.service import ServiceError
 from pipeline.contracts import load_registry, stream_names
 from pipeline.progress import SILENT, Progress
@@ -86,7 +87,6 @@ def _caught_up(have: dict[int, int], want: dict[int, int]) -> bool:
 def _cut(settings: Settings, timeout: float, progress: Progress) -> dict[int, int]:
     """Bring the archive up to the raw topic's end and wait for Flink and the sink; the archive's offsets. The
     archive and the sink services do the work when they run; otherwise a pass of each runs here."""
-    from emulation.kafka import KafkaService
     from pipeline.lake import ArchiveLayout
     from pipeline.speed.archive import ArchiveBusy
     from pipeline.speed.lane import archive_raw
@@ -95,7 +95,7 @@ def _cut(settings: Settings, timeout: float, progress: Progress) -> dict[int, in
     from pipeline.speed.topics import committed_offsets, end_offsets, pending, wait_until
     from pipeline.storage import s3_location
 
-    names, client = stream_names(), KafkaService(settings).client_config()
+    names, client = stream_names(), engine("kafka", settings).client_config()
     layout = ArchiveLayout(s3_location(settings), settings.raw_prefix, names.raw)
     ends = end_offsets(client, names.raw)
     progress.update("cut", description="archiving up to the topic's end", total=None)
@@ -127,9 +127,8 @@ def _open_windows(settings: Settings, cut: dict[int, int], current: dict[tuple, 
     (``current``: each key's window start in the batch view)."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    from emulation.kafka import KafkaService
 
-    names, client = stream_names(), KafkaService(settings).client_config()
+    names, client = stream_names(), engine("kafka", settings).client_config()
     consumer = Consumer({**client, "group.id": "olist-reconcile", "enable.auto.commit": False,
                          "isolation.level": "read_committed", "enable.partition.eof": True})
     consumer.assign([TopicPartition(names.raw, p, o) for p, o in cut.items()])
@@ -193,14 +192,13 @@ def _batch_views(settings: Settings) -> tuple[dict[str, dict[tuple, dict]], dict
 
 def _speed_views(settings: Settings, since: dt.datetime) -> dict[str, dict[tuple, dict]]:
     """Both windowed tables in Cassandra from ``since`` to now, by window key."""
-    from emulation.cassandra import CassandraService
     from pipeline.serving.windows import MAX_WINDOW, read_windows
 
     registry, names = load_registry(), stream_names()
     until = dt.datetime.now(dt.UTC) + MAX_WINDOW
     minutes = (until - since).total_seconds() / 60 + MAX_WINDOW.total_seconds() / 60
     views: dict[str, dict[tuple, dict]] = {}
-    with CassandraService(settings).session(names.keyspace, role="reader") as session:
+    with engine("cassandra", settings).session(names.keyspace, role="reader") as session:
         for topic in names.windowed:
             key = registry.dataset(topic).primary_key
             views[topic] = {tuple(_naive(r[k]) if isinstance(r[k], dt.datetime) else r[k] for k in key): r

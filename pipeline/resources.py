@@ -4,12 +4,13 @@ command that starts it (so neither lane imports the other for it)."""
 from __future__ import annotations
 
 from emulation.postgres import PostgresService
+from emulation.resources import engine
 from emulation.service import ServiceError
 from pipeline.settings import Settings
 
 
 def running_postgres(settings: Settings) -> PostgresService:
-    pg = PostgresService(settings)
+    pg = engine("postgres", settings)
     if not pg.available():
         raise ServiceError("postgres is not running: start it with `olist up`")
     return pg

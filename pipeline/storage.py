@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
+from emulation.resources import engine
 from pipeline.settings import Settings
 
 
@@ -45,9 +46,8 @@ class S3Location:
 
 def s3_location(settings: Settings) -> S3Location:
     """The configured endpoint, or the running local one (an error if it is not running)."""
-    from emulation.s3 import S3Service
 
-    service = S3Service(settings)
+    service = engine("s3", settings)
     url, emulator = settings.s3_endpoint_url, None
     if url is None:
         ep = service.endpoint()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from emulation.resources import engine
 from pipeline.contracts import Registry, load_registry
 from pipeline.settings import PROJECT_ROOT, Settings
 from tests.fixtures.tiny import write_tiny
@@ -88,9 +89,8 @@ def kill_tree(pid: int | None) -> None:
 @pytest.fixture(scope="session")
 def postgres(test_settings: Settings):
     """A real PostgreSQL cluster for the whole test session, destroyed at the end."""
-    from emulation.postgres import PostgresService
 
-    service = PostgresService(test_settings)
+    service = engine("postgres", test_settings)
     service.start()
     yield service
     service.destroy()
@@ -116,9 +116,8 @@ def rehearsal():
 @pytest.fixture(scope="session")
 def s3(test_settings: Settings):
     """The settings' S3 emulator for the whole session (auto: LocalStack where Python 3.13 is found, else moto)."""
-    from emulation.s3 import S3Service
 
-    service = S3Service(test_settings)
+    service = engine("s3", test_settings)
     service.start()
     yield service
     service.stop()
@@ -135,14 +134,14 @@ class OtherS3:
 
 @pytest.fixture(scope="session")
 def other_s3(s3, test_settings: Settings):
-    from emulation.s3 import S3Service, choose_emulator
+    from emulation.s3 import choose_emulator
 
     """None where the other is LocalStack and there is no Python 3.13 for it."""
     other = "moto" if s3.emulator.name == "localstack" else "localstack"
     if other == "localstack" and choose_emulator(test_settings.replace(s3_emulator="auto")).name != "localstack":
         yield None
         return
-    service = S3Service(test_settings.replace(state_dir=test_settings.state_dir / "other-s3", s3_emulator=other))
+    service = engine("s3", test_settings.replace(state_dir=test_settings.state_dir / "other-s3", s3_emulator=other))
     url = service.start().extra["url"]
     key_id, secret = service.credentials()
     env = {"OLIST_S3_ENDPOINT_URL": url, "OLIST_S3_ACCESS_KEY_ID": key_id, "OLIST_S3_SECRET_ACCESS_KEY": secret}
@@ -191,10 +190,8 @@ def containers(test_settings: Settings) -> Iterator[Containers]:
         pytest.skip(why)
     reap_crashed_sessions()
     settings = test_settings.replace(state_dir=test_settings.state_dir / "containers", engines="containers")
-    from emulation.postgres import PostgresService
-    from emulation.s3 import S3Service
 
-    pg, s3 = PostgresService(settings), S3Service(settings)
+    pg, s3 = engine("postgres", settings), engine("s3", settings)
     try:
         pg.start()
         s3.start()

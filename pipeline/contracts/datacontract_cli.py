@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from emulation.resources import engine
 from pipeline.contracts.registry import CONTRACTS_DIR, contract_files
 from pipeline.settings import PROJECT_ROOT, Settings, cache_root
 
@@ -117,9 +118,8 @@ def lint(root: Path = CONTRACTS_DIR) -> ToolReport:
 def check_postgres(settings: Settings, schema: str | None = None, root: Path = CONTRACTS_DIR) -> ToolReport:
     """``datacontract test`` of every source-table contract against the running PostgreSQL (``schema``: the
     settings' by default), as the pipeline's role."""
-    from emulation.postgres import PostgresService
 
-    pg = PostgresService(settings)
+    pg = engine("postgres", settings)
     ep = pg.endpoint()
     if ep is None or not pg.available():
         raise RuntimeError("postgres is not running: start it with `olist up postgres`")

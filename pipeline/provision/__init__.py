@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from emulation import resources
 from emulation.service import ServiceError
 from pipeline.contracts import Registry
 from pipeline.progress import SILENT, Progress
@@ -27,20 +28,16 @@ __all__ = ["ENGINES", "Applied", "ApplyReport", "PendingChange", "Plan", "Step",
 def _planners(settings: Settings, registry: Registry | None
               ) -> dict[str, tuple[Callable[[], bool], Callable[[], list[Step]]]]:
     """Per engine: is it reachable, and its planner."""
-    from emulation.cassandra import CassandraService
-    from emulation.connect import ConnectService
-    from emulation.kafka import KafkaService
-    from emulation.postgres import PostgresService
     from emulation.supervisor import SupervisorService
     from pipeline.provision import cassandra, connect, kafka, postgres, programs
 
-    pg = PostgresService(settings)
+    pg, worker = resources.engine("postgres", settings), resources.engine("connect", settings)
     return {
         "postgres": (pg.available,
                      lambda: postgres.plan(postgres.connector(pg.conninfo()), settings.pg_schema, registry)),
-        "kafka": (KafkaService(settings).available, lambda: kafka.plan(settings, registry)),
-        "connect": (lambda: ConnectService(settings).available() and pg.available(), lambda: connect.plan(settings)),
-        "cassandra": (CassandraService(settings).available, lambda: cassandra.plan(settings, registry)),
+        "kafka": (resources.engine("kafka", settings).available, lambda: kafka.plan(settings, registry)),
+        "connect": (lambda: worker.available() and pg.available(), lambda: connect.plan(settings)),
+        "cassandra": (resources.engine("cassandra", settings).available, lambda: cassandra.plan(settings, registry)),
         "programs": (lambda: SupervisorService(settings).pid() is not None, lambda: programs.plan(settings)),
     }
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from cassandra.cluster import Session
 
+from emulation.resources import engine
 from pipeline.contracts import Registry, load_registry, stream_names
 from pipeline.contracts.render_cassandra import LOCAL_REPLICATION, render_cassandra, replication_cql, serving_tables
 from pipeline.provision.steps import Step
@@ -49,12 +50,11 @@ def apply_schema(session: Session, keyspace: str | None = None, replication: Map
 
 
 def plan(settings: Settings, registry: Registry | None = None) -> list[Step]:
-    from emulation.cassandra import CassandraService
 
     registry = registry or load_registry()
     keyspace = registry.keyspace
     replication = deployment_replication(settings)
-    service = CassandraService(settings)
+    service = engine("cassandra", settings)
     steps: list[Step] = []
 
     def create() -> None:

@@ -3,20 +3,19 @@ config differs is updated in place (Connect restarts its task; the offsets, and 
 
 from __future__ import annotations
 
+from emulation.resources import engine
 from pipeline.provision.steps import Step
 from pipeline.settings import Settings
 
 
 def plan(settings: Settings) -> list[Step]:
-    from emulation.connect import ConnectService
-    from emulation.postgres import PostgresService
     from pipeline.speed.cdc.connector import CONNECTOR, connector_config
 
-    connect = ConnectService(settings)
+    connect = engine("connect", settings)
     if CONNECTOR not in connect.connectors():
         return []  # `olist cdc up` registers it
     have = connect.connector_config(CONNECTOR)
-    want = {k: str(v) for k, v in connector_config(PostgresService(settings), settings).items()}
+    want = {k: str(v) for k, v in connector_config(engine("postgres", settings), settings).items()}
     changed = sorted(k for k in want.keys() | have.keys() if k != "name" and want.get(k) != have.get(k))
     if not changed:
         return []

@@ -21,6 +21,7 @@ from confluent_kafka.admin import (
 )
 
 from emulation.kafka import COMPONENTS, KafkaService, kafka_user
+from emulation.resources import engine
 from pipeline.contracts import Registry, load_registry
 from pipeline.provision.steps import Step
 from pipeline.settings import Settings
@@ -170,5 +171,5 @@ def _acl(kafka: KafkaService, create: list[AclBinding] | None = None,
 
 
 def plan(settings: Settings, registry: Registry | None = None) -> list[Step]:
-    kafka = KafkaService(settings)
+    kafka = engine("kafka", settings)
     return topic_steps(kafka, topic_specs(registry)) + acl_steps(kafka, settings)

@@ -64,12 +64,26 @@ def _changes(have: dict[str, str] | None, want: dict[str, str]) -> str:
     return "contracts changed: " + ", ".join(changed)
 
 
+def restart_supervisor(settings: Settings) -> list[str]:
+    """Restart supervisord on this release's config, and with it the programs that ran (each stopped as `stop` stops
+    it: the Flink job with a savepoint, which it resumes from; each registered anew by its service); their names."""
+    from emulation.supervisor import SupervisorService
+    from pipeline.platform import get_service
+
+    supervisor = SupervisorService(settings)
+    running = supervisor.running()
+    supervisor.stop()
+    for program in running:
+        get_service(program, settings).start()
+    return running
+
+
 def plan(settings: Settings) -> list[Step]:
     from emulation.supervisor import SupervisorService
     from pipeline.platform import get_service
 
     supervisor = SupervisorService(settings)
-    running = {p.name for p in supervisor.programs() if p.state in ("RUNNING", "STARTING", "BACKOFF")}
+    running = set(supervisor.running())
     flink = get_service("flink", settings)
     # the running job checkpoints under its own plan's folder: none for the plan as it is now means the plan changed
     replay = "flink" in running and not flink.job_dir.exists()
@@ -78,7 +92,7 @@ def plan(settings: Settings) -> list[Step]:
         why = "its programs ran another release's code (another folder, an earlier version); each resumes where it was"
         return [Step("programs", "supervisor", how, verdict="replay" if replay else "compatible",
                      detail=why + (", but the Flink job's plan changed: " + REPLAY if replay else ""),
-                     run=supervisor.restart)]
+                     run=lambda: restart_supervisor(settings))]
     steps = []
     for program in (p for p in RESTARTED if p in running):
         want, have = contracts_read(program, settings), recorded(settings, program)

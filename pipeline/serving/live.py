@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from emulation.resources import engine
 from pipeline.contracts import load_registry, stream_names
 from pipeline.serving.windows import count_late_events, newest_window_end, read_windows
 from pipeline.settings import Settings
@@ -127,9 +128,8 @@ class LiveReader:
         self._lock = threading.Lock()
 
     def _connect(self) -> Session:
-        from emulation.cassandra import CassandraService
 
-        service = CassandraService(self.settings)
+        service = engine("cassandra", self.settings)
         if not service.available():
             raise ConnectionError("Cassandra is not running (start it with `olist up cassandra`)")
         self._cluster = service.cluster("reader", timeout=5, metadata=False)

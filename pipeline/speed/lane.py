@@ -8,8 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from emulation.kafka import KafkaService
-from emulation.postgres import PostgresService
+from emulation.resources import engine
 from pipeline.contracts import stream_names
 from pipeline.settings import Settings
 from pipeline.speed import cdc
@@ -43,14 +42,13 @@ class StreamReport:
 def settled(settings: Settings, timeout: float = 120, serving: bool = True) -> tuple[ArchiveReport, SinkReport | None]:
     """Wait until the archive holds the raw topic to its end and (with ``serving``) Flink has passed it and the sink
     has written everything Flink committed; what the archive and Cassandra then hold."""
-    from emulation.cassandra import CassandraService
     from pipeline.lake import ArchiveLayout
     from pipeline.serving.windows import read_windows
     from pipeline.speed.sink import GROUP
     from pipeline.speed.topics import committed_offsets, pending, wait_until
 
     names = stream_names()
-    client = KafkaService(settings).client_config()
+    client = engine("kafka", settings).client_config()
     ends = end_offsets(client, names.raw)
     layout = ArchiveLayout(s3_location(settings), settings.raw_prefix, names.raw)
     wait_until(lambda: all(layout.progress().get(p, 0) >= o for p, o in ends.items()), timeout, 1.0)
@@ -63,7 +61,7 @@ def settled(settings: Settings, timeout: float = 120, serving: bool = True) -> t
     wait_until(lambda: all(committed_offsets(client, flink, names.raw).get(p, 0) >= o for p, o in ends.items()),
                timeout, 1.0)
     wait_until(lambda: pending(client, GROUP, names.served) == 0, timeout, 1.0)
-    with CassandraService(settings).session(names.keyspace, role="reader") as session:
+    with engine("cassandra", settings).session(names.keyspace, role="reader") as session:
         rows = sum(len(read_windows(session, topic, 24 * 60)) for topic in names.windowed)
     dead_served = sum(sum(end_offsets(client, names.dead_letter(t)).values()) for t in names.served)
     return archived, SinkReport(written=rows, dead_lettered=dead_served)
@@ -81,7 +79,7 @@ def run_stream(settings: Settings, rate: float, seconds: float, seed: int,
     names = stream_names()
     cdc.start(settings)
     up(settings, ["archive", "watchdog", *(["flink", "serve"] if serving else [])])
-    client = KafkaService(settings).client_config()
+    client = engine("kafka", settings).client_config()
     start = end_offsets(client, names.raw)
     tally, done = TopicTap(), threading.Event()
     report: list[SimulationReport] = []
@@ -93,7 +91,7 @@ def run_stream(settings: Settings, rate: float, seconds: float, seed: int,
                                   name="olist-tap", daemon=True)
     tap_thread.start()
     try:
-        report.append(simulate(PostgresService(settings).conninfo(), settings.pg_schema, rate, seconds, seed,
+        report.append(simulate(engine("postgres", settings).conninfo(), settings.pg_schema, rate, seconds, seed,
                                progress=progress))
     finally:
         done.set()
@@ -118,7 +116,7 @@ def archive_raw(settings: Settings, duration: float | None = None, idle: float |
     returns the report and the archive's URI."""
     from emulation.service import ServiceError
 
-    kafka = KafkaService(settings)
+    kafka = engine("kafka", settings)
     if not kafka.available():
         raise ServiceError("kafka is not running: start it with `olist cdc up`")
     from pipeline import provision

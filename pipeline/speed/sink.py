@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from emulation.resources import engine
 from pipeline.contracts import load_registry, stream_names
 from pipeline.contracts.event_validation import event_errors, validator
 from pipeline.contracts.render_cassandra import UPDATED_COLUMN, CassandraTable, serving_tables
@@ -302,12 +303,10 @@ def run_sink(settings: Settings, duration: float | None = None, until_idle: floa
              instance_id: str | None = None) -> SinkReport:
     """Sink the windowed topics of the local Kafka into the local Cassandra (both must be running); the
     keyspace, tables and topics (with their dead-letter topics) are created when missing."""
-    from emulation.cassandra import CassandraService
-    from emulation.kafka import KafkaService
     from emulation.service import ServiceError
     from pipeline import provision
 
-    kafka, cassandra = KafkaService(settings), CassandraService(settings)
+    kafka, cassandra = engine("kafka", settings), engine("cassandra", settings)
     for service in (kafka, cassandra):
         if not service.available():
             raise ServiceError(f"{service.name} is not running: start it with `olist up {service.name}`")

@@ -18,7 +18,7 @@ import uuid
 from rich.table import Table
 
 from emulation.postgres import PostgresService
-from emulation.s3 import S3Service
+from emulation.resources import engine
 from pipeline.batch.generator import generate
 from pipeline.batch.ingest import ingest
 from pipeline.batch.load import load_directory
@@ -60,7 +60,7 @@ def main() -> None:
     settings = Settings(state_dir=state, data_dir=state / f"data-{args.scale}-{args.seed}")
     if not (settings.data_dir / "olist_orders_dataset.csv").exists():
         generate(scale=args.scale, seed=args.seed, out_dir=settings.data_dir)
-    pg, s3 = PostgresService(settings), S3Service(settings)
+    pg, s3 = engine("postgres", settings), engine("s3", settings)
     pg.start()
     s3.start()
     try:

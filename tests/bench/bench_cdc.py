@@ -17,9 +17,8 @@ import time
 from confluent_kafka import Consumer, TopicPartition
 from rich.table import Table
 
-from emulation.connect import ConnectService
 from emulation.kafka import KafkaService
-from emulation.postgres import PostgresService
+from emulation.resources import engine
 from pipeline.console import console
 from pipeline.contracts import stream_names
 from pipeline.settings import PROJECT_ROOT, Settings
@@ -53,7 +52,7 @@ def main() -> None:
     args, _ = parser.parse_known_args()
 
     settings = Settings(state_dir=PROJECT_ROOT / ".state" / "bench")
-    services = [PostgresService(settings), KafkaService(settings), ConnectService(settings)]
+    services = [engine("postgres", settings), engine("kafka", settings), engine("connect", settings)]
     for svc in services:
         svc.start()
     try:
@@ -85,7 +84,7 @@ def main() -> None:
         reader = threading.Thread(target=consume, daemon=True)
         reader.start()
         console.rule(f"[bold]CDC benchmark: {args.rate:g} changes/s for {args.duration:g} s")
-        report = simulate(PostgresService(settings).conninfo(), settings.pg_schema, args.rate, args.duration,
+        report = simulate(engine("postgres", settings).conninfo(), settings.pg_schema, args.rate, args.duration,
                           args.seed)
         done.set()
         reader.join(timeout=120)

@@ -16,6 +16,7 @@ import psycopg
 from rich.table import Table
 
 from emulation.postgres import PostgresService, find_bin_dir
+from emulation.resources import engine
 from pipeline.batch.generator import generate
 from pipeline.batch.load import apply_schema, load_directory
 from pipeline.console import console
@@ -60,7 +61,7 @@ def main() -> None:
     gen_rate = gen.rows_per_second
     console.print(f"generated {gen.total_rows:,} rows in {gen.elapsed_seconds:.2f} s = {gen_rate:,.0f} rows/s")
 
-    pg = PostgresService(settings)
+    pg = engine("postgres", settings)
     pg.start()
     conninfo = pg.conninfo()
     rows = gen.total_rows

@@ -29,17 +29,15 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, 
 from confluent_kafka.admin import AdminClient
 from rich.table import Table
 
-from emulation.cassandra import CassandraService
-from emulation.connect import ConnectService
-from emulation.flink import FlinkJobService
 from emulation.kafka import KafkaService
-from emulation.postgres import PostgresService
+from emulation.resources import engine
 from pipeline.console import console
 from pipeline.contracts import stream_names
 from pipeline.provision.cassandra import apply_schema
 from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
+from pipeline.speed.services import FlinkService
 from pipeline.speed.simulate import simulate
 from pipeline.speed.sink import GROUP, SinkReport, run_sink
 from tests.reference.windows import compute
@@ -217,9 +215,9 @@ def main() -> None:
 
     settings = Settings(state_dir=PROJECT_ROOT / ".state" / "bench-streaming").replace(
         flink={"window_seconds": args.window_seconds, "checkpoint_interval_seconds": args.checkpoint_seconds})
-    pg, kafka, cassandra = PostgresService(settings), KafkaService(settings), CassandraService(settings)
-    connect = ConnectService(settings)
-    flink = FlinkJobService(settings)
+    pg, kafka, cassandra = engine("postgres", settings), engine("kafka", settings), engine("cassandra", settings)
+    connect = engine("connect", settings)
+    flink = FlinkService(settings)
     services = [pg, kafka, connect, cassandra]
     for svc in services:
         if svc.pid() is None:

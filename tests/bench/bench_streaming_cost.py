@@ -31,11 +31,7 @@ from pathlib import Path
 import psutil
 from rich.table import Table
 
-from emulation.cassandra import CassandraService
-from emulation.connect import ConnectService
-from emulation.flink import FlinkJobService
-from emulation.kafka import KafkaService
-from emulation.postgres import PostgresService
+from emulation import resources
 from pipeline import platform
 from pipeline.batch.load import load_directory
 from pipeline.console import console
@@ -43,7 +39,7 @@ from pipeline.contracts import stream_names
 from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
-from pipeline.speed.services import SinkService
+from pipeline.speed.services import FlinkService, SinkService
 from pipeline.speed.sink import GROUP
 from pipeline.speed.topics import committed_offsets, end_offsets
 from tests.bench.bench_streaming import final_since, last_touch, pct
@@ -131,7 +127,7 @@ class Freshness(threading.Thread):
         self.rows: dict[tuple, list[tuple[float, tuple]]] = {}
 
     def run(self) -> None:
-        service = CassandraService(self.settings)
+        service = resources.engine("cassandra", self.settings)
         while not self.stop.is_set():  # the sink makes the keyspace when it starts
             try:
                 with service.session(NAMES.keyspace, role="reader", timeout=30):
@@ -152,7 +148,7 @@ class Freshness(threading.Thread):
 
 def backlog(settings: Settings) -> tuple[int, int]:
     """Records Flink and the sink have not committed yet (raw topic; windowed topics summed)."""
-    config = KafkaService(settings).client_config()
+    config = resources.engine("kafka", settings).client_config()
     raw_end = sum(end_offsets(config, NAMES.raw).values())
     flink = sum(committed_offsets(config, f"{settings.flink.group_id}-events", NAMES.raw).values())
     sink = 0
@@ -167,7 +163,7 @@ def run_rate(settings: Settings, sampler: Sampler, rate: float, warmup: float, p
                                   "--duration", str(warmup + phase + 2), "--seed", str(seed)], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sampler.pids["simulator"] = simulator.pid
-    config = KafkaService(settings).client_config()
+    config = resources.engine("kafka", settings).client_config()
     time.sleep(warmup)
     start_offsets, before = end_offsets(config, NAMES.raw), sampler.snapshot()
     start_wall = time.time()
@@ -178,7 +174,7 @@ def run_rate(settings: Settings, sampler: Sampler, rate: float, warmup: float, p
     end_wall = time.time()
     end = backlog(settings)
     simulator.wait(60)
-    records = [r for r in read_topic(KafkaService(settings), NAMES.raw, timeout=120, start=start_offsets)
+    records = [r for r in read_topic(resources.engine("kafka", settings), NAMES.raw, timeout=120, start=start_offsets)
                if r.offset < end_offsets_[r.partition]]
     values = [(r.timestamp_ms, json.loads(r.value)) for r in records if r.value is not None]
     events = [event for _, event in values]
@@ -229,12 +225,13 @@ def measure(settings: Settings, rates: list[float], args: argparse.Namespace):
     try:
         platform.up(settings, ["postgres", "kafka", "connect", "cassandra"])
         data = settings.state_dir / "data"
-        load_directory(write_tiny(data), PostgresService(settings).conninfo(), settings.pg_schema)
+        load_directory(write_tiny(data), resources.engine("postgres", settings).conninfo(), settings.pg_schema)
         cdc.start(settings)
         platform.up(settings, ["flink", "serve"])
-        pids = {"PostgreSQL": PostgresService(settings).pid(), "Connect (Debezium)": ConnectService(settings).pid(),
-                "Kafka": KafkaService(settings).pid(), "Flink": FlinkJobService(settings).pid(),
-                "Cassandra": CassandraService(settings).pid(), "sink": SinkService(settings).pid(),
+        pids = {"PostgreSQL": resources.engine("postgres", settings).pid(),
+                "Connect (Debezium)": resources.engine("connect", settings).pid(),
+                "Kafka": resources.engine("kafka", settings).pid(), "Flink": FlinkService(settings).pid(),
+                "Cassandra": resources.engine("cassandra", settings).pid(), "sink": SinkService(settings).pid(),
                 "this bench": os.getpid()}
         sampler = Sampler(pids)
         freshness = Freshness(settings)
@@ -249,8 +246,8 @@ def measure(settings: Settings, rates: list[float], args: argparse.Namespace):
         time.sleep(15)  # the last windows reach Cassandra
         freshness.stop.set()
         freshness.join(10)
-        events_all = [json.loads(r.value) for r in read_topic(KafkaService(settings), NAMES.raw, timeout=120)
-                      if r.value is not None]
+        raw_records = read_topic(resources.engine("kafka", settings), NAMES.raw, timeout=120)
+        events_all = [json.loads(r.value) for r in raw_records if r.value is not None]
     finally:
         platform.down(settings, purge=True)
     return runs, idle, events_all, freshness

@@ -38,9 +38,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from emulation.cassandra import CassandraService
-from emulation.kafka import KafkaService
-from emulation.postgres import PostgresService
+from emulation.resources import engine
 from pipeline import platform
 from pipeline.batch.ingest.manifest import committed_files, manifests
 from pipeline.contracts import stream_names
@@ -155,11 +153,11 @@ def engine_pids(settings: Settings) -> dict[str, int | None]:
 
 def events(settings: Settings) -> list[tuple[int, dict | None]]:
     """The raw topic's records: (offset, value) in offset order."""
-    return [(r.offset, r.json_value()) for r in read_topic(KafkaService(settings), NAMES.raw)]
+    return [(r.offset, r.json_value()) for r in read_topic(engine("kafka", settings), NAMES.raw)]
 
 
 def query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
-    with psycopg.connect(PostgresService(settings).conninfo()) as conn:
+    with psycopg.connect(engine("postgres", settings).conninfo()) as conn:
         return [tuple(r) for r in conn.execute(sql, params)]
 
 
@@ -249,7 +247,7 @@ def assert_nothing_lost_or_duplicated(settings: Settings) -> dict[str, int]:
 def windows_in_cassandra(settings: Settings) -> list[tuple]:
     """Every aggregated window Cassandra holds, read whole with plain CQL (the platform's reader enumerates the
     partitions by the payment types of the contracts it was started with: here, this process's)."""
-    with CassandraService(settings).session(NAMES.keyspace) as session:
+    with engine("cassandra", settings).session(NAMES.keyspace) as session:
         rows = session.execute(f"select window_start, window_end, payment_type, payment_count, payment_sum "
                                f"from {table_of(NAMES.aggregated).name}")
         return [(r.window_start.replace(tzinfo=dt.UTC), r.window_end.replace(tzinfo=dt.UTC), r.payment_type,
@@ -335,7 +333,7 @@ def test_a_an_optional_column_flows_to_silver(world):
         assert "add column payment_channel varchar(16)" in plan.output
         apply(world, "a")
     tagged = sorted(table_rows(settings, "order_payments", "order_id, payment_sequential"))[:5]
-    with psycopg.connect(PostgresService(settings).conninfo(), autocommit=True) as conn:
+    with psycopg.connect(engine("postgres", settings).conninfo(), autocommit=True) as conn:
         for order_id, seq in tagged:  # the application now writes the column
             conn.execute(f"update {settings.pg_schema}.order_payments set payment_channel = 'app' "
                          "where order_id = %s and payment_sequential = %s", (order_id, seq))

@@ -21,8 +21,8 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from emulation.cassandra import CassandraService
 from emulation.dashboard import DashboardService
+from emulation.resources import engine
 from pipeline.contracts import stream_names
 from pipeline.provision.cassandra import apply_schema
 from pipeline.serving.dashboard.pages.live import REFRESH_MS
@@ -71,7 +71,7 @@ def env(postgres, s3, other_s3, test_settings, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cassandra(env):
-    with running(CassandraService(env)) as svc, svc.session(timeout=30) as session:
+    with running(engine("cassandra", env)) as svc, svc.session(timeout=30) as session:
         apply_schema(session)
         yield session
 

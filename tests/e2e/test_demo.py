@@ -23,7 +23,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from emulation.kafka import KafkaService
+from emulation.resources import engine
 from pipeline import platform
 from pipeline.batch.promote import rehearse
 from pipeline.console import show_demo
@@ -247,7 +247,7 @@ def archived(settings) -> list[dict]:
 
 
 def topic_end(settings) -> int:
-    return sum(end_offsets(KafkaService(settings).client_config(), stream_names().raw).values())
+    return sum(end_offsets(engine("kafka", settings).client_config(), stream_names().raw).values())
 
 
 def test_demo_streams_every_committed_change_to_the_topic_and_the_archive(demo):
@@ -400,7 +400,6 @@ def test_the_demo_runs_again_in_the_same_clone(demo):
 def test_windows_hold_only_streamed_changes(demo, postgres):
     """CDC started on a loaded table: the snapshot's payments are history, counted in no window. Cassandra's
     windows count exactly the payments whose last streamed change (after the snapshot) left them in the table."""
-    from emulation.cassandra import CassandraService
     from pipeline.serving.windows import read_windows
 
     _, settings = demo
@@ -416,7 +415,7 @@ def test_windows_hold_only_streamed_changes(demo, postgres):
         streamed[(row["order_id"], row["payment_sequential"])] = event["op"] != "d"
     with psycopg.connect(postgres.conninfo()) as conn:
         loaded = conn.execute("select count(*) from e2e_demo.order_payments").fetchone()[0]
-    with CassandraService(settings).session(names.keyspace) as session:
+    with engine("cassandra", settings).session(names.keyspace) as session:
         counted = sum(r["payment_count"] for r in read_windows(session, names.aggregated, 24 * 60))
     assert counted == sum(streamed.values()), "every live streamed payment counted once, nothing else"
     assert counted < loaded, "the loaded payments the snapshot read are in the table but in no window"
@@ -435,7 +434,6 @@ def traded(demo):
 
 
 def test_reconcile_is_equal_after_trading_and_names_an_altered_row(demo, traded):
-    from emulation.cassandra import CassandraService
     from pipeline.console import show_reconcile
     from pipeline.reconcile import last_report, reconcile
 
@@ -446,7 +444,7 @@ def test_reconcile_is_equal_after_trading_and_names_an_altered_row(demo, traded)
     assert report.ok, report.differences[:5]
     assert report.compared[names.aggregated] >= 6 and report.compared[names.installments] >= 6
     assert last_report(settings) == report, "kept for the live view"
-    with CassandraService(settings).session(names.keyspace) as session:
+    with engine("cassandra", settings).session(names.keyspace) as session:
         row = session.execute(f"select * from {names.aggregated} limit 1").one()
         where = "window_date = %s and payment_type = %s and window_end = %s and window_start = %s"
         key = (row.window_date, row.payment_type, row.window_end, row.window_start)
@@ -480,7 +478,6 @@ def test_down_then_up_mid_stream_loses_repeats_and_rewrites_nothing(demo, traded
     then up again: the connector resumes (no snapshot), the changes arrive as the events they were, once each;
     Cassandra's earlier windows are unchanged; the archive is rebuilt with every offset exactly once; and the
     lanes still reconcile."""
-    from emulation.cassandra import CassandraService
     from pipeline import platform
     from pipeline.reconcile import reconcile
     from pipeline.serving.windows import read_windows
@@ -492,7 +489,7 @@ def test_down_then_up_mid_stream_loses_repeats_and_rewrites_nothing(demo, traded
     names = stream_names()
 
     def windows() -> dict[tuple, dict]:
-        with CassandraService(settings).session(names.keyspace) as session:
+        with engine("cassandra", settings).session(names.keyspace) as session:
             return {(r["window_start"], r["payment_type"]): {k: v for k, v in r.items() if k != "updated_at"}
                     for r in read_windows(session, names.aggregated, 24 * 60)}
 
@@ -502,7 +499,7 @@ def test_down_then_up_mid_stream_loses_repeats_and_rewrites_nothing(demo, traded
     while_down = simulate(postgres.conninfo(), settings.pg_schema, 100, 4, seed=31)
     platform.up(settings, ["s3", "kafka", "connect", "cassandra", "flink"])
     cdc.start(settings)
-    kafka = KafkaService(settings)
+    kafka = engine("kafka", settings)
     deadline = time.monotonic() + 120
     after: list = []
     while time.monotonic() < deadline:

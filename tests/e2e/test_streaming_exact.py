@@ -48,9 +48,9 @@ from hypothesis import strategies as st
 from emulation.cassandra import CassandraService
 from emulation.connect import ConnectService
 from emulation.deployment import deployment_of, external_engines
-from emulation.flink import FlinkJobService
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.postgres import PostgresService
+from emulation.resources import engine
 from pipeline import platform
 from pipeline.contracts import stream_names
 from pipeline.provision.cassandra import apply_schema, deployment_replication
@@ -58,6 +58,7 @@ from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
 from pipeline.speed.archive import RawArchiver
+from pipeline.speed.services import FlinkService
 from pipeline.speed.sink import run_sink
 from tests.conftest import running
 from tests.kafka_helpers import read_topic
@@ -97,7 +98,7 @@ def engines(request) -> Iterator[Settings]:
         return
     local = Settings(state_dir=PROJECT_ROOT / ".state" / f"pytest-streaming-{os.getpid()}")
     with contextlib.ExitStack() as stack:
-        for service in (PostgresService(local), KafkaService(local), ConnectService(local), CassandraService(local)):
+        for service in (engine(name, local) for name in ("postgres", "kafka", "connect", "cassandra")):
             stack.enter_context(running(service))
         state = PROJECT_ROOT / ".state" / f"pytest-streaming-deployment-{os.getpid()}"
         yield deployment_of(local, state, engines=("postgres", "kafka", "connect", "cassandra"))
@@ -113,22 +114,22 @@ def settings(engines) -> Settings:
 
 @pytest.fixture(scope="module")
 def pg(settings) -> PostgresService:
-    return PostgresService(settings)
+    return engine("postgres", settings)
 
 
 @pytest.fixture(scope="module")
 def kafka(settings) -> KafkaService:
-    return KafkaService(settings)
+    return engine("kafka", settings)
 
 
 @pytest.fixture(scope="module")
 def connect(settings) -> ConnectService:
-    return ConnectService(settings)
+    return engine("connect", settings)
 
 
 @pytest.fixture(scope="module")
 def cassandra(settings) -> CassandraService:
-    return CassandraService(settings)
+    return engine("cassandra", settings)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +147,7 @@ def connector(settings, pg, kafka, connect):
 
 @pytest.fixture(scope="module")
 def flink(settings, kafka, connector):
-    with running(FlinkJobService(settings)) as svc:
+    with running(FlinkService(settings)) as svc:
         yield svc
 
 
@@ -517,7 +518,7 @@ def good_records_on_the_topic(kafka: KafkaService) -> list[tuple]:
     return events
 
 
-def job_restarts(flink: FlinkJobService, jid: str) -> int:
+def job_restarts(flink: FlinkService, jid: str) -> int:
     metrics = flink._rest(f"/jobs/{jid}/metrics?get=numRestarts") or []
     return int(next((m["value"] for m in metrics if m["id"] == "numRestarts"), 0))
 

@@ -32,12 +32,8 @@ import psutil
 import psycopg
 import pytest
 
-from emulation.cassandra import CassandraService
-from emulation.connect import ConnectService
-from emulation.flink import FlinkJobService
-from emulation.kafka import KafkaService
-from emulation.postgres import PostgresService
 from emulation.rehearsal import Rehearsal
+from emulation.resources import engine
 from emulation.service import Service
 from pipeline import platform
 from pipeline.batch.load import load_directory
@@ -46,7 +42,7 @@ from pipeline.lake import ArchiveLayout
 from pipeline.serving.windows import read_windows
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.speed import cdc
-from pipeline.speed.services import ArchiveService, SinkService, WatchdogService
+from pipeline.speed.services import ArchiveService, FlinkService, SinkService, WatchdogService
 from pipeline.speed.simulate import simulate
 from pipeline.speed.topics import end_offsets
 from pipeline.storage import s3_location
@@ -89,7 +85,7 @@ def settings(request, tmp_path_factory) -> Iterator[Settings]:
 def lane(settings) -> Settings:
     """Every engine up, the tiny data set loaded, CDC registered, and the lane's pieces supervised."""
     platform.up(settings, ENGINES)
-    load_directory(write_tiny(settings.data_dir), PostgresService(settings).conninfo(), settings.pg_schema)
+    load_directory(write_tiny(settings.data_dir), engine("postgres", settings).conninfo(), settings.pg_schema)
     cdc.start(settings)
     platform.up(settings, PIECES)
     return settings
@@ -101,8 +97,8 @@ def empty_the_lane(settings: Settings) -> None:
     from pipeline.speed.cdc import topic_specs
 
     cdc.stop(settings)
-    KafkaService(settings).delete_topics([spec.name for spec in topic_specs()])
-    with CassandraService(settings).session(timeout=60, metadata=False) as session:
+    engine("kafka", settings).delete_topics([spec.name for spec in topic_specs()])
+    with engine("cassandra", settings).session(timeout=60, metadata=False) as session:
         session.execute(f"DROP KEYSPACE IF EXISTS {NAMES.keyspace}", timeout=120)
 
 
@@ -117,7 +113,7 @@ def kill9(pid: int | None, what: str) -> None:
 
 def flink_jvm(settings: Settings) -> int | None:
     """The mini-cluster's JVM (JobManager and TaskManager in one), the child of the job's Python process."""
-    pid = FlinkJobService(settings).pid()
+    pid = FlinkService(settings).pid()
     if pid is None:
         return None
     java = [c for c in psutil.Process(pid).children(recursive=True) if "java" in c.name()]
@@ -129,7 +125,7 @@ def checkpoint_being_written(settings: Settings, jid: str) -> Path | None:
     checkpoint) but not finished (no ``_metadata`` yet). Read from the file system: the REST API caches its
     checkpoint statistics for seconds, longer than a checkpoint takes."""
     with contextlib.suppress(OSError):
-        for entry in os.scandir(FlinkJobService(settings).job_dir / "checkpoints" / jid):
+        for entry in os.scandir(FlinkService(settings).job_dir / "checkpoints" / jid):
             if entry.name.startswith("chk-") and not os.path.exists(os.path.join(entry.path, "_metadata")):
                 return Path(entry.path)
     return None
@@ -140,9 +136,9 @@ def kill_during_a_checkpoint(settings: Settings, trading: Trading, attempts: int
     without ``_metadata``); when the checkpoint won the race, wait for the job to run again and try again.
     Returns when the successful kill landed."""
     for _ in range(attempts):
-        assert wait_for(lambda: FlinkJobService(settings).health(), 120), "the Flink job is not running"
+        assert wait_for(lambda: FlinkService(settings).health(), 120), "the Flink job is not running"
         trading.extend(12)  # changes keep coming through this attempt and the recovery after it
-        jid = FlinkJobService(settings).running_job()["jid"]
+        jid = FlinkService(settings).running_job()["jid"]
         deadline, chk = time.monotonic() + 20, None
         while chk is None and time.monotonic() < deadline:
             chk = checkpoint_being_written(settings, jid)
@@ -176,7 +172,7 @@ class Trading:
     def _run(self) -> None:
         while (left := self.stop_at - time.monotonic()) > 0.5:
             try:
-                simulate(PostgresService(self.settings).conninfo(), self.settings.pg_schema, self.rate, left,
+                simulate(engine("postgres", self.settings).conninfo(), self.settings.pg_schema, self.rate, left,
                          seed=uuid.uuid4().int % 10**6)
             except (psycopg.Error, OSError) as exc:  # PostgreSQL was killed: trade again once it is back
                 self.errors.append(exc)
@@ -198,7 +194,7 @@ class Trading:
 
 
 def raw_events(settings: Settings) -> list[dict]:
-    return [r.json_value() for r in read_topic(KafkaService(settings), NAMES.raw, timeout=60) if r.value is not None]
+    return [r.json_value() for r in read_topic(engine("kafka", settings), NAMES.raw, timeout=60) if r.value is not None]
 
 
 def expected(events: list[dict]) -> dict[tuple, tuple]:
@@ -208,7 +204,7 @@ def expected(events: list[dict]) -> dict[tuple, tuple]:
 
 
 def served(settings: Settings) -> dict[tuple, tuple]:
-    with CassandraService(settings).session(NAMES.keyspace, timeout=30) as session:
+    with engine("cassandra", settings).session(NAMES.keyspace, timeout=30) as session:
         rows = read_windows(session, NAMES.aggregated, 24 * 60, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
     return {(r["window_start"].replace(tzinfo=None), r["payment_type"]):
             (r["payment_count"], r["payment_sum"], r["payment_min"], r["payment_max"]) for r in rows}
@@ -243,18 +239,18 @@ def settle_and_check(settings: Settings, component: str, scenario: str, recovery
             replayed.pop(k, None)
         else:
             replayed[k] = (row["payment_type"], row["payment_installments"], Decimal(str(row["payment_value"])))
-    with psycopg.connect(PostgresService(settings).conninfo()) as conn:
+    with psycopg.connect(engine("postgres", settings).conninfo()) as conn:
         table = {(o, s): (t, i, v) for o, s, t, i, v in conn.execute(
             f"select order_id, payment_sequential, payment_type, payment_installments, payment_value "
             f"from {settings.pg_schema}.order_payments")}
     assert replayed == table, "the raw topic replays to PostgreSQL's table"
     layout = ArchiveLayout(s3_location(settings), settings.raw_prefix, NAMES.raw)
     # every record's offset (with exactly-once CDC, transaction markers take offsets and hold no record)
-    offsets = [r.offset for r in read_topic(KafkaService(settings), NAMES.raw, timeout=60)]
+    offsets = [r.offset for r in read_topic(engine("kafka", settings), NAMES.raw, timeout=60)]
     assert wait_for(lambda: sum(layout.progress().values()) >= offsets[-1] + 1, 60), "the archive caught up"
     assert layout.read().column("kafka_offset").to_pylist() == offsets, "every record archived once"
     late = Counter((e["order_id"], e["payment_sequential"], e["op"], e["commit_time"])
-                   for e in (r.json_value() for r in read_topic(KafkaService(settings), NAMES.late)))
+                   for e in (r.json_value() for r in read_topic(engine("kafka", settings), NAMES.late)))
     assert not [k for k, n in late.items() if n > 1], "a late event was reported twice"
 
 
@@ -275,16 +271,16 @@ def restart_engine(settings: Settings, name: str) -> None:
 
 SCENARIOS: dict[str, tuple[str, Callable[[Settings], None]]] = {
     "kafka": ("broker killed, `olist up kafka`",
-              lambda s: (kill9(KafkaService(s).pid(), "kafka"), restart_engine(s, "kafka"))),
+              lambda s: (kill9(engine("kafka", s).pid(), "kafka"), restart_engine(s, "kafka"))),
     "connect": ("worker killed, `olist up connect`",
-                lambda s: (kill9(ConnectService(s).pid(), "connect"), restart_engine(s, "connect"))),
+                lambda s: (kill9(engine("connect", s).pid(), "connect"), restart_engine(s, "connect"))),
     "flink": ("JobManager JVM killed, supervisor", lambda s: kill9(flink_jvm(s), "flink")),
     "serve": ("sink killed, supervisor", lambda s: kill9(SinkService(s).pid(), "sink")),
     "archive": ("archive killed, supervisor", lambda s: kill9(ArchiveService(s).pid(), "archive")),
     "cassandra": ("node killed, `olist up cassandra`",
-                  lambda s: (kill9(CassandraService(s).pid(), "cassandra"), restart_engine(s, "cassandra"))),
+                  lambda s: (kill9(engine("cassandra", s).pid(), "cassandra"), restart_engine(s, "cassandra"))),
     "postgres": ("postmaster killed, `olist up postgres`",
-                 lambda s: (kill9(PostgresService(s).pid(), "postgres"), restart_engine(s, "postgres"))),
+                 lambda s: (kill9(engine("postgres", s).pid(), "postgres"), restart_engine(s, "postgres"))),
 }
 
 
@@ -312,7 +308,7 @@ def test_the_simulator_killed_mid_transaction_changes_no_result(lane):
     import sys
 
     env = {**os.environ, "OLIST_STATE_DIR": str(lane.state_dir), "OLIST_PG_SCHEMA": lane.pg_schema}
-    config = KafkaService(lane).client_config()
+    config = engine("kafka", lane).client_config()
     before = sum(end_offsets(config, NAMES.raw).values())
     output = lane.state_dir / "simulate.out"
     with output.open("wb") as out:
@@ -344,14 +340,14 @@ def test_two_kills_in_a_row_change_no_result(lane):
         time.sleep(4)
         killed_at = time.monotonic()
         kill9(flink_jvm(lane), "flink")
-        assert wait_for(lambda: FlinkJobService(lane).health(), 120)
+        assert wait_for(lambda: FlinkService(lane).health(), 120)
         kill9(flink_jvm(lane), "flink")
         kill9(SinkService(lane).pid(), "sink")
         assert wait_for(lambda: SinkService(lane).health(), 60)
         kill9(SinkService(lane).pid(), "sink")
         recovery = recovered_after(lane, killed_at)
     settle_and_check(lane, "flink + sink", "two kills in a row each", recovery)
-    assert FlinkJobService(lane).restarts() >= 2 and SinkService(lane).restarts() >= 2
+    assert FlinkService(lane).restarts() >= 2 and SinkService(lane).restarts() >= 2
     assert WatchdogService(lane).health()
 
 
@@ -368,7 +364,7 @@ def test_status_counts_the_restarts(lane):
 
 def kafka_leader(rehearsal: Rehearsal, settings: Settings) -> Service:
     """The node leading the raw topic's partition."""
-    topic = KafkaService(settings).admin().list_topics(NAMES.raw, timeout=10).topics[NAMES.raw]
+    topic = engine("kafka", settings).admin().list_topics(NAMES.raw, timeout=10).topics[NAMES.raw]
     return rehearsal.node(f"kafka-{topic.partitions[0].leader}")
 
 
@@ -379,7 +375,7 @@ def kafka_controller(rehearsal: Rehearsal, settings: Settings) -> Service:
 
 def connect_worker(rehearsal: Rehearsal, settings: Settings) -> Service:
     """The worker running the CDC connector's task."""
-    status = ConnectService(settings).connector_status(cdc.CONNECTOR)
+    status = engine("connect", settings).connector_status(cdc.CONNECTOR)
     assert status and status["tasks"], f"the connector has no task: {status}"
     port = int(status["tasks"][0]["worker_id"].rsplit(":", 1)[1])
     return next(w for w in rehearsal.connect_workers() if w.endpoint() and w.endpoint().port == port)
@@ -389,7 +385,7 @@ def flink_taskmanager(rehearsal: Rehearsal, settings: Settings) -> Service:
     """The TaskManager running the job's tasks (the other has free slots: the job moves there)."""
     from emulation import flink_session
 
-    jid = FlinkJobService(settings).running_job()["jid"]
+    jid = FlinkService(settings).running_job()["jid"]
     running = flink_session.job_taskmanagers(str(settings.flink.rest_url), jid)
     assert running, f"no TaskManager runs a task of job {jid}"
     return rehearsal.flink_cluster().taskmanager(sorted(running)[0])

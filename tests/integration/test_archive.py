@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from emulation.kafka import KafkaService, TopicSpec
+from emulation.resources import engine
 from pipeline.contracts import stream_names
 from pipeline.lake import ArchiveLayout, Gap
 from pipeline.speed.archive import RawArchiver
@@ -28,7 +29,7 @@ BEFORE_11 = dt.datetime(2026, 11, 27, 10, 59, 50, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def kafka(test_settings):
-    with running(KafkaService(test_settings.model_copy(
+    with running(engine("kafka", test_settings.model_copy(
             update={"state_dir": test_settings.state_dir / f"k{os.getpid()}"}))) as svc:
         yield svc
 

@@ -16,8 +16,8 @@ import psutil
 import pytest
 from confluent_kafka import Producer
 
-from emulation.cassandra import CassandraService
 from emulation.kafka import KafkaService
+from emulation.resources import engine
 from emulation.service import port_is_free
 from pipeline.contracts import load_registry, stream_names
 from pipeline.contracts.render_cassandra import UPDATED_COLUMN
@@ -43,13 +43,13 @@ def settings(test_settings):
 
 @pytest.fixture(scope="module")
 def cassandra(settings):
-    with running(CassandraService(settings)) as svc:
+    with running(engine("cassandra", settings)) as svc:
         yield svc
 
 
 @pytest.fixture(scope="module")
 def kafka(settings):
-    with running(KafkaService(settings)) as svc:
+    with running(engine("kafka", settings)) as svc:
         svc.create_topics([s for s in topic_specs() if s.name.removesuffix(".dlq") in NAMES.served])
         yield svc
 
@@ -142,7 +142,7 @@ def test_a_fresh_node_starts_without_driver_tracebacks(settings, caplog):
     """The first start asks whether olist_admin logs in before it exists, and health() tries it while the node
     comes up: refused logins there are the expected answer, not errors. The driver logged each as a warning and an
     error with a traceback ("Bad credentials"); four of them showed in the demo's first run."""
-    fresh = CassandraService(settings.model_copy(update={"state_dir": settings.state_dir / "fresh"}))
+    fresh = engine("cassandra", settings.model_copy(update={"state_dir": settings.state_dir / "fresh"}))
     with caplog.at_level("WARNING", logger="cassandra"), running(fresh), fresh.session(metadata=False) as s:
         assert s.execute("SELECT release_version FROM system.local").one() is not None
     tracebacks = [f"{r.name} {r.levelname}: {r.getMessage()} ({r.exc_info[1]!r})" for r in caplog.records

@@ -17,6 +17,7 @@ import pytest
 from emulation.containers import STATE_LABEL, PostgresContainerService, S3ContainerService, labelled, reap
 from emulation.postgres import PostgresService
 from emulation.registry import all_services
+from emulation.resources import engine
 from emulation.service import ServiceError
 from pipeline.settings import PROJECT_ROOT
 
@@ -35,7 +36,7 @@ def test_the_settings_choose_the_backend_for_every_caller(containers, test_setti
     services = all_services(containers.settings)
     assert isinstance(services["postgres"], PostgresContainerService)
     assert isinstance(services["s3"], S3ContainerService)
-    assert type(PostgresService(test_settings)) is PostgresService
+    assert type(engine("postgres", test_settings)) is PostgresService
 
 
 def test_containers_publish_on_loopback_only_and_keep_the_password_out_of_their_environment(containers):
@@ -67,8 +68,8 @@ def test_a_killed_runs_containers_are_removed_by_label(test_settings):
     """A run killed with SIGKILL leaves its container (no reaper image here) but not its podman service (it dies
     with the run); reap() by the state folder's label removes the container."""
     state = test_settings.state_dir / "killed-run"
-    code = ("from emulation.postgres import PostgresService\nfrom pipeline.settings import Settings\n"
-            "PostgresService(Settings()).start()\nprint('up', flush=True)\nimport time\ntime.sleep(600)\n")
+    code = ("from emulation.resources import engine\nfrom pipeline.settings import Settings\n"
+            "engine('postgres', Settings()).start()\nprint('up', flush=True)\nimport time\ntime.sleep(600)\n")
     env = {**os.environ, "OLIST_STATE_DIR": str(state), "OLIST_ENGINES": "containers"}
     run = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT)
     try:
@@ -89,7 +90,7 @@ def test_a_killed_runs_containers_are_removed_by_label(test_settings):
 
 
 def test_stop_then_start_keeps_data_and_port(test_settings):
-    svc = PostgresService(test_settings.replace(state_dir=test_settings.state_dir / "restart", engines="containers"))
+    svc = engine("postgres", test_settings.replace(state_dir=test_settings.state_dir / "restart", engines="containers"))
     try:
         first = svc.start()
         with psycopg.connect(svc.conninfo(), autocommit=True) as conn:
@@ -115,7 +116,7 @@ def test_a_taken_port_is_one_error_and_leaves_no_container(test_settings):
         busy.listen()
         settings = test_settings.replace(state_dir=test_settings.state_dir / "busy", engines="containers",
                                          pg_port=busy.getsockname()[1], service_start_timeout=20)
-        svc = PostgresService(settings)
+        svc = engine("postgres", settings)
         try:
             with pytest.raises(ServiceError, match="address already in use"):
                 svc.start()

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from emulation.connect import TOPICS, ConnectService
 from emulation.kafka import KafkaService
 from emulation.postgres import PostgresService, find_bin_dir
+from emulation.resources import engine
 from pipeline import platform
 from pipeline.contracts import stream_names
 from pipeline.contracts.event_validation import event_errors
@@ -44,19 +45,19 @@ def settings() -> Iterator[Settings]:
 
 @pytest.fixture(scope="module")
 def pg(settings: Settings) -> Iterator[PostgresService]:
-    with running(PostgresService(settings)) as svc:
+    with running(engine("postgres", settings)) as svc:
         yield svc
 
 
 @pytest.fixture(scope="module")
 def kafka(settings: Settings) -> Iterator[KafkaService]:
-    with running(KafkaService(settings)) as svc:
+    with running(engine("kafka", settings)) as svc:
         yield svc
 
 
 @pytest.fixture(scope="module")
 def connect(settings: Settings, kafka: KafkaService) -> Iterator[ConnectService]:
-    with running(ConnectService(settings)) as svc:
+    with running(engine("connect", settings)) as svc:
         yield svc
 
 

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from emulation.flink import JOB, FlinkJobService, ensure_venv, job_arguments, write_kafka_properties
 from emulation.jvm import fetch
 from emulation.kafka import KafkaService, TopicSpec
+from emulation.resources import engine
 from pipeline import provision
 from pipeline.contracts import stream_names
 from pipeline.speed.cdc import topic_specs
@@ -44,7 +45,7 @@ SINKS = list(NAMES.served)
 @pytest.fixture(scope="module")
 def kafka(test_settings) -> Iterator[KafkaService]:
     with running(
-        KafkaService(test_settings.model_copy(update={"state_dir": test_settings.state_dir / f"flink-k{os.getpid()}"}))
+        engine("kafka", test_settings.replace(state_dir=test_settings.state_dir / f"flink-k{os.getpid()}"))
     ) as svc:
         yield svc
 

@@ -18,6 +18,7 @@ import pytest
 
 from emulation.flink_session import SessionCluster, job_taskmanagers
 from emulation.kafka import KafkaService
+from emulation.resources import engine
 from pipeline.platform import status as platform_status
 from pipeline.settings import Settings
 from pipeline.speed.services import FlinkService
@@ -38,7 +39,7 @@ def lane(test_settings) -> Settings:
 
 @pytest.fixture(scope="module")
 def kafka(lane) -> Iterator[KafkaService]:
-    with running(KafkaService(lane)) as svc:
+    with running(engine("kafka", lane)) as svc:
         yield svc
 
 

@@ -19,6 +19,7 @@ from confluent_kafka.admin import ConfigResource
 from emulation.connect import DEBEZIUM_POSTGRES, TOPICS, ConnectService
 from emulation.jvm import MARKER, fetch
 from emulation.kafka import KafkaService, TopicSpec
+from emulation.resources import engine
 from emulation.service import ServiceError
 from pipeline.contracts import stream_names
 from pipeline.settings import PROJECT_ROOT, Settings
@@ -36,13 +37,13 @@ def state_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def kafka(state_dir: Path) -> Iterator[KafkaService]:
-    with running(KafkaService(Settings(state_dir=state_dir))) as svc:
+    with running(engine("kafka", Settings(state_dir=state_dir))) as svc:
         yield svc
 
 
 @pytest.fixture(scope="module")
 def connect(kafka: KafkaService, state_dir: Path) -> Iterator[ConnectService]:
-    with running(ConnectService(Settings(state_dir=state_dir))) as svc:
+    with running(engine("connect", Settings(state_dir=state_dir))) as svc:
         yield svc
 
 
@@ -181,7 +182,7 @@ def test_connect_rejects_an_invalid_connector_with_connects_own_reason(connect):
 def test_connect_without_kafka_says_so(tmp_path):
     settings = Settings(state_dir=tmp_path)
     with pytest.raises(ServiceError, match="Kafka is not answering"):
-        ConnectService(settings).start()
+        engine("connect", settings).start()
 
 
 def test_a_broker_that_cannot_start_says_why_with_its_log(state_dir):
@@ -189,7 +190,7 @@ def test_a_broker_that_cannot_start_says_why_with_its_log(state_dir):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        svc = KafkaService(Settings(state_dir=state_dir / "busy").replace(kafka={"port": port}))
+        svc = engine("kafka", Settings(state_dir=state_dir / "busy").replace(kafka={"port": port}))
         try:
             with pytest.raises(ServiceError) as err:
                 svc.start()
@@ -335,7 +336,7 @@ def test_connect_rest_asks_for_its_password(connect):
 def test_a_storage_formatted_before_authentication_is_refused_with_what_to_do(tmp_path):
     """Old state (formatted without SCRAM users, so no one could log in) is refused before the JVM starts,
     in one line that names the folder and the fix; the storage is left as it was."""
-    svc = KafkaService(Settings(state_dir=tmp_path))
+    svc = engine("kafka", Settings(state_dir=tmp_path))
     svc.data_dir.mkdir(parents=True)
     (svc.data_dir / "meta.properties").write_text("version=1\n")
     with pytest.raises(ServiceError) as err:

@@ -8,7 +8,7 @@ import psutil
 import psycopg
 import pytest
 
-from emulation.postgres import PostgresService
+from emulation.resources import engine
 from emulation.service import ServiceError
 from pipeline.settings import Settings
 
@@ -51,7 +51,7 @@ def test_the_pipeline_role_owns_its_database_but_is_no_superuser(postgres, test_
 
 def test_stop_then_start_keeps_data(test_settings, tmp_path):
     settings = test_settings.model_copy(update={"state_dir": test_settings.state_dir / "restart"})
-    svc = PostgresService(settings)
+    svc = engine("postgres", settings)
     try:
         svc.start()
         with psycopg.connect(svc.conninfo(), autocommit=True) as conn:
@@ -75,7 +75,7 @@ def test_a_server_that_cannot_start_says_why_with_its_log(test_settings):
         port = busy.getsockname()[1]
         settings = test_settings.model_copy(
             update={"state_dir": test_settings.state_dir / "busy", "pg_port": port, "service_start_timeout": 10})
-        svc = PostgresService(settings)
+        svc = engine("postgres", settings)
         try:
             with pytest.raises(ServiceError) as err:
                 svc.start()
@@ -87,6 +87,6 @@ def test_a_server_that_cannot_start_says_why_with_its_log(test_settings):
 
 
 def test_missing_binaries_give_an_actionable_error(tmp_path):
-    svc = PostgresService(Settings(state_dir=tmp_path, pg_bin_dir=tmp_path / "nowhere"))
+    svc = engine("postgres", Settings(state_dir=tmp_path, pg_bin_dir=tmp_path / "nowhere"))
     with pytest.raises(ServiceError, match="no PostgreSQL server binaries"):
         svc.start()

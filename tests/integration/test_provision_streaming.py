@@ -17,8 +17,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from emulation.cassandra import CassandraService
-from emulation.kafka import KafkaService
+from emulation.resources import engine
 from pipeline import provision
 from pipeline.contracts import Registry, load_registry, stream_names
 from tests.conftest import running
@@ -35,7 +34,7 @@ def settings(test_settings):
 
 @pytest.fixture(scope="module")
 def kafka(settings):
-    with running(KafkaService(settings)) as svc:
+    with running(engine("kafka", settings)) as svc:
         yield svc
 
 
@@ -101,7 +100,7 @@ def test_kafka_converges_topics_partitions_configs_and_acls(kafka, settings, tmp
 
 
 def test_cassandra_gains_a_contract_column_and_refuses_a_changed_type(settings, tmp_path):
-    with running(CassandraService(settings)) as cassandra:
+    with running(engine("cassandra", settings)) as cassandra:
         provision.ensure(settings, "cassandra")
         assert provision.plan(settings, ["cassandra"]).converged
 

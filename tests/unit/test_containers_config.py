@@ -13,16 +13,17 @@ from emulation import containers
 from emulation.containers import PostgresContainerService, S3ContainerService, choose_image, find_engine, podman_env
 from emulation.images import LOCAL_IMAGES, apt_mirror
 from emulation.postgres import PostgresService
+from emulation.resources import engine
 from emulation.s3 import S3Service
 from emulation.service import ServiceError
 from pipeline.settings import Settings
 
 
 def test_the_settings_choose_the_service_variant(tmp_path):
-    assert type(PostgresService(Settings(state_dir=tmp_path))) is PostgresService
-    assert type(S3Service(Settings(state_dir=tmp_path))) is S3Service
-    assert type(PostgresService(Settings(state_dir=tmp_path, engines="containers"))) is PostgresContainerService
-    assert type(S3Service(Settings(state_dir=tmp_path, engines="containers"))) is S3ContainerService
+    assert type(engine("postgres", Settings(state_dir=tmp_path))) is PostgresService
+    assert type(engine("s3", Settings(state_dir=tmp_path))) is S3Service
+    assert type(engine("postgres", Settings(state_dir=tmp_path, engines="containers"))) is PostgresContainerService
+    assert type(engine("s3", Settings(state_dir=tmp_path, engines="containers"))) is S3ContainerService
 
 
 class FakeImages:

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from emulation.cassandra import CassandraService
-from emulation.connect import ConnectService
 from emulation.deployment import external_engines
-from emulation.kafka import PRINCIPALS, KafkaService
-from emulation.postgres import PostgresService
+from emulation.kafka import PRINCIPALS
+from emulation.resources import engine
 from emulation.service import ServiceError, free_port
 from pipeline import platform
 from pipeline.settings import Settings
@@ -40,8 +38,8 @@ def deployment(tmp_path: Path) -> Settings:
 
 
 def test_every_engine_is_reached_where_the_settings_say_without_a_process_or_endpoint_file(deployment):
-    pg, kafka = PostgresService(deployment), KafkaService(deployment)
-    connect, cassandra = ConnectService(deployment), CassandraService(deployment)
+    pg, kafka = engine("postgres", deployment), engine("kafka", deployment)
+    connect, cassandra = engine("connect", deployment), engine("cassandra", deployment)
     assert sorted(external_engines(deployment)) == ["cassandra", "connect", "kafka", "postgres"]
     for service in (pg, kafka, connect, cassandra):
         assert service.available() and service.pid() is None
@@ -55,7 +53,7 @@ def test_the_drivers_take_the_datacenter_and_the_consistency_of_each_role(deploy
     from cassandra import ConsistencyLevel
     from cassandra.cluster import EXEC_PROFILE_DEFAULT
 
-    cassandra = CassandraService(deployment)
+    cassandra = engine("cassandra", deployment)
     for role, level in (("sink", ConsistencyLevel.QUORUM), ("reader", ConsistencyLevel.LOCAL_ONE)):
         cluster = cassandra.cluster(role, metadata=False)
         profile = cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
@@ -67,7 +65,7 @@ def test_the_drivers_take_the_datacenter_and_the_consistency_of_each_role(deploy
 def test_kafka_clients_speak_tls_with_the_deployments_ca(deployment, tmp_path):
     ca = tmp_path / "ca.pem"
     tls = deployment.replace(kafka={"security_protocol": "SASL_SSL", "ssl_ca_location": ca})
-    kafka = KafkaService(tls)
+    kafka = engine("kafka", tls)
     assert kafka.security("sink") | {"sasl.password": "-"} == {
         "security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "olist_sink",
         "sasl.password": "-", "ssl.ca.location": str(ca)}
@@ -77,11 +75,11 @@ def test_kafka_clients_speak_tls_with_the_deployments_ca(deployment, tmp_path):
 
 
 @pytest.mark.parametrize(("section", "field", "variable", "call"), [
-    ("kafka", "sink_password", "OLIST_KAFKA_SINK_PASSWORD", lambda s: KafkaService(s).client_config("sink")),
-    ("connect", "rest_password", "OLIST_CONNECT_REST_PASSWORD", lambda s: ConnectService(s).rest_credentials()),
+    ("kafka", "sink_password", "OLIST_KAFKA_SINK_PASSWORD", lambda s: engine("kafka", s).client_config("sink")),
+    ("connect", "rest_password", "OLIST_CONNECT_REST_PASSWORD", lambda s: engine("connect", s).rest_credentials()),
     ("cassandra", "reader_password", "OLIST_CASSANDRA_READER_PASSWORD",
-     lambda s: CassandraService(s).credentials("reader")),
-    (None, "pg_cdc_password", "OLIST_PG_CDC_PASSWORD", lambda s: PostgresService(s).cdc_password()),
+     lambda s: engine("cassandra", s).credentials("reader")),
+    (None, "pg_cdc_password", "OLIST_PG_CDC_PASSWORD", lambda s: engine("postgres", s).cdc_password()),
 ])
 def test_a_deployment_without_a_password_is_one_line_naming_its_variable(deployment, section, field, variable, call):
     unset = deployment.replace(**({section: {field: None}} if section else {field: None}))
@@ -99,7 +97,7 @@ def test_a_deployment_without_a_password_is_one_line_naming_its_variable(deploym
 ])
 def test_a_dsn_naming_credentials_or_several_hosts_is_refused(deployment, dsn, message):
     with pytest.raises(ServiceError, match=message):
-        PostgresService(deployment.replace(pg_dsn=dsn)).endpoint()
+        engine("postgres", deployment.replace(pg_dsn=dsn)).endpoint()
 
 
 def test_the_dsns_own_options_reach_every_connection_and_the_connector(deployment):
@@ -108,7 +106,7 @@ def test_the_dsns_own_options_reach_every_connection_and_the_connector(deploymen
     from pipeline.speed.cdc.connector import connector_config
 
     tls = deployment.replace(pg_dsn="host=db.example port=6432 dbname=shop sslmode=verify-full sslrootcert=/ca.pem")
-    pg = PostgresService(tls)
+    pg = engine("postgres", tls)
     for conninfo in (pg.conninfo(), pg.admin_conninfo()):
         parsed = psycopg.conninfo.conninfo_to_dict(conninfo)
         assert (parsed["host"], parsed["port"], parsed["sslmode"], parsed["sslrootcert"]) == (
@@ -118,18 +116,18 @@ def test_the_dsns_own_options_reach_every_connection_and_the_connector(deploymen
 
 
 def test_contact_points_may_name_their_one_port(deployment):
-    named = CassandraService(deployment.replace(cassandra={"contact_points": "10.0.0.1:9142, 10.0.0.2:9142"}))
+    named = engine("cassandra", deployment.replace(cassandra={"contact_points": "10.0.0.1:9142, 10.0.0.2:9142"}))
     assert named.contact() == (["10.0.0.1", "10.0.0.2"], 9142)
     with pytest.raises(ServiceError, match="one CQL port"):
-        CassandraService(deployment.replace(cassandra={"contact_points": "10.0.0.1:9142,10.0.0.2"})).contact()
+        engine("cassandra", deployment.replace(cassandra={"contact_points": "10.0.0.1:9142,10.0.0.2"})).contact()
 
 
 def test_a_deployments_topics_take_the_clusters_defaults_unless_the_settings_say(deployment):
-    assert KafkaService(deployment).replication_factor() == -1, "the cluster's default.replication.factor"
-    assert KafkaService(deployment)._min_isr() == {}, "the broker's min.insync.replicas"
-    told = KafkaService(deployment.replace(kafka={"replication_factor": 3, "min_insync_replicas": 2}))
+    assert engine("kafka", deployment).replication_factor() == -1, "the cluster's default.replication.factor"
+    assert engine("kafka", deployment)._min_isr() == {}, "the broker's min.insync.replicas"
+    told = engine("kafka", deployment.replace(kafka={"replication_factor": 3, "min_insync_replicas": 2}))
     assert (told.replication_factor(), told._min_isr()) == (3, {"min.insync.replicas": "2"})
-    assert KafkaService(Settings()).replication_factor() == 1, "our own broker has one node"
+    assert engine("kafka", Settings()).replication_factor() == 1, "our own broker has one node"
 
 
 def test_a_missing_password_is_said_at_start_not_after_a_timeout(deployment):
@@ -138,7 +136,7 @@ def test_a_missing_password_is_said_at_start_not_after_a_timeout(deployment):
     unset = deployment.replace(kafka={"admin_password": None}, service_start_timeout=30)
     started = time.monotonic()
     with pytest.raises(ServiceError, match="OLIST_KAFKA_ADMIN_PASSWORD"):
-        KafkaService(unset).start()
+        engine("kafka", unset).start()
     assert time.monotonic() - started < 5
 
 
@@ -157,7 +155,7 @@ def test_down_and_purge_leave_the_deployments_engines_alone(deployment):
 
 def test_an_unreachable_engine_of_the_deployment_fails_start_naming_where(deployment):
     with pytest.raises(ServiceError, match=r"the deployment's postgres at 127\.0\.0\.1:\d+ is not answering"):
-        PostgresService(deployment.replace(service_start_timeout=1)).start()
+        engine("postgres", deployment.replace(service_start_timeout=1)).start()
 
 
 @pytest.fixture
@@ -183,6 +181,6 @@ def worker() -> Iterator[str]:
 
 def test_a_call_to_connect_goes_to_the_next_worker_when_one_is_down(deployment, worker):
     down = f"http://127.0.0.1:{free_port()}"
-    connect = ConnectService(deployment.replace(connect={"urls": f"{down}, {worker}/"}))
+    connect = engine("connect", deployment.replace(connect={"urls": f"{down}, {worker}/"}))
     assert connect.urls == [down, worker]
     assert connect._call("GET", "/") == (200, {"version": "4.3.1"})

@@ -131,3 +131,29 @@ def test_the_engines_import_only_the_pipelines_leaves_and_the_lanes_never_each_o
     assert not bad, "imports across the layers:\n" + report(bad)
 
 
+
+
+ENGINE_CLASSES = frozenset({"PostgresService", "S3Service", "KafkaService", "ConnectService", "CassandraService",
+                            "PostgresContainerService", "S3ContainerService"})
+
+
+def engine_constructions(paths: list[Path]) -> list[str]:
+    """Every ``SomeEngineService(...)`` call: each should be ``emulation.resources.engine(name, settings)``, the one
+    place that chooses a deployment's engines (a process, a container or the endpoint the settings name)."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and _called(node.func) in ENGINE_CLASSES:
+                found.append(f"{path.name}:{node.lineno}: {_called(node.func)}(...)")
+    return found
+
+
+def test_engines_are_chosen_only_by_the_resources_module(tmp_path):
+    ours = [p for p in sorted(ROOT.glob("*/**/*.py")) if p.parts[len(ROOT.parts)] in (*PACKAGES, "tests")
+            and "__pycache__" not in p.parts and p != ROOT / "emulation" / "resources.py"]
+    assert ROOT / "tests" / "conftest.py" in ours
+    built = engine_constructions(ours)
+    assert not built, "engines built outside emulation.resources.engine:\n" + "\n".join(built)
+    planted = tmp_path / "planted.py"
+    planted.write_text("from emulation.kafka import KafkaService\nKafkaService(settings).start()\n")
+    assert [line.split(": ", 1)[1] for line in engine_constructions([planted])] == ["KafkaService(...)"]

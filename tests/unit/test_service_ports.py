@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+from emulation.resources import engine
 from emulation.s3 import S3Service
 from pipeline.settings import Settings
 
@@ -11,7 +12,7 @@ HOST = "127.0.0.1"
 
 
 def service(tmp_path) -> S3Service:
-    return S3Service(Settings(state_dir=tmp_path))
+    return engine("s3", Settings(state_dir=tmp_path))
 
 
 def test_a_configured_port_wins_and_free_ones_are_distinct(tmp_path):

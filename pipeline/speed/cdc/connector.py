@@ -11,8 +11,9 @@ from pathlib import Path
 
 import psycopg
 
-from emulation.connect import ConnectService, load_connector_config, secrets_dir
+from emulation.connect import load_connector_config, secrets_dir
 from emulation.postgres import PostgresService
+from emulation.resources import engine
 from emulation.service import ServiceError, write_private
 from pipeline import provision
 from pipeline.contracts import Registry, load_registry
@@ -45,7 +46,7 @@ def check_retention(kafka) -> None:
 
 def cdc_password(settings: Settings) -> str:
     """The CDC role's password: the setting, else generated at first use and kept in the state folder (0600)."""
-    return PostgresService(settings).cdc_password()
+    return engine("postgres", settings).cdc_password()
 
 
 def password_reference(settings: Settings) -> str:
@@ -80,11 +81,10 @@ def connector_config(pg: PostgresService, settings: Settings, path: Path = CONNE
 
 def start(settings: Settings, timeout: float = 90) -> dict:
     """Topics, PostgreSQL side, connector registered and RUNNING; returns the connector's status."""
-    from emulation.kafka import KafkaService
 
-    pg, connect = PostgresService(settings), ConnectService(settings)
+    pg, connect = engine("postgres", settings), engine("connect", settings)
     provision.ensure(settings, "kafka")  # the topics and the grants
-    check_retention(KafkaService(settings))
+    check_retention(engine("kafka", settings))
     prepare_postgres(pg, settings)
     provision.ensure(settings, "connect")  # a registered connector whose config is behind says so
     connect.register(CONNECTOR, connector_config(pg, settings))
@@ -95,7 +95,7 @@ def stop(settings: Settings, timeout: float = 20) -> list[str]:
     """Reset CDC: stop the connector, forget its offsets, remove it, then drop its replication slot once
     released (so no slot holds WAL). Offsets and slot go together: the next `cdc up` snapshots afresh (snapshot
     reads are not counted as live payments, so no window changes). `olist down` keeps both, and resumes."""
-    pg, connect = PostgresService(settings), ConnectService(settings)
+    pg, connect = engine("postgres", settings), engine("connect", settings)
     dropped = []
     slot = connector_config(pg, settings)["slot.name"] if pg.endpoint() else None
     if connect.available():
@@ -130,5 +130,5 @@ def stop(settings: Settings, timeout: float = 20) -> list[str]:
 
 
 def status(settings: Settings) -> dict | None:
-    connect = ConnectService(settings)
+    connect = engine("connect", settings)
     return connect.connector_status(CONNECTOR) if connect.available() else None
