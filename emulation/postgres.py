@@ -20,6 +20,7 @@ import hmac
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -28,7 +29,7 @@ from pathlib import Path
 import psutil
 import psycopg
 from psycopg import sql
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 
 from emulation.service import Endpoint, Service, ServiceError, kept_secret, write_private
 from pipeline.settings import Settings
@@ -97,6 +98,10 @@ def find_bin_dir(configured: Path | None) -> Path:
     )
 
 
+class AdminRefused(ServiceError):
+    """The cluster refuses the superuser the settings name (made by an earlier release, or another password)."""
+
+
 class PostgresService(Service):
     """A PostgreSQL cluster with ``wal_level=logical`` and the project's database."""
 
@@ -130,10 +135,11 @@ class PostgresService(Service):
         return subprocess.run(["test", "-x", str(path)], user=self.run_as).returncode == 0
 
     # -- process helpers -----------------------------------------------------------------------
-    def _run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(self, *args: str | Path, check: bool = True, stdin: str | None = None
+             ) -> subprocess.CompletedProcess[str]:
         cmd = [str(a) for a in args]
         proc = subprocess.run(
-            cmd, user=self.run_as, capture_output=True, text=True, cwd="/", env=self._env(), check=False
+            cmd, user=self.run_as, capture_output=True, text=True, cwd="/", env=self._env(), check=False, input=stdin
         )
         if check and proc.returncode != 0:
             out = (proc.stderr or proc.stdout).strip()
@@ -263,16 +269,41 @@ class PostgresService(Service):
         (self.data_dir / "pg_hba.conf").write_text(HBA)
         self._own(self.data_dir / "pg_hba.conf")
         self._save_endpoint(host=self.settings.bind_host, port=port)
+        self._pg_ctl_start(bin_dir)
+        try:
+            self._wait_healthy()
+        except AdminRefused:  # a cluster of an earlier release: its superuser is made (or given its password) here
+            self.stop()
+            self._set_admin(bin_dir)
+            self._pg_ctl_start(bin_dir)
+            self._wait_healthy()
+        self._ensure_database()
+        ep = self.endpoint()
+        assert ep is not None
+        return ep
+
+    def _pg_ctl_start(self, bin_dir: Path) -> None:
         timeout = str(int(self.settings.service_start_timeout))
         proc = self._run(bin_dir / "pg_ctl", "-D", self.data_dir, "-l", self.log_path, "-w", "-t", timeout,
                          "start", check=False)
         if proc.returncode != 0:
             raise self.fail(f"pg_ctl start exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()}")
-        self._wait_healthy()
-        self._ensure_database()
-        ep = self.endpoint()
-        assert ep is not None
-        return ep
+
+    def _set_admin(self, bin_dir: Path) -> None:
+        """Make the superuser, or give it the kept password, in single-user mode (the server stopped): a cluster made
+        before the pipeline had its own roles, or one whose admin password is no longer the setting's. The data
+        folder is ours; no other role or object is touched."""
+        name = self.settings.pg_admin_user
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise self.fail(f"the superuser's name {name!r} is not a plain identifier")
+        role = f'"{name}" WITH SUPERUSER LOGIN PASSWORD \'{scram_verifier(self.admin_password())}\''
+        statement = (f"DO $olist$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN ALTER ROLE "
+                     f"{role}; ELSE CREATE ROLE {role}; END IF; END $olist$;\n")
+        proc = self._run(bin_dir / "postgres", "--single", "-D", self.data_dir, "postgres", stdin=statement,
+                         check=False)
+        if proc.returncode != 0 or "ERROR" in proc.stdout + proc.stderr:
+            raise self.fail(f"single-user mode could not make the superuser {name!r}: "
+                            f"{(proc.stderr or proc.stdout).strip()}")
 
     def stop(self) -> None:
         if self.pid() is None:
@@ -305,7 +336,8 @@ class PostgresService(Service):
 
     def _wait_healthy(self) -> None:
         @retry(stop=stop_after_delay(self.settings.service_start_timeout), wait=wait_fixed(0.2),
-               retry=retry_if_exception_type(psycopg.OperationalError), reraise=True)
+               retry=retry_if_exception(lambda e: isinstance(e, psycopg.OperationalError)
+                                        and "password authentication failed" not in str(e)), reraise=True)
         def ping() -> None:
             with psycopg.connect(self.admin_conninfo("postgres")) as conn:
                 conn.execute("select 1")
@@ -314,9 +346,8 @@ class PostgresService(Service):
             ping()
         except psycopg.OperationalError as exc:
             if "password authentication failed" in str(exc):
-                raise self.fail(f"the cluster in {self.data_dir} has no superuser {self.settings.pg_admin_user!r} "
-                                "(made before the pipeline had its own role?); delete it with `olist down --purge` "
-                                "and start again") from exc
+                raise AdminRefused(str(self.fail(f"the cluster in {self.data_dir} refuses the superuser "
+                                                 f"{self.settings.pg_admin_user!r} and its kept password"))) from exc
             ep = self.endpoint()
             raise self.fail(f"not answering on {ep.address if ep else '?'}: {exc}") from exc
 

@@ -90,3 +90,27 @@ def test_missing_binaries_give_an_actionable_error(tmp_path):
     svc = engine("postgres", Settings(state_dir=tmp_path, pg_bin_dir=tmp_path / "nowhere"))
     with pytest.raises(ServiceError, match="no PostgreSQL server binaries"):
         svc.start()
+
+
+def test_a_cluster_without_the_superuser_gets_it_and_keeps_its_data(test_settings):
+    """A cluster of an earlier release (its superuser named otherwise, or holding another password) is brought to the
+    settings' superuser in single-user mode; its data stays, and no purge is asked for."""
+    state = test_settings.state_dir / "older-admin"
+    older = engine("postgres", test_settings.replace(state_dir=state, pg_admin_user="older_admin"))
+    now = engine("postgres", test_settings.replace(state_dir=state))
+    try:
+        older.start()
+        with psycopg.connect(older.conninfo(), autocommit=True) as conn:
+            conn.execute("create table kept (x int); insert into kept values (42)")
+        older.stop()
+        now.start()
+        with psycopg.connect(now.admin_conninfo(), autocommit=True) as conn:
+            assert conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone() == (True,)
+        with psycopg.connect(now.conninfo(), autocommit=True) as conn:
+            assert conn.execute("select x from kept").fetchall() == [(42,)]
+        now.stop()
+        (now.state_dir / "admin_password").write_text("another-than-the-cluster-has")  # the setting's, changed
+        now.start()
+        assert now.health(), "the superuser's password is the setting's again"
+    finally:
+        now.destroy()
