@@ -24,13 +24,14 @@ from confluent_kafka import Producer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulation.flink import JOB, FlinkJobService, ensure_venv, job_arguments, write_kafka_properties
+from emulation.flink import JOB, ensure_venv, job_arguments, write_kafka_properties
 from emulation.jvm import fetch
 from emulation.kafka import KafkaService, TopicSpec
 from emulation.resources import engine
 from pipeline import provision
 from pipeline.contracts import stream_names
 from pipeline.speed.cdc import topic_specs
+from pipeline.speed.services import FlinkService
 from tests.conftest import kill_tree, running
 from tests.kafka_helpers import read_topic as read_records
 from tests.reference.windows import Windows, compute
@@ -208,8 +209,8 @@ def scenario() -> list[dict | None]:
 
 
 def test_the_running_job_matches_the_reference_exactly(kafka, flink_python, test_settings):
-    service = FlinkJobService(test_settings.replace(state_dir=kafka.state_dir.parent,
-                                                   flink={"checkpoint_interval_seconds": 1}))
+    service = FlinkService(test_settings.replace(state_dir=kafka.state_dir.parent,
+                                                flink={"checkpoint_interval_seconds": 1}))
     provision.ensure(service.settings, "kafka")  # the topics, and the grants of the job's principal
     started = time.monotonic()
     with running(service):
