@@ -205,7 +205,7 @@ def test_the_cli_plans_applies_and_refuses_in_one_line_each(postgres, schema, te
         drift = runner.invoke(app, ["plan", "--engine", "postgres"])
         assert drift.exit_code == 0 and "add change tracking (order_payments_touch)" in drift.output, drift.output
         applied = runner.invoke(app, ["apply", "--engine", "postgres"])
-        assert applied.exit_code == 0 and "1 steps applied" in applied.output, applied.output
+        assert applied.exit_code == 0 and "1 step applied" in applied.output, applied.output
         assert provision.plan(get_settings(), ["postgres"]).converged
     finally:
         get_settings.cache_clear()
