@@ -170,8 +170,8 @@ def apply_changes(
         report = provision.apply(get_settings(), engine, progress, recompute=recompute)
     show.show_apply(report)
     if not report.ok:
-        raise fail(f"{len(report.refused)} breaking steps: nothing was applied (`olist plan` says what a safe "
-                   "migration is)")
+        raise fail(f"{show.count(len(report.refused), 'breaking step')}: nothing was applied (`olist plan` says what "
+                   "a safe migration is)")
 
 
 # -- speed lane ----------------------------------------------------------------------------------

@@ -354,7 +354,8 @@ def _details(steps: list[Step]) -> None:
                           highlight=False, soft_wrap=True)
 
 
-def _count(n: int, noun: str) -> str:
+def count(n: int, noun: str) -> str:
+    """'1 step', '2 steps'."""
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
@@ -364,12 +365,12 @@ def show_plan(plan: Plan) -> None:
     if plan.converged:
         console.print("[green]✔[/] every engine read matches the contracts and the settings: nothing to do")
         return
-    console.print(_steps_table(f"Plan: {_count(len(plan.steps), 'step')}", plan.steps))
+    console.print(_steps_table(f"Plan: {count(len(plan.steps), 'step')}", plan.steps))
     _details(plan.steps)
     if plan.breaking:
         console.print(f"[bold red]✘[/] {len(plan.breaking)} breaking: `olist apply` refuses the whole plan")
     else:
-        console.print(f"{_count(len(plan.compatible), 'compatible step')}: `olist apply` makes them online"
+        console.print(f"{count(len(plan.compatible), 'compatible step')}: `olist apply` makes them online"
                       + (f"; {len(plan.recompute)} recompute data (`olist apply --recompute`)" if plan.recompute
                          else ""))
 
@@ -382,11 +383,11 @@ def show_apply(report: ApplyReport) -> None:
         _details(report.refused)
         return
     if report.applied:
-        console.print(_steps_table(f"Applied {_count(len(report.applied), 'step')}",
+        console.print(_steps_table(f"Applied {count(len(report.applied), 'step')}",
                                    [a.step for a in report.applied], {i: a.seconds for i, a in
                                                                       enumerate(report.applied)}))
     if report.left:
         console.print(_steps_table("Left: they recompute data (`olist apply --recompute` runs them)", report.left))
         _details(report.left)
-    console.print(f"[green]✔[/] {_count(len(report.applied), 'step')} applied in {report.seconds:.1f} s"
+    console.print(f"[green]✔[/] {count(len(report.applied), 'step')} applied in {report.seconds:.1f} s"
                   if report.applied else "[green]✔[/] nothing to apply: every engine read matches the contracts")
