@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 
-from emulation.resources import ENGINES, engine
+from emulation.resources import engine
 from emulation.service import Service
 from pipeline.settings import Settings, get_settings
 
@@ -14,10 +14,10 @@ _DEFAULT = ("postgres", "s3")
 DEFAULT_SERVICES = _DEFAULT
 """What `olist up` starts with no names, in start order."""
 
-_ON_DEMAND = {  # name -> "module:class", imported only when built (an engine: as emulation.resources chooses)
-    "kafka": ENGINES["kafka"],
-    "connect": ENGINES["connect"],
-    "cassandra": ENGINES["cassandra"],
+_ON_DEMAND: dict[str, str | None] = {  # name -> "module:class" imported only when built; None: an engine, built as
+    "kafka": None,                      # emulation.resources chooses (process, container or the deployment's)
+    "connect": None,
+    "cassandra": None,
     # runs the caller's supervised programs (restarted after a failure), which follow it: `down` stops them first
     "supervisor": "emulation.supervisor:SupervisorService",
     "snowflake": "emulation.snowflake:FakesnowService",
@@ -41,8 +41,8 @@ def on_demand_names(programs: Mapping[str, Program] | None = None) -> tuple[str,
     return tuple(names)
 
 
-def _build(name: str, target: Program, settings: Settings) -> Service:
-    if name in ENGINES:
+def _build(name: str, target: Program | None, settings: Settings) -> Service:
+    if target is None:
         return engine(name, settings)
     if isinstance(target, str):
         module, cls = target.split(":")

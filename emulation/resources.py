@@ -90,7 +90,6 @@ def engine(name: Literal["connect"], settings: Settings, *args: Any, **kwargs: A
 def engine(name: Literal["cassandra"], settings: Settings, *args: Any, **kwargs: Any) -> CassandraService: ...
 def engine(name: str, settings: Settings, *args: Any, **kwargs: Any) -> Service:
     """Engine ``name`` of the deployment these settings describe (``args``: a cluster node's number and its peers)."""
-    local = engine_class(name, settings)(settings, *args, **kwargs)  # type: ignore[call-arg]
-    if local.configured() is None:
-        return local
-    return _deployed(engine_class(name, settings))(settings, *args, **kwargs)  # type: ignore[call-arg]
+    cls = engine_class(name, settings)
+    local = cls(settings, *args, **kwargs)  # type: ignore[call-arg]
+    return local if local.configured() is None else _deployed(cls)(settings, *args, **kwargs)  # type: ignore[call-arg]

@@ -184,3 +184,12 @@ def test_a_call_to_connect_goes_to_the_next_worker_when_one_is_down(deployment, 
     connect = engine("connect", deployment.replace(connect={"urls": f"{down}, {worker}/"}))
     assert connect.urls == [down, worker]
     assert connect._call("GET", "/") == (200, {"version": "4.3.1"})
+
+
+def test_a_superuser_name_single_user_mode_cannot_quote_is_refused_in_one_line(tmp_path):
+    """The repair of a cluster without the settings' superuser writes the name into a statement: anything but a plain
+    identifier is refused, naming it, before any program runs on the cluster."""
+    pg = engine("postgres", Settings(state_dir=tmp_path, pg_admin_user="admin'; drop"))
+    with pytest.raises(ServiceError) as err:
+        pg._set_admin(tmp_path / "no-binaries-here")  # a program run from here would fail otherwise
+    assert str(err.value).splitlines()[0] == "postgres: the superuser's name \"admin'; drop\" is not a plain identifier"
