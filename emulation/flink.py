@@ -20,13 +20,20 @@ machine (retaining them on S3 for a cluster elsewhere is not done here).
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import hashlib
 import json
+import os
+import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +41,7 @@ from emulation import flink_session, venvs
 from emulation.jvm import fetch
 from emulation.kafka import KafkaService
 from emulation.resources import engine
-from emulation.service import Endpoint, host_port, write_private
+from emulation.service import Endpoint, ServiceError, host_port, write_private
 from emulation.supervisor import SupervisedService
 from pipeline.settings import PROJECT_ROOT, FlinkSettings, Settings
 
@@ -76,14 +83,98 @@ def write_kafka_properties(kafka: KafkaService, path: Path, principal: str = "fl
 # -- the service ---------------------------------------------------------------------------------
 
 
-def plan_key(flink: FlinkSettings) -> str:
-    """What the job's state belongs to: its code, its generated SQL and the options that shape its plan. A job whose
-    plan changed starts from no state (its results are recomputed from the topic) instead of a state it cannot map."""
+def inputs_key(flink: FlinkSettings) -> str:
+    """What the job's compiled plan is compiled from: its code, its generated SQL and its options (a change to any of
+    them is compiled again to see whether the plan, and so the state, changed)."""
     digest = hashlib.sha256(JOB.read_bytes())
     for path in sorted((PROJECT_ROOT / "contracts" / "generated" / "flink").iterdir()):
         digest.update(path.read_bytes())
     digest.update(" ".join(job_arguments(flink)).encode())
     return digest.hexdigest()[:12]
+
+
+# Node types whose operators keep state without listing it in the plan (the sources' offsets, the sinks' pending
+# transactions, an OVER aggregate's accumulators), beside those that list it under "state".
+_STATEFUL_TYPES = ("table-source-scan", "sink", "over-aggregate")
+
+
+@dataclass(frozen=True)
+class CompiledPlan:
+    """The job's compiled plan (Flink's JSON: its ExecNodes, with versions, state and edges) and the topics its tables
+    name: the view the job computes. Its state belongs to it: a savepoint restores into the same plan (its operators'
+    uids are the nodes'), a job whose plan changed must recompute its view."""
+
+    path: Path
+    topics: tuple[tuple[str, str], ...] = ()  # (table, topic) of every Kafka table: the plan names tables only
+
+    @functools.cached_property
+    def document(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text(encoding="utf-8"))
+
+    @property
+    def flink_version(self) -> str:
+        return str(self.document.get("flinkVersion"))
+
+    @property
+    def nodes(self) -> dict[int, dict[str, Any]]:
+        return {n["id"]: n for n in self.document["nodes"]}
+
+    @property
+    def key(self) -> str:
+        """The view's identity: the plan without the Flink version that compiled it, and its topics."""
+        plan = {k: v for k, v in self.document.items() if k != "flinkVersion"}
+        body = json.dumps({"plan": plan, "topics": self.topics}, sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+    @staticmethod
+    def describe(node: dict[str, Any]) -> str:
+        kind = re.sub(r"^stream-exec-|_\d+$", "", node["type"])
+        state = [s["name"] for s in node.get("state", [])]
+        return f"{node['id']} {kind}" + (f" ({', '.join(state)})" if state else "")
+
+    def stateful(self) -> list[str]:
+        return [self.describe(n) for n in self.nodes.values()
+                if n.get("state") or any(t in n["type"] for t in _STATEFUL_TYPES)]
+
+    def changes(self, other: CompiledPlan) -> list[str]:
+        """How ``other`` differs from this plan, node by node (by id), and in its topics."""
+        mine, theirs = self.nodes, other.nodes
+        out = [f"{self.describe(theirs[i])} added" for i in sorted(set(theirs) - set(mine))]
+        out += [f"{self.describe(mine[i])} removed" for i in sorted(set(mine) - set(theirs))]
+        for i in sorted(set(mine) & set(theirs)):
+            if mine[i] != theirs[i]:
+                fields = sorted(k for k in {*mine[i], *theirs[i]} if k != "description" and mine[i].get(k)
+                                != theirs[i].get(k))
+                out.append(f"{self.describe(theirs[i])}: {', '.join(fields) or 'description'} changed")
+        if self.document.get("edges") != other.document.get("edges"):
+            out.append("edges changed")
+        out += [f"table {t} writes {topic} (was {dict(self.topics).get(t)})" for t, topic in other.topics
+                if dict(self.topics).get(t) != topic]
+        return out
+
+
+def job_topics() -> dict[str, str]:
+    """The job's Kafka tables and the contract topic each reads or writes (``contracts/generated/flink/job.json``)."""
+    roles = json.loads((PROJECT_ROOT / "contracts" / "generated" / "flink" / "job.json").read_text(encoding="utf-8"))
+    sinks = ("aggregated", "installments", "late")
+    return {roles["events"]: roles["source_topic"], **{roles[r]: roles[r] for r in sinks}}
+
+
+def compile_plan(flink: FlinkSettings, connector_jar: Path, target: Path, topics: dict[str, str] | None = None,
+                 timeout: float = 300) -> None:
+    """Compile the job's plan into ``target`` with the Flink venv (no broker needed; about 10 s for its JVM)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    overrides = [arg for topic, other in (topics or {}).items() for arg in ("--topic", f"{topic}={other}")]
+    with tempfile.TemporaryDirectory(prefix="olist-flink-compile-") as tmp:
+        out = Path(tmp) / "plan.json"
+        cmd = [str(ensure_venv(flink)), str(JOB), *job_arguments(flink), "--bootstrap", "127.0.0.1:9",
+               "--connector-jar", str(connector_jar), "--state-dir", tmp, *overrides, "--compile-plan", str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **({"JVM_ARGS": flink.jvm_opts} if flink.jvm_opts else {})})
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise ServiceError(f"flink: compiling the job's plan failed: {' | '.join(tail)}")
+        shutil.move(out, target)
 
 
 def newest_state(state_dir: Path) -> Path | None:
@@ -119,9 +210,33 @@ class FlinkJobService(SupervisedService):
         return self.state_dir / "status.json"
 
     @property
+    def topics(self) -> dict[str, str]:
+        """Topics the job reads or writes instead of the contracts' (``--topic``): none here."""
+        return {}
+
+    def compiled_plan(self) -> CompiledPlan:
+        """The job's plan as its code, SQL and options are now: compiled once per set of inputs (``inputs_key``) and
+        kept under ``compiled/``."""
+        path = self.state_dir / "compiled" / f"{inputs_key(self.flink)}-{self._topics_key()}.json"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with (path.parent / ".lock").open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not path.exists():
+                    compile_plan(self.flink, self._connector_jar(), path, self.topics)
+        topics = {table: self.topics.get(topic, topic) for table, topic in job_topics().items()}
+        return CompiledPlan(path, tuple(sorted(topics.items())))
+
+    def _topic_args(self) -> list[str]:
+        return [arg for topic, other in self.topics.items() for arg in ("--topic", f"{topic}={other}")]
+
+    def _topics_key(self) -> str:
+        return hashlib.sha256(json.dumps(self.topics, sort_keys=True).encode()).hexdigest()[:6]
+
+    @property
     def job_dir(self) -> Path:
-        """Checkpoints and savepoints of the job as its plan is now (``plan_key``)."""
-        return self.state_dir / "jobs" / plan_key(self.flink)
+        """Checkpoints, savepoints and the compiled plan of the job's view as its plan is now (``CompiledPlan.key``)."""
+        return self.state_dir / "jobs" / self.compiled_plan().key
 
     @property
     def session(self) -> bool:
@@ -184,13 +299,25 @@ class FlinkJobService(SupervisedService):
             raise self.fail("no endpoint file: start the job with `olist up flink`")
         if self.session:
             self.end_unattended_job()  # its client was killed: the job ran on without it
+        plan = self.job_plan()
         restore = newest_state(self.job_dir)
         self._prune(keep=restore)
-        cmd = self._session_command(saved) if self.session else self._local_command(saved)
+        cmd = [*(self._session_command(saved) if self.session else self._local_command(saved)), "--plan", str(plan)]
         if restore is None:
             return cmd, f"no savepoint or checkpoint: reading {self.source_topic} from the {self.flink.startup_mode}"
         kind = "savepoint" if restore.parent.name == "savepoints" else "checkpoint"
         return [*cmd, "--restore", str(restore)], f"resuming from {kind} {restore}"
+
+    def job_plan(self) -> Path:
+        """The compiled plan the job runs: the one its view's state was first made by (kept in ``job_dir``, so a later
+        Flink restores a savepoint into the same operators), else the plan as it is now."""
+        compiled = self.compiled_plan()
+        kept = self.job_dir / "plan.json"
+        if not kept.exists():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(compiled.path, kept.with_suffix(".tmp"))
+            kept.with_suffix(".tmp").replace(kept)
+        return kept
 
     def _local_command(self, saved: dict) -> list[str]:
         """The job script on a mini-cluster of its own, its REST API on the saved port."""
@@ -198,7 +325,8 @@ class FlinkJobService(SupervisedService):
                 saved["bootstrap"], "--connector-jar", str(self._connector_jar()), "--transactional-id-prefix",
                 self.flink.transactional_id_prefix, "--state-dir", str(self.job_dir), "--rest-port",
                 str(saved["port"]), "--status-file", str(self.status_file),
-                "--kafka-properties", str(write_kafka_properties(self.kafka, self.state_dir / "kafka.json"))]
+                "--kafka-properties", str(write_kafka_properties(self.kafka, self.state_dir / "kafka.json")),
+                *self._topic_args()]
 
     def _session_command(self, saved: dict) -> list[str]:
         """``flink run`` of the job script to the session cluster, attached, under the signal-passing wrapper; the
@@ -209,7 +337,8 @@ class FlinkJobService(SupervisedService):
                   "-j", str(self._connector_jar()), "--", *job_arguments(self.flink),
                   "--bootstrap", saved["bootstrap"], "--transactional-id-prefix", self.flink.transactional_id_prefix,
                   "--state-dir", str(self.job_dir), "--status-file", str(self.status_file),
-                  "--kafka-properties", str(write_kafka_properties(self.kafka, self.state_dir / "kafka.json"))]
+                  "--kafka-properties", str(write_kafka_properties(self.kafka, self.state_dir / "kafka.json")),
+                  *self._topic_args()]
         return [sys.executable, "-m", "emulation.flink_session", "attach", str(JOB), *client]
 
     def job_environment(self) -> dict[str, str]:

@@ -97,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="read the source topic up to its current end offsets, then finish (tests)",
     )
     p.add_argument("--explain", action="store_true", help="print the job's optimised plan and exit (no broker needed)")
+    p.add_argument("--compile-plan", metavar="FILE", help="write the job's compiled plan (JSON) to FILE and exit (no "
+                   "broker needed): what its state belongs to")
+    p.add_argument("--plan", default=_env("plan"), metavar="FILE",
+                   help="run this compiled plan instead of compiling the SQL: its operators keep the uids of the "
+                   "plan's nodes, so a savepoint of it restores here, under a later Flink too")
     p.add_argument(
         "--topic",
         action="append",
@@ -134,14 +139,6 @@ def kafka_access(ddl: list[str], path: str | None) -> list[str]:
     tables = [m.group(1) for s in ddl if "'connector' = 'kafka'" in s or "'connector' = 'upsert-kafka'" in s
               if (m := re.match(r"CREATE TABLE `([^`]+)`", s))]
     return [f"ALTER TABLE `{t}` SET ({options})" for t in tables]
-
-
-def hint(options: dict[str, str]) -> str:
-    """A dynamic table options hint (``/*+ OPTIONS(...) */``), or nothing."""
-    if not options:
-        return ""
-    inner = ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
-    return f" /*+ OPTIONS({inner}) */"
 
 
 def job_tables(sql_dir: Path) -> dict[str, str]:
@@ -182,7 +179,7 @@ def views(args: argparse.Namespace) -> list[str]:
         SELECT {row}.order_id AS order_id, CAST({row}.payment_sequential AS INT) AS payment_sequential, op,
                `after`.payment_type AS payment_type, `after`.payment_installments AS payment_installments,
                `after`.payment_value AS payment_value, `source`.ts_ms AS commit_ms, proc_time
-        FROM `{t["events"]}`{hint(source_options(args))}
+        FROM `{t["events"]}`
         WHERE op <> 'r' AND {valid(args)}"""
     return [f"""
         CREATE TEMPORARY VIEW `{CURRENT}` AS
@@ -197,12 +194,18 @@ def views(args: argparse.Namespace) -> list[str]:
         WHERE version = 1 AND op <> 'd'"""]
 
 
-def source_options(args: argparse.Namespace) -> dict[str, str]:
-    source = job_tables(Path(args.sql_dir))["source_topic"]
-    options = {"topic": args.topics[source]} if source in args.topics else {}
+def table_overrides(args: argparse.Namespace) -> list[str]:
+    """``ALTER TABLE ... SET`` for each ``--topic`` given and for ``--bounded``: in the catalog, not query hints, so a
+    compiled plan (which names its tables, not their options) runs on them too."""
+    t = job_tables(Path(args.sql_dir))
+    tables = {t["source_topic"]: t["events"], **{t[role]: t[role] for role in ("aggregated", "installments", "late")}}
+    unknown = set(args.topics) - set(tables)
+    if unknown:
+        raise SystemExit(f"--topic: {', '.join(sorted(unknown))} is not a topic of the job ({', '.join(tables)})")
+    out = [f"ALTER TABLE `{tables[topic]}` SET ('topic' = '{other}')" for topic, other in args.topics.items()]
     if args.bounded:
-        options["scan.bounded.mode"] = "latest-offset"
-    return options
+        out.append(f"ALTER TABLE `{t['events']}` SET ('scan.bounded.mode' = 'latest-offset')")
+    return out
 
 
 def queries(args: argparse.Namespace) -> list[str]:
@@ -211,7 +214,7 @@ def queries(args: argparse.Namespace) -> list[str]:
     size_ms = ms(args.window_seconds)
 
     def sink(name: str) -> str:
-        return f"`{name}`" + hint({"topic": args.topics[name]} if name in args.topics else {})
+        return f"`{name}`"
 
     # window_end is part of the group (and so of the upsert key): the sinks' key names the window whole.
     aggregated = f"""
@@ -251,7 +254,7 @@ def queries(args: argparse.Namespace) -> list[str]:
                        proc_time, ({valid(args)}) AS counts,
                        MAX(COALESCE(`source`.ts_ms, 0)) OVER (
                            ORDER BY proc_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS newest_ms
-                FROM `{t["events"]}`{hint(source_options(args))}
+                FROM `{t["events"]}`
             )
             WHERE op <> 'r' AND counts IS TRUE AND commit_ms < newest_ms - {delay_ms}
         )
@@ -264,6 +267,9 @@ def configuration(args: argparse.Namespace) -> dict[str, str]:
         "table.local-time-zone": "UTC",
         "parallelism.default": str(args.parallelism),
         "pipeline.name": "olist-payments-windows",
+        # A compiled plan names its tables, not their options: those (connection, credentials) come from the DDL
+        # of the run that executes it.
+        "table.plan.compile.catalog-objects": "IDENTIFIER",
         "table.exec.state.ttl": args.state_ttl,
         # Mini-batch: the deduplication and the aggregates fold a key's changes before they emit (two-phase);
         # off, only the upsert sinks fold them in their buffer.
@@ -363,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         "transaction_timeout_ms": str(args.transaction_timeout_ms),
     }
     ddl = load_ddl(Path(args.sql_dir), values)
-    for statement in [*ddl, *kafka_access(ddl, args.kafka_properties), *views(args)]:
+    for statement in [*ddl, *kafka_access(ddl, args.kafka_properties), *table_overrides(args), *views(args)]:
         env.execute_sql(statement)
     statements = env.create_statement_set()
     for sql in queries(args):
@@ -371,7 +377,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.explain:
         print(statements.explain(), flush=True)
         return 0
-    result = statements.execute()
+    if args.compile_plan:
+        Path(args.compile_plan).write_text(statements.compile_plan().as_json_string(), encoding="utf-8")
+        return 0
+    if args.plan:
+        from pyflink.table import PlanReference
+        from pyflink.table.compiled_plan import CompiledPlan
+
+        # PyFlink 2.2's load_plan hands its plan the Java environment, whose execute() then fails
+        # (`_before_execute` does not exist): the same plan, with the Python one.
+        j_plan = env._j_tenv.loadPlan(PlanReference.from_file(args.plan)._j_plan_reference)
+        result = CompiledPlan(j_compiled_plan=j_plan, t_env=env).execute()
+    else:
+        result = statements.execute()
     client = result.get_job_client()
     job_id = str(client.get_job_id()) if client else None
     status.write(state="SUBMITTED", job_id=job_id)

@@ -3,8 +3,10 @@
 
 Each program records at start what it read (:func:`record_contracts`); a program with no record was started by an
 earlier release. The sink and the archive restart online (their consumer offsets are committed, so they resume
-where they were: a compatible step). The Flink job's state belongs to its plan (``emulation.flink.plan_key``): a
-changed plan starts from no state and recomputes its windows from the raw topic, a replay."""
+where they were: a compatible step). The Flink job's state belongs to its compiled plan (``emulation.flink.
+CompiledPlan``): the verdict compares the plan the job runs with the plan as the code, SQL and options are now,
+node by node. The same plan restores from a savepoint (a compatible restart); a changed one must recompute its
+view, a replay."""
 
 from __future__ import annotations
 
@@ -15,8 +17,6 @@ from pathlib import Path
 from pipeline.provision.steps import Step
 from pipeline.settings import Settings
 
-REPLAY = ("its state cannot be restored, so the running job stops, its old state is dropped and the new plan "
-          "recomputes every window from the raw topic's earliest retained offset; the sink upserts what it recomputes")
 RESTARTED = ("serve", "archive")  # programs that read contracts; the watchdog reads none
 
 
@@ -26,9 +26,11 @@ def contracts_read(program: str, settings: Settings) -> dict[str, str]:
 
     registry, names = load_registry(), stream_names()
     if program == "flink":
-        from emulation.flink import plan_key
+        from emulation.flink import inputs_key, job_arguments
+        from pipeline.platform import get_service
 
-        return {"plan": plan_key(settings.flink)}
+        return {"inputs": inputs_key(settings.flink), "view": get_service("flink", settings).compiled_plan().key,
+                "options": " ".join(job_arguments(settings.flink))}
     if program == "archive":
         raw = registry.topic("raw")
         rows = {c.row_of for c in raw.columns} - {None}
@@ -78,20 +80,62 @@ def restart_supervisor(settings: Settings) -> list[str]:
     return running
 
 
+def _options_changed(have: str, want: str) -> str:
+    pairs = lambda text: dict(zip(text.split()[::2], text.split()[1::2], strict=False))  # noqa: E731
+    old, new = pairs(have), pairs(want)
+    return ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v) or "none of its options"
+
+
+def flink_step(settings: Settings) -> Step | None:
+    """The Flink job's step when what its plan is compiled from changed since it started: a restart restoring its
+    savepoint when the compiled plan is the same, else a replay (the nodes that changed, what it reads and costs)."""
+    from emulation.flink import CompiledPlan, inputs_key
+    from pipeline.platform import get_service
+    from pipeline.speed.replay import replay_reads
+
+    have = recorded(settings, "flink") or {}
+    if have.get("inputs") == inputs_key(settings.flink):
+        return None
+    flink = get_service("flink", settings)
+    wanted = flink.compiled_plan()
+    restart = lambda: (flink.stop(), flink.start())  # noqa: E731
+    if have.get("view") == wanted.key:
+        return Step("programs", "flink", "restart from a savepoint (its compiled plan is unchanged)",
+                    detail=f"options changed: {_options_changed(have.get('options', ''), wanted_options(settings))}; "
+                           f"the plan's {len(wanted.nodes)} nodes are the same, so its state (stateful: "
+                           f"{'; '.join(wanted.stateful())}) is restored from the savepoint it stops with",
+                    run=restart)
+    running = flink.state_dir / "jobs" / str(have.get("view")) / "plan.json"
+    if running.exists():
+        changes = CompiledPlan(running, wanted.topics).changes(wanted)
+        why = f"its compiled plan changed ({'; '.join(changes[:6])}{' ...' if len(changes) > 6 else ''})"
+    else:
+        why = "the running job's compiled plan is unknown (started by an earlier release)"
+    return Step("programs", "flink", "recompute the view with the new plan", verdict="replay",
+                detail=f"{why}: no savepoint restores into it, so the job starts the new plan from no state; "
+                       f"{replay_reads(settings).describe_topic_replay()}; the sink upserts what it recomputes",
+                run=restart)
+
+
+def wanted_options(settings: Settings) -> str:
+    from emulation.flink import job_arguments
+
+    return " ".join(job_arguments(settings.flink))
+
+
 def plan(settings: Settings) -> list[Step]:
     from emulation.supervisor import SupervisorService
     from pipeline.platform import get_service
 
     supervisor = SupervisorService(settings)
     running = set(supervisor.running())
-    flink = get_service("flink", settings)
-    # the running job checkpoints under its own plan's folder: none for the plan as it is now means the plan changed
-    replay = "flink" in running and not flink.job_dir.exists()
+    flink = flink_step(settings) if "flink" in running else None
     if running and not supervisor.current:
         how = f"restart on this release, and its programs ({', '.join(sorted(running))})"
         why = "its programs ran another release's code (another folder, an earlier version); each resumes where it was"
+        replay = flink is not None and flink.verdict == "replay"
         return [Step("programs", "supervisor", how, verdict="replay" if replay else "compatible",
-                     detail=why + (", but the Flink job's plan changed: " + REPLAY if replay else ""),
+                     detail=why + (f"; the Flink job: {flink.detail}" if flink else ""),
                      run=lambda: restart_supervisor(settings))]
     steps = []
     for program in (p for p in RESTARTED if p in running):
@@ -102,8 +146,4 @@ def plan(settings: Settings) -> list[Step]:
         steps.append(Step("programs", program, f"restart ({_changes(have, want)})",
                           detail="its consumer offsets are committed: it resumes where it was",
                           run=lambda s=service: (s.stop(), s.start())))
-    if replay:
-        steps.append(Step("programs", "flink", "start the job's new plan from no state", verdict="replay",
-                          detail=f"its plan (generated SQL, code or plan options) changed: {REPLAY}",
-                          run=lambda: (flink.stop(), flink.start())))
-    return steps
+    return [*steps, *([flink] if flink else [])]

@@ -41,14 +41,19 @@ def dead_letter(producer: Producer, topic: str, msg: Message, reasons: list[str]
                          headers={**headers, "olist.value-omitted": f"{size} bytes, too large to copy"})
 
 
-def end_offsets(client_config: Mapping[str, object], topic: str) -> dict[int, int]:
-    """The high-water mark of each partition of ``topic``."""
+def offset_ranges(client_config: Mapping[str, object], topic: str) -> dict[int, tuple[int, int]]:
+    """The earliest offset Kafka still holds and the high-water mark, of each partition of ``topic``."""
     consumer = Consumer({**client_config, "group.id": "olist-offsets"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
     finally:
         consumer.close()
+
+
+def end_offsets(client_config: Mapping[str, object], topic: str) -> dict[int, int]:
+    """The high-water mark of each partition of ``topic``."""
+    return {p: high for p, (_, high) in offset_ranges(client_config, topic).items()}
 
 
 @dataclass

@@ -247,6 +247,37 @@ def test_the_running_job_matches_the_reference_exactly(kafka, flink_python, test
     assert service.pid() is None, "stop ends the job process"
 
 
+def test_an_option_outside_the_plan_restores_the_savepoint_into_the_same_plan(kafka, flink_python, test_settings):
+    """The job runs its compiled plan; stopped with a savepoint and started again with options its plan does not hold
+    (checkpoint interval, restart attempts), it resumes from that savepoint into the same operators: the windows of
+    every event, those before the stop included, equal the reference's."""
+    base = test_settings.replace(state_dir=kafka.state_dir.parent, flink={"checkpoint_interval_seconds": 1})
+    first = FlinkService(base)
+    provision.ensure(base, "kafka")
+    # day 40, after the events the test above wrote to the same topic (so none of them makes one of these late)
+    events = shifted(scenario(), 40)
+    try:
+        first.start()
+        produce(kafka, NAMES.raw, events[:6])
+        deadline = time.monotonic() + 90
+        while not on_day(results(kafka, {t: t for t in SINKS}), 40).aggregated and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        first.stop()  # with a savepoint; its state stays
+    view = first.job_dir
+    savepoints = list((view / "savepoints").glob("*/_metadata"))
+    assert savepoints, f"stop took no savepoint in {view}"
+    tuned = FlinkService(base.replace(flink={"checkpoint_interval_seconds": 2, "restart_attempts": 5}))
+    assert tuned.job_dir == view, "the same compiled plan: the same view and state"
+    with running(tuned):
+        assert "savepoints" in str(tuned.job_status().get("restored_from")), tuned.job_status()
+        produce(kafka, NAMES.raw, events[6:])
+        want, deadline = compute(events, 10_000, 2_000), time.monotonic() + 90
+        while (got := on_day(results(kafka, {t: t for t in SINKS}), 40)) != want and time.monotonic() < deadline:
+            time.sleep(1)
+        assert_same(got, want)
+
+
 # -- the same job on generated streams ------------------------------------------------------------
 
 

@@ -85,14 +85,14 @@ def test_bad_setting_names_the_field(monkeypatch):
 
 
 def test_settings_survive_the_supervisors_round_trip(tmp_path):
-    """The supervised Flink job reads its settings back from JSON; its checkpoint folder (the plan key) must be
-    the one every other process computes, or a resume and the fault suite look in the wrong place."""
-    from emulation.flink import plan_key
+    """The supervised Flink job reads its settings back from JSON; what its plan is compiled from (and so its
+    checkpoint folder) must be what every other process computes, or a resume and the fault suite look elsewhere."""
+    from emulation.flink import inputs_key
 
     s = Settings(state_dir=tmp_path).replace(flink={"window_seconds": 2, "checkpoint_interval_seconds": 1})
     assert s.flink.window_seconds == 2.0 and isinstance(s.flink.window_seconds, float)
     again = Settings.model_validate_json(s.model_dump_json())
-    assert plan_key(again.flink) == plan_key(s.flink)
+    assert inputs_key(again.flink) == inputs_key(s.flink)
     with pytest.raises(ValueError, match="window_seconds"):
         s.replace(flink={"window_seconds": -1})
 
