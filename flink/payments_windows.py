@@ -96,6 +96,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=_env("bounded", "") in ("1", "true"),
         help="read the source topic up to its current end offsets, then finish (tests)",
     )
+    p.add_argument("--start-offsets", default=_env("start_offsets"), metavar="PARTITION:OFFSET[,...]",
+                   help="read the source topic from these offsets (a replay's live tail, after the archive's end)")
+    p.add_argument("--fresh-source", action="store_true", default=_env("fresh_source", "") in ("1", "true"),
+                   help="with --plan and --restore: the source starts anew (from --start-offsets) and every other "
+                   "operator takes its state; the plan's source node gets a new id, so its uid and old state go")
     p.add_argument("--explain", action="store_true", help="print the job's optimised plan and exit (no broker needed)")
     p.add_argument("--compile-plan", metavar="FILE", help="write the job's compiled plan (JSON) to FILE and exit (no "
                    "broker needed): what its state belongs to")
@@ -205,7 +210,25 @@ def table_overrides(args: argparse.Namespace) -> list[str]:
     out = [f"ALTER TABLE `{tables[topic]}` SET ('topic' = '{other}')" for topic, other in args.topics.items()]
     if args.bounded:
         out.append(f"ALTER TABLE `{t['events']}` SET ('scan.bounded.mode' = 'latest-offset')")
+    if args.start_offsets:
+        offsets = ";".join(f"partition:{p},offset:{o}" for p, o in
+                           (item.split(":") for item in args.start_offsets.split(",")))
+        out.append(f"ALTER TABLE `{t['events']}` SET ('scan.startup.mode' = 'specific-offsets', "
+                   f"'scan.startup.specific-offsets' = '{offsets}')")
     return out
+
+
+def fresh_source(plan: dict) -> dict:
+    """The plan with its source scan under a new node id (so a new operator uid): restored from a savepoint of the
+    plan, the source's state (the splits and offsets of what it read before) is left unclaimed and it starts from its
+    table's startup options, while every other operator (same id, same uid) takes its state."""
+    ids = [n["id"] for n in plan["nodes"]]
+    fresh = {n["id"]: max(ids) + 1 + i for i, n in enumerate(
+        n for n in plan["nodes"] if n["type"].startswith("stream-exec-table-source-scan"))}
+    nodes = [{**n, "id": fresh.get(n["id"], n["id"])} for n in plan["nodes"]]
+    edges = [{**e, "source": fresh.get(e["source"], e["source"]), "target": fresh.get(e["target"], e["target"])}
+             for e in plan["edges"]]
+    return {**plan, "nodes": nodes, "edges": edges}
 
 
 def queries(args: argparse.Namespace) -> list[str]:
@@ -299,6 +322,8 @@ def configuration(args: argparse.Namespace) -> dict[str, str]:
                  "restart-strategy.fixed-delay.attempts": str(args.restart_attempts)}
     if args.restore:
         conf["execution.state-recovery.path"] = Path(args.restore).resolve().as_uri()
+        if args.fresh_source:  # the old source's state has no operator to go to
+            conf["execution.state-recovery.ignore-unclaimed-state"] = "true"
     if args.connector_jar:
         conf["pipeline.jars"] = Path(args.connector_jar).resolve().as_uri()
     # Checkpoints on a file system always (the default JobManager storage caps state at 5 MB).
@@ -386,7 +411,11 @@ def main(argv: list[str] | None = None) -> int:
 
         # PyFlink 2.2's load_plan hands its plan the Java environment, whose execute() then fails
         # (`_before_execute` does not exist): the same plan, with the Python one.
-        j_plan = env._j_tenv.loadPlan(PlanReference.from_file(args.plan)._j_plan_reference)
+        reference = PlanReference.from_file(args.plan)
+        if args.fresh_source:
+            reference = PlanReference.from_json_string(json.dumps(fresh_source(json.loads(
+                Path(args.plan).read_text(encoding="utf-8")))))
+        j_plan = env._j_tenv.loadPlan(reference._j_plan_reference)
         result = CompiledPlan(j_compiled_plan=j_plan, t_env=env).execute()
     else:
         result = statements.execute()
