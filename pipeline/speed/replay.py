@@ -2,16 +2,23 @@
 
 The master dataset is the raw archive (every manifested file, in offset order) and the raw topic after the
 archive's end; Kafka alone holds only its retention. :func:`replay_reads` counts both from the manifests and the
-topic's offsets, without reading a record.
+topic's offsets, without reading a record. :class:`ArchiveFeed` copies the archive to the feed topic a replaying job
+reads first (flink/payments_windows.py ``--fresh-source`` then takes it on from the raw topic).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow.parquet as pq
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from emulation.resources import engine
 from pipeline.contracts import stream_names
+from pipeline.lake.archive import SCHEMA, ArchiveLayout
 from pipeline.settings import Settings
+from pipeline.speed.topics import producer_config
 
 # Changes per second a replay recomputes on this kind of machine (2 cores), measured by `nox -s bench`
 # (tests/bench/bench_replay.py): the order of magnitude a plan's cost is given in.
@@ -56,7 +63,6 @@ class ReplayReads:
 
 
 def replay_reads(settings: Settings) -> ReplayReads:
-    from pipeline.lake import ArchiveLayout
     from pipeline.speed.topics import offset_ranges
     from pipeline.storage import s3_location
 
@@ -67,3 +73,96 @@ def replay_reads(settings: Settings) -> ReplayReads:
         end[m.partition] = max(end.get(m.partition, 0), m.end)
     topic = offset_ranges(engine("kafka", settings).client_config(), names.raw)
     return ReplayReads(len(manifests), sum(m.records for m in manifests), end, topic)
+
+
+# -- the archive's feed --------------------------------------------------------------------------
+
+OFFSET_HEADER = "olist.raw-offset"  # where a fed record was in the raw topic
+
+
+@dataclass
+class FeedReport:
+    records: int = 0
+    transactions: int = 0
+    resumed_from: dict[int, int] = field(default_factory=dict)  # per partition: the first offset this run fed
+
+
+class ArchiveFeed:
+    """The archive's records copied, in offset order, to a feed topic a replaying job reads: every manifested record
+    below ``until`` (per partition: where the job goes on from the raw topic) once, each on its own partition with its
+    Kafka timestamp, key and value, and its raw offset in a header. Written in transactions; a feed killed midway
+    goes on after the last record a read_committed reader sees (an unfinished transaction is aborted as the producer
+    is fenced), so every record is fed exactly once."""
+
+    def __init__(self, client_config: dict, layout: ArchiveLayout, topic: str, batch: int = 5_000,
+                 before_commit: Callable[[int], None] | None = None) -> None:
+        self.client, self.layout, self.topic, self.batch = client_config, layout, topic, batch
+        self.before_commit = before_commit  # a hook: a transaction sent, not committed (tests crash there)
+
+    def fed_through(self) -> dict[int, int]:
+        """Per partition, the raw offset after the last record fed and committed (0 when none)."""
+        consumer = Consumer({**self.client, "group.id": "olist-replay-feed", "enable.auto.commit": False,
+                             "isolation.level": "read_committed", "enable.partition.eof": True})
+        try:
+            partitions = consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
+            out, pending = dict.fromkeys(partitions, 0), set(partitions)
+            starts = []
+            for p in partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
+                # the last committed record lies within the last two transactions and their markers
+                starts.append(TopicPartition(self.topic, p, max(low, high - 2 * self.batch - 4)))
+                if high <= low:
+                    pending.discard(p)
+            consumer.assign(starts)
+            while pending:
+                msg = consumer.poll(5)
+                if msg is None:
+                    raise RuntimeError(f"kafka: {self.topic} did not answer while reading its last records")
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
+                        continue
+                    raise RuntimeError(f"kafka: {msg.error()}")
+                offset = dict(msg.headers() or []).get(OFFSET_HEADER)
+                if offset is not None:
+                    out[msg.partition()] = max(out[msg.partition()], int(offset) + 1)
+            return out
+        finally:
+            consumer.close()
+
+    def run(self, until: dict[int, int]) -> FeedReport:
+        report = FeedReport()
+        done = self.fed_through()
+        report.resumed_from = {p: done.get(p, 0) for p in until}
+        producer = Producer(producer_config(self.client, **{"transactional.id": f"olist-replay-feed-{self.topic}"}))
+        producer.init_transactions(30)  # fences and aborts an earlier run's unfinished transaction
+        pending = 0
+        producer.begin_transaction()
+        for m in self.layout.manifests():
+            start, end = max(m.start, done.get(m.partition, 0)), min(m.end, until.get(m.partition, 0))
+            if start >= end:
+                continue
+            table = pq.read_table(self.layout.loc.path(m.key), filesystem=self.layout.fs, schema=SCHEMA)
+            for row in table.sort_by("kafka_offset").to_pylist():
+                if not start <= row["kafka_offset"] < end:
+                    continue
+                stamp = int(row["kafka_timestamp"].timestamp() * 1000)
+                producer.produce(self.topic, partition=m.partition, timestamp=stamp,
+                                 key=None if row["record_key"] is None else row["record_key"].encode(),
+                                 value=None if row["record_value"] is None else row["record_value"].encode(),
+                                 headers={OFFSET_HEADER: str(row["kafka_offset"])})
+                pending += 1
+                report.records += 1
+                if pending >= self.batch:
+                    self._commit(producer, report)
+                    pending = 0
+                    producer.begin_transaction()
+        self._commit(producer, report)
+        return report
+
+    def _commit(self, producer: Producer, report: FeedReport) -> None:
+        if self.before_commit:
+            producer.flush(30)
+            self.before_commit(report.records)
+        producer.commit_transaction(60)
+        report.transactions += 1

@@ -160,3 +160,30 @@ def test_an_emptied_archive_is_rebuilt_from_the_earliest_offset_and_the_lost_ran
     assert layout.read().column("kafka_offset").to_pylist() == list(range(5, 12))
     again = RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"g-{topic}").run(until_idle=3)
     assert again.gaps == [] and again.records == 0, "a gap is recorded once; the archive then goes on from 12"
+
+
+def test_the_archive_feeds_a_replay_every_record_once_in_offset_order_across_a_crash(kafka, s3_location):
+    """The feed a replaying Flink job reads first: the archive's records below the cut, in offset order, each with its
+    key, value, timestamp and raw offset. A feed that crashes with a transaction sent but not committed goes on after
+    the last committed record, and a read_committed reader sees every record once."""
+    from pipeline.speed.replay import OFFSET_HEADER, ArchiveFeed
+
+    topic, prefix = f"raw-{uuid.uuid4().hex[:6]}", f"raw-{uuid.uuid4().hex[:6]}"
+    produce(kafka, topic, 23)
+    RawArchiver(kafka.client_config(), s3_location, topic, prefix, group=f"g-{topic}", flush_records=7).run(
+        until_idle=3)
+    layout, feed = ArchiveLayout(s3_location, prefix, topic), f"{topic}-feed"
+    kafka.create_topics([TopicSpec(feed, config={"retention.ms": "-1"})])
+
+    def crash(records: int) -> None:
+        if records > 10:
+            raise RuntimeError("killed with a transaction open")
+
+    with pytest.raises(RuntimeError, match="transaction open"):
+        ArchiveFeed(kafka.client_config(), layout, feed, batch=5, before_commit=crash).run(until={0: 20})
+    report = ArchiveFeed(kafka.client_config(), layout, feed, batch=5).run(until={0: 20})
+    assert report.resumed_from == {0: 10} and report.records == 10, "two transactions of 5 had committed"
+    raw, fed = read_topic(kafka, topic), read_topic(kafka, feed)
+    assert [int(r.headers[OFFSET_HEADER]) for r in fed] == list(range(20)), "offsets [0, 20) once, in order"
+    assert [(r.key, r.value, r.timestamp_ms) for r in fed] == [(r.key, r.value, r.timestamp_ms) for r in raw[:20]]
+    assert ArchiveFeed(kafka.client_config(), layout, feed, batch=5).run(until={0: 20}).records == 0, "idempotent"
