@@ -237,3 +237,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests/bench/bench_cdc.py", *session.posargs)
     session.run("python", "tests/bench/bench_streaming.py", *session.posargs)
     session.run("python", "tests/bench/bench_streaming_cost.py", *session.posargs)
+    session.run("python", "tests/bench/bench_replay.py", *session.posargs)
