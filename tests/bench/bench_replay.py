@@ -103,7 +103,7 @@ def run_phase(cmd: list[str], kafka: KafkaService, group: str, topic: str, until
     (its start-up left out) and CPU-ms per 1,000 changes over the same span; stopped with a savepoint if ``stop``."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ps = psutil.Process(proc.pid)
-    first = None
+    first, started = None, time.monotonic()
     base = committed_offsets(kafka.client_config(), group, topic).get(0, 0)
     try:
         while True:
@@ -113,6 +113,7 @@ def run_phase(cmd: list[str], kafka: KafkaService, group: str, topic: str, until
             if done >= until:
                 break
             assert proc.poll() is None, "the job died"
+            assert time.monotonic() - started < 600, f"{topic}: {done} of {until} committed after 10 min"
             time.sleep(0.2)
         elapsed, cpu = time.perf_counter() - first[0], tree_cpu(ps) - first[2]
         n = until - first[1]
@@ -158,7 +159,7 @@ def main() -> None:
         fed = ArchiveFeed(kafka.client_config(), ArchiveLayout(loc, prefix, raw), feed).run(until={0: cut})
         feed_rate = fed.records / (time.perf_counter() - started)
         feed_cpu = (sum(me.cpu_times()[:2]) - cpu) * 1000 / fed.records * 1000
-        feed_end = end_offsets(kafka.client_config(), feed)[0]
+        feed_end = end_offsets(kafka.client_config(), feed)[0] - 1  # after its last record: its commit marker
 
         python, jar = ensure_venv(settings.flink), next(fetch().lib("flink").glob("flink-sql-connector-kafka-*.jar"))
         state = settings.state_dir / f"flink-{tag}"
