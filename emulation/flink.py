@@ -160,11 +160,16 @@ def job_topics() -> dict[str, str]:
     return {roles["events"]: roles["source_topic"], **{roles[r]: roles[r] for r in sinks}}
 
 
+def topic_arguments(topics: dict[str, str]) -> list[str]:
+    """The job's ``--topic CONTRACT_TOPIC=TOPIC`` options for these overrides."""
+    return [arg for topic, other in topics.items() for arg in ("--topic", f"{topic}={other}")]
+
+
 def compile_plan(flink: FlinkSettings, connector_jar: Path, target: Path, topics: dict[str, str] | None = None,
                  timeout: float = 300) -> None:
     """Compile the job's plan into ``target`` with the Flink venv (no broker needed; about 10 s for its JVM)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    overrides = [arg for topic, other in (topics or {}).items() for arg in ("--topic", f"{topic}={other}")]
+    overrides = topic_arguments(topics or {})
     with tempfile.TemporaryDirectory(prefix="olist-flink-compile-") as tmp:
         out = Path(tmp) / "plan.json"
         cmd = [str(ensure_venv(flink)), str(JOB), *job_arguments(flink), "--bootstrap", "127.0.0.1:9",
@@ -226,9 +231,6 @@ class FlinkJobService(SupervisedService):
                     compile_plan(self.flink, self._connector_jar(), path, self.topics)
         topics = {table: self.topics.get(topic, topic) for table, topic in job_topics().items()}
         return CompiledPlan(path, tuple(sorted(topics.items())))
-
-    def _topic_args(self) -> list[str]:
-        return [arg for topic, other in self.topics.items() for arg in ("--topic", f"{topic}={other}")]
 
     def _topics_key(self) -> str:
         return hashlib.sha256(json.dumps(self.topics, sort_keys=True).encode()).hexdigest()[:6]
@@ -326,7 +328,7 @@ class FlinkJobService(SupervisedService):
                 self.flink.transactional_id_prefix, "--state-dir", str(self.job_dir), "--rest-port",
                 str(saved["port"]), "--status-file", str(self.status_file),
                 "--kafka-properties", str(write_kafka_properties(self.kafka, self.state_dir / "kafka.json")),
-                *self._topic_args()]
+                *topic_arguments(self.topics)]
 
     def _session_command(self, saved: dict) -> list[str]:
         """``flink run`` of the job script to the session cluster, attached, under the signal-passing wrapper; the
@@ -338,7 +340,7 @@ class FlinkJobService(SupervisedService):
                   "--bootstrap", saved["bootstrap"], "--transactional-id-prefix", self.flink.transactional_id_prefix,
                   "--state-dir", str(self.job_dir), "--status-file", str(self.status_file),
                   "--kafka-properties", str(write_kafka_properties(self.kafka, self.state_dir / "kafka.json")),
-                  *self._topic_args()]
+                  *topic_arguments(self.topics)]
         return [sys.executable, "-m", "emulation.flink_session", "attach", str(JOB), *client]
 
     def job_environment(self) -> dict[str, str]:

@@ -92,21 +92,23 @@ class ArchiveLayout:
     def record_gap(self, gap: Gap) -> None:
         self._write_json("_gaps", gap.partition, f"{gap.start:020d}-{gap.end:020d}", gap)
 
-    def progress(self) -> dict[int, int]:
-        """The next offset to archive, per partition the manifests know."""
+    def progress(self, manifests: list[ArchivedFile] | None = None) -> dict[int, int]:
+        """The next offset to archive, per partition the manifests (read here unless given) know."""
         out: dict[int, int] = {}
-        for m in self.manifests():
+        for m in self.manifests() if manifests is None else manifests:
             out[m.partition] = max(out.get(m.partition, 0), m.end)
         return out
 
+    def read_file(self, m: ArchivedFile, start: int | None = None, end: int | None = None) -> pa.Table:
+        """One committed file's records: only its manifested offsets (within ``[start, end)`` when given)."""
+        table = pq.read_table(self.loc.path(m.key), filesystem=self.fs, schema=SCHEMA)
+        offsets = table.column("kafka_offset")
+        lo, hi = max(m.start, start or 0), m.end if end is None else min(m.end, end)
+        return table.filter(pc.and_(pc.greater_equal(offsets, lo), pc.less(offsets, hi)))
+
     def read(self) -> pa.Table:
         """Every archived record, once, in partition and offset order (the manifests' offsets of each file)."""
-        parts = []
-        for m in self.manifests():
-            table = pq.read_table(self.loc.path(m.key), filesystem=self.fs, schema=SCHEMA)
-            offsets = table.column("kafka_offset")
-            keep = pc.and_(pc.greater_equal(offsets, m.start), pc.less(offsets, m.end))
-            parts.append(table.filter(keep))
+        parts = [self.read_file(m) for m in self.manifests()]
         if not parts:
             return SCHEMA.empty_table()
         return pa.concat_tables(parts).sort_by([("kafka_partition", "ascending"), ("kafka_offset", "ascending")])

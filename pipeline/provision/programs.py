@@ -26,11 +26,11 @@ def contracts_read(program: str, settings: Settings) -> dict[str, str]:
 
     registry, names = load_registry(), stream_names()
     if program == "flink":
-        from emulation.flink import inputs_key, job_arguments
+        from emulation.flink import inputs_key
         from pipeline.platform import get_service
 
         return {"inputs": inputs_key(settings.flink), "view": get_service("flink", settings).compiled_plan().key,
-                "options": " ".join(job_arguments(settings.flink))}
+                "options": _options(settings)}
     if program == "archive":
         raw = registry.topic("raw")
         rows = {c.row_of for c in raw.columns} - {None}
@@ -80,6 +80,13 @@ def restart_supervisor(settings: Settings) -> list[str]:
     return running
 
 
+def _options(settings: Settings) -> str:
+    """The job's options as recorded: its command-line tuning from the settings."""
+    from emulation.flink import job_arguments
+
+    return " ".join(job_arguments(settings.flink))
+
+
 def _options_changed(have: str, want: str) -> str:
     pairs = lambda text: dict(zip(text.split()[::2], text.split()[1::2], strict=False))  # noqa: E731
     old, new = pairs(have), pairs(want)
@@ -101,7 +108,7 @@ def flink_step(settings: Settings) -> Step | None:
     restart = lambda: (flink.stop(), flink.start())  # noqa: E731
     if have.get("view") == wanted.key:
         return Step("programs", "flink", "restart from a savepoint (its compiled plan is unchanged)",
-                    detail=f"options changed: {_options_changed(have.get('options', ''), wanted_options(settings))}; "
+                    detail=f"options changed: {_options_changed(have.get('options', ''), _options(settings))}; "
                            f"the plan's {len(wanted.nodes)} nodes are the same, so its state (stateful: "
                            f"{'; '.join(wanted.stateful())}) is restored from the savepoint it stops with",
                     run=restart)
@@ -115,12 +122,6 @@ def flink_step(settings: Settings) -> Step | None:
                 detail=f"{why}: no savepoint restores into it, so the job starts the new plan from no state; "
                        f"{replay_reads(settings).describe_topic_replay()}; the sink upserts what it recomputes",
                 run=restart)
-
-
-def wanted_options(settings: Settings) -> str:
-    from emulation.flink import job_arguments
-
-    return " ".join(job_arguments(settings.flink))
 
 
 def plan(settings: Settings) -> list[Step]:

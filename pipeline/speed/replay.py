@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from emulation.resources import engine
 from pipeline.contracts import stream_names
-from pipeline.lake.archive import SCHEMA, ArchiveLayout
+from pipeline.lake.archive import ArchiveLayout
 from pipeline.settings import Settings
 from pipeline.speed.topics import producer_config
 
@@ -67,12 +66,11 @@ def replay_reads(settings: Settings) -> ReplayReads:
     from pipeline.storage import s3_location
 
     names = stream_names()
-    manifests = ArchiveLayout(s3_location(settings), settings.raw_prefix, names.raw).manifests()
-    end: dict[int, int] = {}
-    for m in manifests:
-        end[m.partition] = max(end.get(m.partition, 0), m.end)
+    layout = ArchiveLayout(s3_location(settings), settings.raw_prefix, names.raw)
+    manifests = layout.manifests()
     topic = offset_ranges(engine("kafka", settings).client_config(), names.raw)
-    return ReplayReads(len(manifests), sum(m.records for m in manifests), end, topic)
+    return ReplayReads(len(manifests), sum(m.records for m in manifests), layout.progress(manifests),
+                       topic)
 
 
 # -- the archive's feed --------------------------------------------------------------------------
@@ -142,10 +140,7 @@ class ArchiveFeed:
             start, end = max(m.start, done.get(m.partition, 0)), min(m.end, until.get(m.partition, 0))
             if start >= end:
                 continue
-            table = pq.read_table(self.layout.loc.path(m.key), filesystem=self.layout.fs, schema=SCHEMA)
-            for row in table.sort_by("kafka_offset").to_pylist():
-                if not start <= row["kafka_offset"] < end:
-                    continue
+            for row in self.layout.read_file(m, start, end).sort_by("kafka_offset").to_pylist():
                 stamp = int(row["kafka_timestamp"].timestamp() * 1000)
                 producer.produce(self.topic, partition=m.partition, timestamp=stamp,
                                  key=None if row["record_key"] is None else row["record_key"].encode(),
